@@ -1,0 +1,5 @@
+"""``python -m tickstock`` runs the command line."""
+
+from tickstock.cli import main
+
+main()

@@ -1,0 +1,58 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from quart import Quart
+
+from tickstock.config import Settings, load_settings
+from tickstock.errors import register_error_handlers
+from tickstock.extensions.database import Database
+from tickstock.extensions.redis import RedisClient
+from tickstock.jsonutil import OrjsonProvider
+from tickstock.logconfig import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    overrides: dict[str, Any] | None = None, *, settings: Settings | None = None
+) -> Quart:
+    """Build a fresh Quart app: settings, extensions, blueprints and the one error path.
+
+    ``overrides`` are setting values (``{"database_url": ...}``) applied over the environment.
+    """
+    settings = settings or load_settings(**(overrides or {}))
+    configure_logging(settings)
+
+    app = Quart(__name__, template_folder="web/templates", static_folder="web/static")
+    app.json_provider_class = OrjsonProvider
+    app.json = OrjsonProvider(app)
+    app.config.update(
+        SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        BODY_TIMEOUT=30,
+        RESPONSE_TIMEOUT=60,
+        JSON_SORT_KEYS=False,
+    )
+
+    Database(app)
+    RedisClient(app)
+
+    from tickstock.realtime.server import RealtimeServer
+
+    RealtimeServer(app)
+
+    from tickstock.blueprints import register_blueprints
+
+    register_blueprints(app)
+    register_error_handlers(app)
+    return app
+
+
+def get_settings(app: Quart) -> Settings:
+    settings: Settings = app.config["SETTINGS"]
+    return settings

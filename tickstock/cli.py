@@ -1,0 +1,350 @@
+"""The ``tickstock`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import click
+
+from tickstock.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("tickstock.cli")
+
+T = TypeVar("T")
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _run(coro: Awaitable[T]) -> T:
+    async def wrapper() -> T:
+        return await coro
+
+    return asyncio.run(wrapper())
+
+
+async def _connect(dsn: str, what: str = "database") -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(dsn, timeout=5)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise click.ClickException(
+            f"cannot connect to the {what} at {_redact(dsn)}: {exc}"
+        ) from exc
+
+
+def _redact(url: str) -> str:
+    # Hide a password in a URL before printing it.
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}{':***' if ':' in creds else ''}@{host}"
+    return url
+
+
+def _require_database(settings: Settings) -> str:
+    if not settings.database_url:
+        raise click.ClickException(
+            "TICKSTOCK_DATABASE_URL is not set (set it, or run `tickstock serve` for the local stack)"
+        )
+    return settings.database_url
+
+
+@click.group()
+@click.version_option(package_name="tickstock")
+def main() -> None:
+    """tickstock: the real-time market-pattern gateway."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+# --------------------------------------------------------------------------- database
+
+
+@main.group()
+def db() -> None:
+    """Schema migrations and demo data."""
+
+
+def _default_sets(settings: Settings) -> tuple[str, ...]:
+    # Producer tables belong to the producer in production; ship them for dev, demo and tests.
+    return ("tickstock",) if settings.is_production else ("producer", "tickstock")
+
+
+async def migrate_database(dsn: str, sets: Sequence[str]) -> list[str]:
+    from tickstock.db.migrate import migrate
+
+    conn = await _connect(dsn)
+    try:
+        return await migrate(conn, sets)
+    finally:
+        await conn.close()
+
+
+@db.command("migrate")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    type=click.Choice(["producer", "tickstock"]),
+    help="Migration set(s) to apply (default: both, or only tickstock in production).",
+)
+def db_migrate(sets: tuple[str, ...]) -> None:
+    """Apply pending migrations (idempotent)."""
+    settings = _settings()
+    applied = _run(migrate_database(_require_database(settings), sets or _default_sets(settings)))
+    click.echo(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m}" for m in applied))
+
+
+async def seed_database(dsn: str) -> dict[str, int]:
+    from tickstock.db.seed import seed
+
+    conn = await _connect(dsn)
+    try:
+        return await seed(conn)
+    finally:
+        await conn.close()
+
+
+@db.command("seed")
+def db_seed() -> None:
+    """Fill the producer tables with realistic demo data (no duplicates when run twice)."""
+    settings = _settings()
+    counts = _run(seed_database(_require_database(settings)))
+    for table, count in counts.items():
+        click.echo(f"{table}: {count} row(s) inserted")
+
+
+# --------------------------------------------------------------------------- demo producer
+
+
+@main.command("demo-producer")
+@click.option(
+    "--redis-url", envvar="TICKSTOCK_REDIS_URL", required=True, help="Redis to publish on."
+)
+@click.option(
+    "--rate", type=float, default=2.0, show_default=True, help="Pattern events per second."
+)
+@click.option("--symbols", default="", help="Comma-separated symbols (default: a demo universe).")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+def demo_producer(redis_url: str, rate: float, symbols: str, duration: float | None) -> None:
+    """Publish realistic pattern, indicator, alert and health events on the producer channels."""
+    from tickstock.realtime.demo_producer import DEFAULT_SYMBOLS, run_demo_producer
+
+    chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
+    if rate <= 0:
+        raise click.BadParameter("must be positive", param_hint="--rate")
+
+    async def go() -> int:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await client.ping()
+        except Exception as exc:
+            await client.aclose()
+            raise click.ClickException(
+                f"cannot reach Redis at {_redact(redis_url)}: {exc}"
+            ) from exc
+        try:
+            return await run_demo_producer(
+                client, symbols=chosen, rate=rate, duration=duration, stop=stop
+            )
+        finally:
+            await client.aclose()
+
+    sent = _run(go())
+    click.echo(f"published {sent} message(s)")
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@main.command()
+@click.option("--bind", default=None, help="HOST:PORT to listen on (overrides hypercorn.toml).")
+@click.option(
+    "--config",
+    "config_path",
+    default="hypercorn.toml",
+    show_default=True,
+    help="Hypercorn configuration file (used when it exists).",
+)
+def serve(bind: str | None, config_path: str) -> None:
+    """Run the service with hypercorn; with nothing configured, start the local stack first."""
+    settings = _settings()
+    env = dict(os.environ)
+    stack = None
+    children: list[subprocess.Popen[bytes]] = []
+    if not settings.database_url and not settings.redis_url:
+        stack, env = _start_local_stack(settings, env)
+    elif not settings.database_url or not settings.redis_url:
+        missing = "TICKSTOCK_DATABASE_URL" if not settings.database_url else "TICKSTOCK_REDIS_URL"
+        raise click.ClickException(
+            f"{missing} is not set: configure both URLs, or neither to use the local stack"
+        )
+    else:
+        _check_configured(settings)
+        _run(migrate_database(settings.database_url, ("tickstock",)))
+
+    try:
+        if stack is not None and settings.demo_producer:
+            children.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "tickstock",
+                        "demo-producer",
+                        "--rate",
+                        str(settings.demo_producer_rate),
+                    ],
+                    env=env,
+                )
+            )
+        args = [sys.executable, "-m", "hypercorn"]
+        if Path(config_path).is_file():
+            args += ["--config", config_path]
+        else:
+            args += ["--worker-class", "uvloop", "--access-logfile", "-"]
+            if bind is None:
+                bind = "127.0.0.1:8000"
+        if bind:
+            args += ["--bind", bind]
+        args.append("tickstock.asgi:app")
+        server = subprocess.Popen(args, env=env)
+        children.insert(0, server)
+        code = _wait_forwarding_signals(server, children)
+    finally:
+        _stop_children(children)
+        if stack is not None:
+            stack.stop()
+    sys.exit(code)
+
+
+def _check_configured(settings: Settings) -> None:
+    """A configured but unreachable store is an error, never a silent fallback."""
+
+    async def check() -> None:
+        conn = await _connect(settings.database_url)
+        await conn.close()
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+        try:
+            await client.ping()
+        except Exception as exc:
+            raise click.ClickException(
+                f"cannot reach Redis at {_redact(settings.redis_url)}: {exc}"
+            ) from exc
+        finally:
+            await client.aclose()
+
+    _run(check())
+
+
+def _start_local_stack(settings: Settings, env: dict[str, str]) -> tuple[Any, dict[str, str]]:
+    from tickstock.localstack import LocalStack
+
+    data_dir = Path(settings.local_stack_dir).resolve()
+    click.echo(f"No database or Redis configured: starting the local stack in {data_dir}")
+    stack = LocalStack(data_dir)
+    urls = stack.start()
+    try:
+        applied = _run(migrate_database(urls.database_url, ("producer", "tickstock")))
+        if applied:
+            click.echo(f"applied {len(applied)} migration(s)")
+        counts = _run(seed_database(urls.database_url))
+        if any(counts.values()):
+            click.echo("seeded demo data")
+        password = _run(_ensure_demo_user(urls.database_url, settings, data_dir))
+    except BaseException:
+        stack.stop()
+        raise
+    env = dict(env)
+    env["TICKSTOCK_DATABASE_URL"] = urls.database_url
+    env["TICKSTOCK_REDIS_URL"] = urls.redis_url
+    if password:
+        click.echo(
+            f"Demo login: user {settings.demo_user!r}, password {password!r} "
+            f"(stored in {data_dir / 'demo-login.txt'})"
+        )
+    return stack, env
+
+
+async def _ensure_demo_user(dsn: str, settings: Settings, data_dir: Path) -> str | None:
+    try:
+        from tickstock.auth import ensure_user
+    except ImportError:
+        return None
+    import secrets
+
+    login_file = data_dir / "demo-login.txt"
+    password = settings.demo_password
+    if not password and login_file.exists():
+        password = login_file.read_text().split("\n", 1)[0].split(" ", 1)[-1].strip()
+    if not password:
+        password = secrets.token_urlsafe(9)
+    conn = await _connect(dsn)
+    try:
+        await ensure_user(conn, settings.demo_user, password, role="admin")
+    finally:
+        await conn.close()
+    login_file.write_text(f"{settings.demo_user} {password}\n")
+    login_file.chmod(0o600)
+    return password
+
+
+def _wait_forwarding_signals(
+    server: subprocess.Popen[bytes], children: list[subprocess.Popen[bytes]]
+) -> int:
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    previous: dict[signal.Signals, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, forward)
+    try:
+        while True:
+            try:
+                return server.wait()
+            except KeyboardInterrupt:
+                forward(signal.SIGINT, None)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+if __name__ == "__main__":
+    main()

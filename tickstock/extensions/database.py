@@ -1,0 +1,175 @@
+"""The asyncpg pools: a primary pool and an optional read pool (a replica)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import asyncpg
+import orjson
+from quart import Quart, current_app
+
+from tickstock.config import Settings
+from tickstock.errors import DATABASE_DOWN, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "tickstock.db"
+
+Connection = asyncpg.Connection
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # JSON columns decode to Python objects once, here, for every query.
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name,
+            encoder=lambda value: orjson.dumps(value).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+async def create_pool(dsn: str, settings: Settings, *, size: int | None = None) -> asyncpg.Pool:
+    """Create a pool that starts even when the database is down (it connects lazily)."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=0,
+        max_size=size or settings.db_pool_max,
+        timeout=settings.db_connect_timeout,
+        command_timeout=settings.db_command_timeout,
+        max_inactive_connection_lifetime=300,
+        init=_init_connection,
+    )
+    assert pool is not None
+    return pool
+
+
+class Database:
+    """Owns the primary and read pools; created on serving start, closed on shutdown."""
+
+    def __init__(self, app: Quart | None = None) -> None:
+        self.pool: asyncpg.Pool | None = None
+        self.read_pool: asyncpg.Pool | None = None
+        self.settings: Settings | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Quart) -> None:
+        app.extensions[EXTENSION_KEY] = self
+        self.settings = app.config["SETTINGS"]
+        app.before_serving(self.open)
+        app.after_serving(self.close)
+
+    async def open(self) -> None:
+        settings = self._settings
+        if not settings.database_url:
+            raise RuntimeError("TICKSTOCK_DATABASE_URL is not set")
+        self.pool = await create_pool(settings.database_url, settings)
+        if settings.database_read_url:
+            self.read_pool = await create_pool(settings.database_read_url, settings)
+        await self._warm_up(settings.db_pool_min)
+
+    async def _warm_up(self, count: int) -> None:
+        # Best effort: a database that is down at start is reported by /health, not fatal.
+        if self.pool is None or count <= 0:
+            return
+        try:
+            async with asyncio.timeout(self._settings.db_connect_timeout * 2):
+                conns = [await self.pool.acquire() for _ in range(count)]
+                for conn in conns:
+                    await self.pool.release(conn)
+        except DATABASE_DOWN as exc:
+            log.warning("database not reachable at start (%r); will retry on demand", exc)
+
+    async def close(self) -> None:
+        timeout = self._settings.shutdown_timeout / 2
+        for pool in (self.read_pool, self.pool):
+            if pool is None:
+                continue
+            try:
+                await asyncio.wait_for(pool.close(), timeout)
+            except TimeoutError:
+                log.warning("database pool did not close within %.1fs; terminating", timeout)
+                pool.terminate()
+        self.pool = self.read_pool = None
+
+    @property
+    def _settings(self) -> Settings:
+        assert self.settings is not None, "Database.init_app was not called"
+        return self.settings
+
+    def _require(self, pool: asyncpg.Pool | None) -> asyncpg.Pool:
+        if pool is None:
+            raise ServiceUnavailable("database", "not started")
+        return pool
+
+    @contextlib.asynccontextmanager
+    async def _acquire(self, pool: asyncpg.Pool | None) -> AsyncIterator[asyncpg.Connection]:
+        pool = self._require(pool)
+        try:
+            conn = await pool.acquire(timeout=self._settings.db_connect_timeout)
+        except DATABASE_DOWN as exc:
+            raise ServiceUnavailable("database") from exc
+        try:
+            yield cast(asyncpg.Connection, conn)
+        finally:
+            await pool.release(conn)
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in a read-only transaction, on the replica when one is configured."""
+        async with (
+            self._acquire(self.read_pool or self.pool) as conn,
+            conn.transaction(readonly=True),
+        ):
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in a read-write transaction on the primary (tickstock tables only)."""
+        async with self._acquire(self.pool) as conn, conn.transaction():
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A primary connection without an implicit transaction."""
+        async with self._acquire(self.pool) as conn:
+            yield conn
+
+    async def check(self) -> dict[str, Any]:
+        """Health probe: one round trip, bounded by the health timeout."""
+        started = time.perf_counter()
+        if self.pool is None:
+            return {"status": "down", "error": "not started", "latency_ms": 0.0}
+        try:
+            async with asyncio.timeout(self._settings.health_check_timeout):
+                await self.pool.fetchval("SELECT 1")
+        except DATABASE_DOWN as exc:
+            return {"status": "down", "error": _describe(exc), "latency_ms": _ms(started)}
+        stats: dict[str, Any] = {"status": "up", "latency_ms": _ms(started)}
+        if self.pool is not None:
+            stats["pool_size"] = self.pool.get_size()
+            stats["pool_idle"] = self.pool.get_idle_size()
+            stats["pool_max"] = self.pool.get_max_size()
+        return stats
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return type(exc).__name__
+
+
+def get_db() -> Database:
+    """The current app's database extension."""
+    db: Database = current_app.extensions[EXTENSION_KEY]
+    return db
