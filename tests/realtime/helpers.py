@@ -1,0 +1,94 @@
+"""Helpers for realtime tests: a recording Socket.IO client and a Redis publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import defaultdict
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+import socketio
+
+
+def unique_symbol() -> str:
+    """A symbol no other test uses (history is shared by the test session)."""
+    return "Z" + secrets.token_hex(3).upper()
+
+
+class Recorder:
+    """A real ``socketio.AsyncClient`` that records every event it receives."""
+
+    def __init__(self) -> None:
+        self.client = socketio.AsyncClient(reconnection=False)
+        self.events: defaultdict[str, list[Any]] = defaultdict(list)
+        self._changed = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        self.client.on("*", self._record)
+        self.client.on("disconnect", self._on_disconnect)
+
+    async def _record(self, event: str, data: Any = None) -> None:
+        self.events[event].append(data)
+        self._changed.set()
+
+    async def _on_disconnect(self, *args: Any) -> None:
+        self.disconnected.set()
+
+    async def connect(
+        self, url: str, auth: Any = None, headers: dict[str, str] | None = None
+    ) -> Recorder:
+        await self.client.connect(
+            url, auth=auth, headers=headers or {}, transports=["websocket"], wait_timeout=5
+        )
+        return self
+
+    async def call(self, event: str, data: Any) -> Any:
+        return await self.client.call(event, data, timeout=5)
+
+    def patterns(self) -> list[dict[str, Any]]:
+        return [message["data"] for message in self.events["pattern_detected"]]
+
+    async def wait_for(self, event: str, count: int, within: float = 5.0) -> list[Any]:
+        """Wait until ``count`` events of a kind have arrived (then return them all)."""
+        async with asyncio.timeout(within):
+            while len(self.events[event]) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.events[event]
+
+    async def settle(self, seconds: float = 0.3) -> None:
+        """Give stray deliveries a moment to arrive (used before asserting absence)."""
+        await asyncio.sleep(seconds)
+
+    async def close(self) -> None:
+        if self.client.connected:
+            await self.client.disconnect()
+        await self.client.shutdown()
+
+
+class Publisher:
+    """Publishes producer messages on Redis, as the producer would."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.client = aioredis.Redis.from_url(redis_url)
+
+    async def publish(self, channel: str, message: Any) -> int:
+        payload = message if isinstance(message, bytes | str) else orjson.dumps(message)
+        return int(await self.client.publish(channel, payload))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def pattern(symbol: str, name: str = "Breakout", **extra: Any) -> dict[str, Any]:
+    """A flat producer pattern message."""
+    return {
+        "symbol": symbol,
+        "pattern": name,
+        "confidence": 0.88,
+        "timestamp": 1_795_000_000.0 + secrets.randbelow(10_000_000) / 1000,
+        "price": 185.2,
+        "tier": "daily",
+        **extra,
+    }

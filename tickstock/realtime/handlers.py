@@ -1,0 +1,201 @@
+"""Socket.IO subscription handlers (SPEC §4): validation, rooms, replay since offsets."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+
+from tickstock.realtime.events import SYMBOL_RE
+from tickstock.realtime.fanout import NAMESPACE, offset_after
+from tickstock.realtime.history import parse_offset
+from tickstock.realtime.hub import RealtimeHub
+
+log = logging.getLogger(__name__)
+
+KINDS = ("patterns", "indicators")
+
+
+class SubscriptionError(ValueError):
+    """Invalid subscription input; the message is shown to the client."""
+
+
+@dataclass
+class ClientState:
+    user_id: int | None
+    rooms: set[str] = field(default_factory=set)
+
+
+def parse_request(payload: Any, *, allow_since: bool) -> tuple[list[str], dict[str, str]]:
+    """Validate ``{"symbol": ...}`` / ``{"symbols": [...], "since": {...}}`` (or a bare symbol)."""
+    if isinstance(payload, str | list):
+        payload = {"symbols": payload} if isinstance(payload, list) else {"symbol": payload}
+    if not isinstance(payload, dict):
+        raise SubscriptionError("payload must be an object with 'symbol' or 'symbols'")
+    unknown = set(payload) - {"symbol", "symbols", "since"}
+    if unknown:
+        raise SubscriptionError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))[:100]}")
+    raw: list[Any] = []
+    if "symbol" in payload:
+        raw.append(payload["symbol"])
+    if "symbols" in payload:
+        if not isinstance(payload["symbols"], list):
+            raise SubscriptionError("'symbols' must be a list of symbols")
+        if len(payload["symbols"]) > 1000:
+            raise SubscriptionError("too many symbols in one request")
+        raw.extend(payload["symbols"])
+    if not raw:
+        raise SubscriptionError("give 'symbol' or 'symbols'")
+    symbols: list[str] = []
+    for item in raw:
+        if not isinstance(item, str):
+            raise SubscriptionError("symbols must be strings")
+        symbol = item.strip().upper()
+        if symbol != "*" and not SYMBOL_RE.match(symbol):
+            raise SubscriptionError(f"invalid symbol {item[:20]!r}")
+        if symbol not in symbols:
+            symbols.append(symbol)
+    since: dict[str, str] = {}
+    raw_since = payload.get("since")
+    if raw_since is not None and allow_since:
+        if not isinstance(raw_since, dict):
+            raise SubscriptionError("'since' must map symbols to offsets")
+        for key, value in raw_since.items():
+            symbol = str(key).strip().upper()
+            if symbol not in symbols:
+                continue
+            if not isinstance(value, str) or parse_offset(value) is None:
+                raise SubscriptionError(f"invalid offset for {symbol}")
+            since[symbol] = value
+    return symbols, since
+
+
+class SubscriptionHandlers:
+    """Registers the subscribe/unsubscribe events on the server."""
+
+    def __init__(self, sio: socketio.AsyncServer, hub: RealtimeHub) -> None:
+        self.sio = sio
+        self.hub = hub
+        self.clients: dict[str, ClientState] = {}
+        for kind in KINDS:
+            sio.on(f"subscribe_{kind}", self._subscriber(kind))
+            sio.on(f"unsubscribe_{kind}", self._unsubscriber(kind))
+        sio.on("disconnect", self.on_disconnect)
+
+    async def state(self, sid: str) -> ClientState:
+        state = self.clients.get(sid)
+        if state is None:
+            session = await self.sio.get_session(sid)
+            state = ClientState(user_id=session.get("user_id") if session else None)
+            self.clients[sid] = state
+        return state
+
+    def _subscriber(self, kind: str) -> Any:
+        async def handler(sid: str, payload: Any = None) -> dict[str, Any]:
+            try:
+                return await self.subscribe(sid, kind, payload)
+            except SubscriptionError as exc:
+                return await self._error(sid, str(exc))
+
+        return handler
+
+    def _unsubscriber(self, kind: str) -> Any:
+        async def handler(sid: str, payload: Any = None) -> dict[str, Any]:
+            try:
+                return await self.unsubscribe(sid, kind, payload)
+            except SubscriptionError as exc:
+                return await self._error(sid, str(exc))
+
+        return handler
+
+    async def _error(self, sid: str, message: str) -> dict[str, Any]:
+        body = {"status": "error", "code": "invalid_subscription", "message": message}
+        await self.sio.emit("error", body, to=sid, ignore_queue=True)
+        return body
+
+    async def subscribe(self, sid: str, kind: str, payload: Any) -> dict[str, Any]:
+        symbols, since = parse_request(payload, allow_since=True)
+        state = await self.state(sid)
+        rooms = [f"{kind}:{symbol}" for symbol in symbols]
+        new_rooms = [room for room in rooms if room not in state.rooms]
+        cap = self.hub.settings.max_symbols_per_client
+        if len(state.rooms) + len(new_rooms) > cap:
+            raise SubscriptionError(
+                f"too many symbols: at most {cap} subscriptions per connection"
+                f" (you have {len(state.rooms)})"
+            )
+        recovered: dict[str, bool] = {}
+        replayed = 0
+        for symbol, room in zip(symbols, rooms, strict=True):
+            offset = since.get(symbol)
+            if offset is not None and symbol != "*":
+                ok, count = await self._join_with_replay(sid, room, offset)
+                recovered[symbol] = ok
+                replayed += count
+            elif offset is not None:
+                recovered[symbol] = False
+                self.sio.manager.basic_enter_room(sid, NAMESPACE, room)
+            elif room not in state.rooms:
+                self.sio.manager.basic_enter_room(sid, NAMESPACE, room)
+            if sid not in self.clients:
+                return {"status": "error", "code": "disconnected", "message": "disconnected"}
+            state.rooms.add(room)
+        if self.hub.recorder is not None and new_rooms:
+            self.hub.recorder.added(sid, state.user_id, new_rooms)
+        body = {
+            "status": "success",
+            "symbols": symbols,
+            "type": kind,
+            "recovered": recovered,
+            "replayed": replayed,
+        }
+        await self.sio.emit("subscribed", body, to=sid, ignore_queue=True)
+        return body
+
+    async def _join_with_replay(self, sid: str, room: str, offset: str) -> tuple[bool, int]:
+        """Send history after ``offset``, then join the room with no gap and no duplicate."""
+        delivery = self.hub.delivery
+        held = delivery.joining.setdefault(room, {}).setdefault(sid, [])
+        try:
+            assert self.hub.store is not None
+            events, recovered = await self.hub.store.since(room, offset)
+        except BaseException:
+            delivery.joining.get(room, {}).pop(sid, None)
+            raise
+        # No await from here on: live events cannot slip between the replay and the join.
+        sent = 0
+        last = offset
+        if recovered and events:
+            sent = delivery.send_events(sid, events)
+            last = events[-1].offset
+        pending = [event for event in held if offset_after(event.offset, last)]
+        sent += delivery.send_events(sid, pending)
+        waiting = delivery.joining.get(room, {})
+        waiting.pop(sid, None)
+        if not waiting:
+            delivery.joining.pop(room, None)
+        if sid in self.clients:
+            self.sio.manager.basic_enter_room(sid, NAMESPACE, room)
+        return recovered, sent
+
+    async def unsubscribe(self, sid: str, kind: str, payload: Any) -> dict[str, Any]:
+        symbols, _ = parse_request(payload, allow_since=False)
+        state = await self.state(sid)
+        removed = []
+        for symbol in symbols:
+            room = f"{kind}:{symbol}"
+            if room in state.rooms:
+                self.sio.manager.basic_leave_room(sid, NAMESPACE, room)
+                state.rooms.discard(room)
+                removed.append(room)
+        if self.hub.recorder is not None and removed:
+            self.hub.recorder.removed(sid, removed)
+        return {"status": "success", "symbols": symbols, "type": kind}
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self.clients.pop(sid, None)
+        self.hub.delivery.forget(sid)
+        if self.hub.recorder is not None:
+            self.hub.recorder.disconnected(sid)

@@ -1,0 +1,233 @@
+"""Dedupe, per-symbol history and the fan-out stream, in Redis.
+
+One Lua script per event makes "seen before?", "append to the symbol's history" and "append to the
+fan-out stream" a single atomic step, so two nodes ingesting the same detection produce one event,
+and the history entry id is the event's ``offset`` everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from tickstock.jsonutil import dumps
+
+# KEYS: dedupe key, fan-out stream[, history stream]
+# ARGV: type, payload, timestamp, dedupe ttl, fan-out maxlen, room[, history maxlen, history ttl]
+APPEND_SCRIPT = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) == false then
+  return false
+end
+local offset = ''
+if #KEYS == 3 then
+  -- One entry beyond the nominal size is kept as the marker of where history starts.
+  offset = redis.call('XADD', KEYS[3], 'MAXLEN', tonumber(ARGV[7]) + 1, '*',
+                      't', ARGV[1], 'd', ARGV[2], 'ts', ARGV[3])
+  local now = redis.call('TIME')
+  local cutoff = tonumber(now[1]) * 1000 - tonumber(ARGV[8]) * 1000
+  redis.call('XTRIM', KEYS[3], 'MINID', cutoff)
+  redis.call('EXPIRE', KEYS[3], ARGV[8])
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
+           'r', ARGV[6], 't', ARGV[1], 'o', offset, 'd', ARGV[2], 'ts', ARGV[3])
+return offset
+"""
+
+# Which room (and so which history) each event type belongs to.
+ROOM_KIND = {
+    "pattern_detected": "patterns",
+    "indicator_update": "indicators",
+    "indicator_alert": "indicators",
+}
+SYSTEM_ROOM = "system"
+ALL_SYMBOLS = "*"
+
+
+def room_for(event_type: str, symbol: str | None) -> tuple[str, bool]:
+    """The room an event goes to, and whether it has a per-symbol history."""
+    kind = ROOM_KIND.get(event_type)
+    if kind is None or not symbol:
+        return SYSTEM_ROOM, False
+    return f"{kind}:{symbol}", True
+
+
+def parse_offset(offset: str) -> tuple[int, int] | None:
+    """A history offset is a Redis stream id ``<ms>-<seq>``; anything else is invalid."""
+    ms, sep, seq = offset.partition("-")
+    if not sep or not ms.isdigit() or not seq.isdigit() or len(offset) > 41:
+        return None
+    return int(ms), int(seq)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as kept in history and on the fan-out stream (payload is JSON without offset)."""
+
+    offset: str
+    event_type: str
+    payload: bytes
+    timestamp: bytes
+
+
+def encode_frame(event: StoredEvent) -> str:
+    """The Socket.IO EVENT packet text for one event, built once and sent to every recipient.
+
+    The payload is spliced rather than decoded and re-encoded: ``offset`` goes first in ``data``.
+    """
+    data = event.payload
+    if event.offset:
+        data = b'{"offset":"' + event.offset.encode() + b'",' + data[1:]
+    kind = event.event_type.encode()
+    return (
+        b'2["'
+        + kind
+        + b'",{"type":"'
+        + kind
+        + b'","timestamp":'
+        + event.timestamp
+        + b',"data":'
+        + data
+        + b"}]"
+    ).decode()
+
+
+def decode_event(stored: StoredEvent) -> dict[str, Any]:
+    """The client-facing envelope as a dict (REST history and tests)."""
+    from tickstock.jsonutil import loads
+
+    data = loads(stored.payload)
+    if stored.offset:
+        data = {"offset": stored.offset, **data}
+    return {"type": stored.event_type, "timestamp": float(stored.timestamp), "data": data}
+
+
+class EventStore:
+    """Appends events (deduplicated) and reads a symbol's history since an offset."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str,
+        history_max_events: int,
+        history_max_age_seconds: int,
+        fanout_max_events: int = 100_000,
+        dedupe_seconds: int | None = None,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.history_max_events = history_max_events
+        self.history_max_age_seconds = history_max_age_seconds
+        self.fanout_max_events = fanout_max_events
+        self.dedupe_seconds = dedupe_seconds or max(history_max_age_seconds, 60)
+        self.fanout_key = f"{prefix}:fanout"
+        self._script = client.register_script(APPEND_SCRIPT)
+
+    def history_key(self, room: str) -> str:
+        return f"{self.prefix}:history:{room}"
+
+    async def append(
+        self, event_type: str, symbol: str | None, event_id: str, data: dict[str, Any]
+    ) -> str | None:
+        """Store one event; returns its offset ("" for system events), or None for a duplicate."""
+        room, has_history = room_for(event_type, symbol)
+        keys = [f"{self.prefix}:seen:{event_id}", self.fanout_key]
+        args: list[Any] = [
+            event_type,
+            dumps(data),
+            f"{time.time():.3f}",
+            self.dedupe_seconds,
+            self.fanout_max_events,
+            room,
+        ]
+        if has_history:
+            keys.append(self.history_key(room))
+            args += [self.history_max_events, self.history_max_age_seconds]
+        result = await self._script(keys=keys, args=args)
+        if result is None:
+            return None
+        return result.decode() if isinstance(result, bytes) else str(result)
+
+    async def since(
+        self, room: str, offset: str, *, limit: int | None = None
+    ) -> tuple[list[StoredEvent], bool]:
+        """Events after ``offset`` in order, and whether history still reaches back that far."""
+        key = self.history_key(room)
+        parsed = parse_offset(offset)
+        if parsed is None:
+            return [], False
+        count = limit or self.history_max_events
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.xrange(key, min=f"({offset}", max="+", count=count)
+            pipe.xinfo_stream(key)
+            pipe.time()
+            try:
+                entries, info, now = await pipe.execute()
+            except aioredis.ResponseError:
+                # No history at all for this room (key missing): recoverable only if recent.
+                entries, info, now = [], None, await self.client.time()
+        events = [_stored(entry_id, fields) for entry_id, fields in entries]
+        now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
+        recovered = parsed[0] >= now_ms - self.history_max_age_seconds * 1000
+        if info is not None:
+            recovered = recovered and _reaches_back(info, parsed)
+        return events, recovered
+
+    async def latest(self, room: str, count: int) -> list[StoredEvent]:
+        """The newest ``count`` events of a room, oldest first."""
+        entries: Any = await self.client.xrevrange(self.history_key(room), count=count)
+        return [_stored(entry_id, fields) for entry_id, fields in reversed(entries)]
+
+    async def last_offset(self, room: str) -> str | None:
+        entries: Any = await self.client.xrevrange(self.history_key(room), count=1)
+        return _text(entries[0][0]) if entries else None
+
+    async def history_sizes(self, rooms: Sequence[str]) -> dict[str, int]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.xlen(self.history_key(room))
+            sizes = await pipe.execute()
+        return dict(zip(rooms, (int(s) for s in sizes), strict=True))
+
+
+def _reaches_back(info: dict[Any, Any], offset: tuple[int, int]) -> bool:
+    """Whether every entry after ``offset`` is still in the stream.
+
+    The stream keeps one entry more than the nominal history (see APPEND_SCRIPT): the oldest
+    entry is a marker, so a client whose offset is that entry has missed nothing.
+    """
+    first = info.get("first-entry")
+    if not first:
+        return True
+    first_id = parse_offset(_text(first[0])) or (0, 0)
+    added = info.get("entries-added")
+    if added is not None and int(added) == int(info.get("length", -1)):
+        return True  # nothing was ever trimmed
+    return offset >= first_id
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _stored(entry_id: Any, fields: dict[Any, Any]) -> StoredEvent:
+    return StoredEvent(
+        offset=_text(entry_id),
+        event_type=_text(fields[b"t"]),
+        payload=fields[b"d"],
+        timestamp=fields[b"ts"],
+    )
+
+
+def stored_from_fanout(entry_id: Any, fields: dict[Any, Any]) -> tuple[str, StoredEvent]:
+    """A fan-out stream entry as (room, event)."""
+    return _text(fields[b"r"]), StoredEvent(
+        offset=_text(fields[b"o"]),
+        event_type=_text(fields[b"t"]),
+        payload=fields[b"d"],
+        timestamp=fields[b"ts"],
+    )

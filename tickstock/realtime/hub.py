@@ -1,0 +1,205 @@
+"""The node's realtime runtime: ingest, fan-out, subscriptions; owned by the app lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import redis.asyncio as aioredis
+import socketio
+from quart import Quart, current_app
+
+from tickstock.config import Settings
+from tickstock.extensions.redis import make_client
+from tickstock.realtime.fanout import Delivery, FanoutReader
+from tickstock.realtime.history import EventStore
+from tickstock.realtime.ingest import ErrorLogWriter, IngestConsumer
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "tickstock.hub"
+
+
+class SubscriptionRecorder:
+    """Mirrors subscriptions into ``ws_subscriptions`` in batches (one write per second at most)."""
+
+    def __init__(self, database: Any, node_id: str) -> None:
+        self.database = database
+        self.node_id = node_id
+        self._adds: dict[tuple[str, str], int | None] = {}
+        self._removes: set[tuple[str, str]] = set()
+        self._gone: set[str] = set()
+        self._wake = asyncio.Event()
+
+    def added(self, sid: str, user_id: int | None, rooms: list[str]) -> None:
+        for room in rooms:
+            self._removes.discard((sid, room))
+            self._adds[(sid, room)] = user_id
+        self._wake.set()
+
+    def removed(self, sid: str, rooms: list[str]) -> None:
+        for room in rooms:
+            if self._adds.pop((sid, room), "absent") == "absent":
+                self._removes.add((sid, room))
+        self._wake.set()
+
+    def disconnected(self, sid: str) -> None:
+        for key in [k for k in self._adds if k[0] == sid]:
+            del self._adds[key]
+        self._removes = {k for k in self._removes if k[0] != sid}
+        self._gone.add(sid)
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+            await asyncio.sleep(1.0)
+
+    async def flush(self) -> None:
+        adds, removes, gone = self._adds, self._removes, self._gone
+        if not (adds or removes or gone):
+            return
+        self._adds, self._removes, self._gone = {}, set(), set()
+        try:
+            async with self.database.write() as conn:
+                if gone:
+                    await conn.execute(
+                        "DELETE FROM ws_subscriptions WHERE sid = ANY($1::text[])", list(gone)
+                    )
+                if removes:
+                    await conn.execute(
+                        "DELETE FROM ws_subscriptions WHERE (sid, room) IN"
+                        " (SELECT * FROM unnest($1::text[], $2::text[]))",
+                        [s for s, _ in removes],
+                        [r for _, r in removes],
+                    )
+                if adds:
+                    await conn.execute(
+                        "INSERT INTO ws_subscriptions (node_id, sid, user_id, room)"
+                        " SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::text[])"
+                        " ON CONFLICT (sid, room) DO NOTHING",
+                        self.node_id,
+                        [s for s, _ in adds],
+                        list(adds.values()),
+                        [r for _, r in adds],
+                    )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Put the batch back (newer changes win) and retry on the next round.
+            log.warning("could not record subscriptions: %r", exc)
+            for key, user in adds.items():
+                self._adds.setdefault(key, user)
+            self._removes |= removes - set(self._adds)
+            self._gone |= gone
+            self._wake.set()
+
+    async def clear_node(self) -> None:
+        try:
+            async with self.database.write() as conn:
+                await conn.execute("DELETE FROM ws_subscriptions WHERE node_id = $1", self.node_id)
+        except Exception as exc:
+            log.warning("could not clear this node's subscriptions: %r", exc)
+
+
+class RealtimeHub:
+    """Starts and stops the node's background tasks; holds the pieces handlers need."""
+
+    def __init__(self, app: Quart, sio: socketio.AsyncServer) -> None:
+        self.app = app
+        self.sio = sio
+        self.settings: Settings = app.config["SETTINGS"]
+        self.node_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.delivery = Delivery(sio, queue_limit=self.settings.client_queue_size)
+        self.store: EventStore | None = None
+        self.ingest: IngestConsumer | None = None
+        self.errors: ErrorLogWriter | None = None
+        self.recorder: SubscriptionRecorder | None = None
+        self.started_at = time.time()
+        self._tasks: list[asyncio.Task[None]] = []
+        app.extensions[EXTENSION_KEY] = self
+        # while_serving: started after the pool and Redis open, stopped before they close.
+        app.while_serving(self._lifespan)
+
+    async def _lifespan(self) -> AsyncIterator[None]:
+        await self.start()
+        yield
+        await self.stop()
+
+    def make_store(self, client: aioredis.Redis) -> EventStore:
+        return EventStore(
+            client,
+            prefix=self.settings.key_prefix,
+            history_max_events=self.settings.history_max_events,
+            history_max_age_seconds=self.settings.history_max_age_seconds,
+        )
+
+    async def start(self) -> None:
+        settings = self.settings
+        database = self.app.extensions["tickstock.db"]
+        command_client = self.app.extensions["tickstock.redis"].client
+        self.store = self.make_store(command_client)
+        self.errors = ErrorLogWriter(database, settings.error_log_max_per_minute, self.node_id)
+        self.recorder = SubscriptionRecorder(database, self.node_id)
+        self.ingest = IngestConsumer(
+            settings,
+            lambda: make_client(settings, blocking=True),
+            self.make_store,
+            self.errors,
+            node_id=self.node_id,
+        )
+        reader = FanoutReader(
+            lambda: make_client(settings, blocking=True),
+            f"{settings.key_prefix}:fanout",
+            self.delivery,
+        )
+        self._spawn(self.ingest.run(), "ingest")
+        self._spawn(reader.run(), "fanout")
+        self._spawn(self.errors.run(), "error-log")
+        self._spawn(self.recorder.run(), "subscriptions")
+        # Serve once both Redis readers are connected (bounded: a Redis outage must not block
+        # start-up; the node then reports degraded and connects later by itself).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(settings.redis_timeout):
+                await asyncio.gather(self.ingest.ready.wait(), reader.ready.wait())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=f"tickstock-{name}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.settings.shutdown_timeout / 2)
+        self._tasks.clear()
+        if self.recorder is not None:
+            await self.recorder.flush()
+            await self.recorder.clear_node()
+
+    async def health(self) -> dict[str, Any]:
+        ingest = self.ingest.stats if self.ingest else None
+        fanout = self.delivery.stats
+        up = bool(ingest and ingest.connected and fanout.connected)
+        result: dict[str, Any] = {
+            "status": "up" if up else "down",
+            "ingest_connected": bool(ingest and ingest.connected),
+            "fanout_connected": fanout.connected,
+            "lag_ms": round(fanout.lag_ms, 2),
+        }
+        if ingest and ingest.last_event_at:
+            result["last_event_age_s"] = round(time.time() - ingest.last_event_at, 3)
+        return result
+
+
+def get_hub() -> RealtimeHub:
+    hub: RealtimeHub = current_app.extensions[EXTENSION_KEY]
+    return hub
