@@ -92,3 +92,57 @@ def pattern(symbol: str, name: str = "Breakout", **extra: Any) -> dict[str, Any]
         "tier": "daily",
         **extra,
     }
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port, for tests that stop and restart Redis."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process: asyncio.subprocess.Process | None = None
+
+    @staticmethod
+    def executable() -> str:
+        import shutil
+
+        found = shutil.which("redis-server")
+        if found:
+            return found
+        from tickstock.localstack import _find_redis_server
+
+        return str(_find_redis_server())
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            self.executable(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        client = aioredis.Redis.from_url(self.url)
+        try:
+            async with asyncio.timeout(10):
+                while True:
+                    try:
+                        await client.ping()
+                        return
+                    except OSError:
+                        await asyncio.sleep(0.05)
+                    except aioredis.ConnectionError:
+                        await asyncio.sleep(0.05)
+        finally:
+            await client.aclose()
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        self.process = None
