@@ -9,7 +9,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, Coroutine
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -130,7 +130,7 @@ class RealtimeHub:
         # while_serving: started after the pool and Redis open, stopped before they close.
         app.while_serving(self._lifespan)
 
-    async def _lifespan(self) -> AsyncIterator[None]:
+    async def _lifespan(self) -> AsyncGenerator[None, None]:
         await self.start()
         yield
         await self.stop()
