@@ -41,6 +41,9 @@ def configure_logging(settings: Settings) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler._tickstock = True  # type: ignore[attr-defined]
         root.addHandler(handler)
+    # Hypercorn writes its own lines through its own handlers; do not print them twice.
+    for name in ("hypercorn.error", "hypercorn.access"):
+        logging.getLogger(name).propagate = False
     if settings.log_format == "json":
         handler.setFormatter(JSONFormatter())
     else:
