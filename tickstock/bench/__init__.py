@@ -1,0 +1,1 @@
+"""Load-test tooling shipped with tickstock (``tickstock bench ...``)."""

@@ -1,0 +1,507 @@
+"""``tickstock bench fanout``: N authenticated sockets, events published on Redis, accounted.
+
+Clients are lean Socket.IO-over-websocket speakers (aiohttp) spread over worker processes so the
+generator is not the bottleneck. Every published event carries its sequence number and send time;
+each client records what it receives, and the parent compares that with what each client should
+have received (its symbols, the measured window): lost, duplicated, out of order, latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import os
+import queue
+import random
+import resource
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+from tickstock.bench.stats import DeliveryLedger, latency_summary
+
+CHANNEL = "tickstock.events.patterns"
+
+
+@dataclass
+class FanoutConfig:
+    url: str
+    clients: int
+    symbols_per_client: int
+    universe: int
+    rate: float
+    duration: float
+    warmup: float = 2.0
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    server_pids: list[int] = field(default_factory=list)
+    processes: int = 2
+    user: str = ""
+    password: str = ""
+    token: str = ""
+    stalled_fraction: float = 0.0
+    inject_lost: int = 0
+    seed: int = 7
+    drain: float = 2.0
+    connect_concurrency: int = 50
+
+
+def universe_symbols(size: int) -> list[str]:
+    return [f"BX{i:05d}" for i in range(size)]
+
+
+def client_symbols(config: FanoutConfig, index: int, universe: list[str]) -> list[str]:
+    """The symbols client ``index`` follows (deterministic, so the parent knows them too)."""
+    rng = random.Random(config.seed * 1_000_003 + index)
+    return rng.sample(universe, min(config.symbols_per_client, len(universe)))
+
+
+def is_stalled(config: FanoutConfig, index: int) -> bool:
+    """Clients that stop reading after subscribing (to measure the effect on the others)."""
+    if config.stalled_fraction <= 0:
+        return False
+    every = max(1, round(1 / config.stalled_fraction))
+    return index % every == every - 1
+
+
+# --------------------------------------------------------------------------- worker process
+
+
+class LeanClient:
+    """One Socket.IO client over a raw websocket: connect, subscribe, record, answer pings."""
+
+    def __init__(self, index: int, symbols: list[str], run_id: str, stalled: bool) -> None:
+        self.index = index
+        self.symbols = symbols
+        self.run_id = run_id
+        self.stalled = stalled
+        self.received: dict[str, list[int]] = {}
+        self.latencies: list[float] = []
+        self.count = 0
+        self.connected = False
+        self.error: str | None = None
+
+    async def run(
+        self,
+        session: aiohttp.ClientSession,
+        ws_url: str,
+        headers: dict[str, str],
+        auth: dict[str, str] | None,
+        ready: asyncio.Event,
+    ) -> None:
+        try:
+            async with session.ws_connect(
+                ws_url, headers=headers, heartbeat=None, max_msg_size=0
+            ) as ws:
+                opening = await ws.receive_str(timeout=10)
+                if not opening.startswith("0"):
+                    raise RuntimeError(f"unexpected open packet {opening[:40]!r}")
+                await ws.send_str("40" + (orjson.dumps(auth).decode() if auth else ""))
+                while True:
+                    reply = await ws.receive_str(timeout=10)
+                    if reply.startswith("40"):
+                        break
+                    if reply.startswith("44"):
+                        raise RuntimeError(f"refused: {reply[2:200]}")
+                    if reply == "2":
+                        await ws.send_str("3")
+                subscribe = orjson.dumps(["subscribe_patterns", {"symbols": self.symbols}]).decode()
+                await ws.send_str("421" + subscribe)
+                while True:
+                    reply = await ws.receive_str(timeout=10)
+                    if reply.startswith("431"):
+                        break
+                    if reply == "2":
+                        await ws.send_str("3")
+                self.connected = True
+                ready.set()
+                if self.stalled:
+                    # Stop reading: aiohttp's flow control pauses the transport, TCP buffers
+                    # fill, and the server has to cope with a client that is not there.
+                    await asyncio.Event().wait()
+                await self._receive(ws)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"[:200]
+            ready.set()
+
+    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        marker = b'"bench_run":"' + self.run_id.encode() + b'"'
+        async for message in ws:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                    break
+                continue
+            text: str = message.data
+            if text == "2":
+                await ws.send_str("3")
+                continue
+            if not text.startswith('42["pattern_detected"'):
+                continue
+            now = time.time()
+            raw = text[2:].encode()
+            if marker not in raw:
+                continue
+            data = orjson.loads(raw)[1]["data"]
+            meta = data.get("metadata", {})
+            seq = int(meta["bench_seq"])
+            self.received.setdefault(data["symbol"], []).append(seq)
+            self.latencies.append((now - float(meta["bench_sent"])) * 1000)
+            self.count += 1
+
+
+async def _worker_main(
+    config: FanoutConfig,
+    indices: list[int],
+    run_id: str,
+    headers: dict[str, str],
+    auth: dict[str, str] | None,
+    inbox: Any,
+    outbox: Any,
+) -> None:
+    universe = universe_symbols(config.universe)
+    ws_url = config.url.replace("http://", "ws://").replace("https://", "wss://").rstrip("/")
+    ws_url += "/socket.io/?EIO=4&transport=websocket"
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    clients = [
+        LeanClient(i, client_symbols(config, i, universe), run_id, is_stalled(config, i))
+        for i in indices
+    ]
+    tasks: list[asyncio.Task[None]] = []
+    async with aiohttp.ClientSession(connector=connector) as session:
+        gate = asyncio.Semaphore(config.connect_concurrency)
+
+        async def start(client: LeanClient) -> None:
+            async with gate:
+                ready = asyncio.Event()
+                tasks.append(asyncio.create_task(client.run(session, ws_url, headers, auth, ready)))
+                await ready.wait()
+
+        await asyncio.gather(*(start(c) for c in clients))
+        outbox.put(
+            (
+                "connected",
+                [c.index for c in clients if c.connected],
+                [c.error for c in clients if c.error][:5],
+            )
+        )
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                command = await loop.run_in_executor(None, inbox.get, True, 1.0)
+            except queue.Empty:
+                outbox.put(("progress", sum(c.count for c in clients)))
+                continue
+            if command == "stop":
+                break
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    outbox.put(
+        (
+            "result",
+            {c.index: c.received for c in clients if c.connected},
+            [lat for c in clients for lat in c.latencies],
+        )
+    )
+
+
+def _worker_entry(
+    config: FanoutConfig,
+    indices: list[int],
+    run_id: str,
+    headers: dict[str, str],
+    auth: dict[str, str] | None,
+    inbox: Any,
+    outbox: Any,
+) -> None:
+    _raise_fd_limit()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(_worker_main(config, indices, run_id, headers, auth, inbox, outbox))
+
+
+# --------------------------------------------------------------------------- parent
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def _login(config: FanoutConfig) -> tuple[dict[str, str], dict[str, str] | None]:
+    """Headers and Socket.IO auth for the clients: a token, or a cookie from one login."""
+    origin = config.url.rstrip("/")
+    if config.token:
+        return {"Origin": origin}, {"token": config.token}
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with (
+        aiohttp.ClientSession(cookie_jar=jar) as http,
+        http.post(
+            f"{origin}/api/auth/login", json={"username": config.user, "password": config.password}
+        ) as response,
+    ):
+        if response.status != 200:
+            raise RuntimeError(f"login failed: HTTP {response.status} {await response.text()}")
+    cookie = "; ".join(f"{c.key}={c.value}" for c in jar)
+    return {"Cookie": cookie, "Origin": origin}, None
+
+
+def _process_stats(pids: list[int]) -> tuple[float, int]:
+    """Total CPU seconds and RSS bytes of these processes."""
+    import psutil
+
+    cpu = 0.0
+    rss = 0
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            times = proc.cpu_times()
+            cpu += times.user + times.system
+            rss += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return cpu, rss
+
+
+async def run_fanout_bench(
+    config: FanoutConfig, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Run the benchmark and return its figures (see the module docstring)."""
+    import redis.asyncio as aioredis
+
+    say = progress or (lambda _line: None)
+    _raise_fd_limit()
+    run_id = uuid.uuid4().hex[:10]
+    headers, auth = await _login(config)
+    universe = universe_symbols(config.universe)
+    subscriptions = {i: client_symbols(config, i, universe) for i in range(config.clients)}
+
+    ctx = mp.get_context("spawn")
+    workers = max(1, min(config.processes, config.clients))
+    outbox = ctx.Queue()
+    inboxes = [ctx.Queue() for _ in range(workers)]
+    procs = []
+    _cpu0, rss_before = _process_stats(config.server_pids)
+    for w in range(workers):
+        indices = list(range(w, config.clients, workers))
+        proc = ctx.Process(
+            target=_worker_entry,
+            args=(config, indices, run_id, headers, auth, inboxes[w], outbox),
+            daemon=True,
+        )
+        proc.start()
+        procs.append(proc)
+
+    loop = asyncio.get_running_loop()
+
+    async def next_message(wait_s: float) -> Any:
+        return await loop.run_in_executor(None, outbox.get, True, wait_s)
+
+    connected: list[int] = []
+    errors: list[str] = []
+    pending = workers
+    connect_started = time.monotonic()
+    while pending:
+        kind, *rest = await next_message(600)
+        if kind == "connected":
+            connected += rest[0]
+            errors += rest[1]
+            pending -= 1
+            say(
+                f"connected {len(connected)}/{config.clients} sockets "
+                f"({time.monotonic() - connect_started:.1f}s)"
+            )
+    await asyncio.sleep(1.0)  # let server memory settle after the connection burst
+    _cpu, rss_after = _process_stats(config.server_pids)
+    stalled = {i for i in connected if is_stalled(config, i)}
+
+    client = aioredis.Redis.from_url(config.redis_url)
+    by_symbol: dict[str, list[int]] = {}
+    for i in connected:
+        if i in stalled:
+            continue
+        for symbol in subscriptions[i]:
+            by_symbol.setdefault(symbol, []).append(i)
+    ledgers = {i: DeliveryLedger() for i in connected if i not in stalled}
+    published = 0
+    measured_from = 0
+    gen_pids = [os.getpid(), *[p.pid for p in procs if p.pid is not None]]
+    rng = random.Random(config.seed)
+    server_cpu_start = gen_cpu_start = 0.0
+    delivered_progress: dict[int, int] = {}
+    try:
+        total = config.warmup + config.duration
+        started = time.perf_counter()
+        next_report = started + 1
+        interval = 1.0 / config.rate
+        seq = 0
+        measuring = False
+        while True:
+            now = time.perf_counter()
+            elapsed = now - started
+            if elapsed >= total:
+                break
+            if not measuring and elapsed >= config.warmup:
+                measuring = True
+                measured_from = seq
+                server_cpu_start, _ = _process_stats(config.server_pids)
+                gen_cpu_start, _ = _process_stats(gen_pids)
+                measure_started = time.perf_counter()
+            due = int(elapsed / interval) + 1 - seq
+            if due > 0:
+                async with client.pipeline(transaction=False) as pipe:
+                    for _ in range(min(due, 1000)):
+                        symbol = universe[rng.randrange(len(universe))]
+                        message: dict[str, Any] = {
+                            "event_id": f"bench-{run_id}-{seq}",
+                            "symbol": symbol,
+                            "pattern": "BenchBreakout",
+                            "confidence": 0.91,
+                            "timestamp": time.time(),
+                            "price": 100.0,
+                            "tier": "intraday",
+                            "bench_run": run_id,
+                            "bench_seq": seq,
+                            "bench_sent": time.time(),
+                        }
+                        if measuring:
+                            for i in by_symbol.get(symbol, ()):
+                                ledgers[i].expect(symbol, seq)
+                        pipe.publish(CHANNEL, orjson.dumps(message))
+                        seq += 1
+                    await pipe.execute()
+                published = seq
+            if now >= next_report:
+                next_report += 1
+                while True:
+                    try:
+                        kind, *rest = outbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    if kind == "progress":
+                        delivered_progress[id(rest)] = rest[0]
+                say(
+                    f"t={elapsed:5.1f}s published={published} "
+                    f"phase={'measure' if measuring else 'warmup'}"
+                )
+            await asyncio.sleep(max(0.0, min(interval, 0.01)))
+        measure_elapsed = time.perf_counter() - measure_started
+        injected = 0
+        for _ in range(config.inject_lost):
+            # Events the server rejects (confidence out of range) but the clients expect: lost.
+            symbol = universe[rng.randrange(len(universe))]
+            for i in by_symbol.get(symbol, ()):
+                ledgers[i].expect(symbol, seq)
+                injected += 1
+            bad = {
+                "symbol": symbol,
+                "pattern": "BenchLost",
+                "confidence": 500,
+                "bench_run": run_id,
+                "bench_seq": seq,
+                "bench_sent": time.time(),
+            }
+            await client.publish(CHANNEL, orjson.dumps(bad))
+            seq += 1
+        await asyncio.sleep(config.drain)
+        server_cpu_end, _ = _process_stats(config.server_pids)
+        gen_cpu_end, _ = _process_stats(gen_pids)
+    finally:
+        await client.aclose()
+        for inbox in inboxes:
+            inbox.put("stop")
+
+    latencies: list[float] = []
+    pending = workers
+    while pending:
+        kind, *rest = await next_message(120)
+        if kind != "result":
+            continue
+        pending -= 1
+        for index, received in rest[0].items():
+            if index in ledgers:
+                for symbol, seqs in received.items():
+                    for s in seqs:
+                        if s >= measured_from:
+                            ledgers[index].receive(symbol, s)
+        latencies += rest[1]
+    for proc in procs:
+        proc.join(10)
+
+    totals = {"expected": 0, "received": 0, "lost": 0, "duplicates": 0, "out_of_order": 0}
+    for ledger in ledgers.values():
+        for key, value in ledger.account().items():
+            if key in totals:
+                totals[key] += value
+    result: dict[str, Any] = {
+        "clients": config.clients,
+        "connected": len(connected),
+        "failed": config.clients - len(connected),
+        "stalled": len(stalled),
+        "errors": errors[:5],
+        "injected_lost": injected,
+        "published": published,
+        "rate": config.rate,
+        "duration_s": round(measure_elapsed, 2),
+        **totals,
+        **latency_summary(latencies),
+        "deliveries_per_s": round(totals["received"] / measure_elapsed, 1)
+        if measure_elapsed
+        else 0,
+        "generator_cpu_percent": round(
+            (gen_cpu_end - gen_cpu_start) / (measure_elapsed + config.drain) * 100, 1
+        ),
+    }
+    if config.server_pids:
+        server_cpu = server_cpu_end - server_cpu_start
+        result["server_cpu_s"] = round(server_cpu, 3)
+        result["server_cpu_us_per_delivery"] = (
+            round(server_cpu / totals["received"] * 1e6, 2) if totals["received"] else None
+        )
+        result["server_rss_before_kb"] = rss_before // 1024
+        result["server_rss_after_kb"] = rss_after // 1024
+        result["kb_per_socket"] = (
+            round((rss_after - rss_before) / 1024 / len(connected), 2) if connected else None
+        )
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    lines = [
+        f"sockets     connected {result['connected']}/{result['clients']}"
+        f" (failed {result['failed']}, stalled {result['stalled']})",
+        f"events      published {result['published']} at {result['rate']}/s"
+        f" over {result['duration_s']}s measured",
+        f"deliveries  expected {result['expected']}  received {result['received']}"
+        f"  lost {result['lost']}  duplicates {result['duplicates']}"
+        f"  out of order {result['out_of_order']}",
+        f"latency ms  p50 {result['p50_ms']}  p90 {result['p90_ms']}  p99 {result['p99_ms']}"
+        f"  p99.9 {result['p999_ms']}  max {result['max_ms']}",
+        f"throughput  {result['deliveries_per_s']} deliveries/s;"
+        f" generator CPU {result['generator_cpu_percent']}%",
+    ]
+    if "server_cpu_us_per_delivery" in result:
+        lines.append(
+            f"server      {result['server_cpu_us_per_delivery']} µs CPU per delivery;"
+            f" RSS {result['server_rss_before_kb']} → {result['server_rss_after_kb']} KB"
+            f" ({result['kb_per_socket']} KB per socket)"
+        )
+    if result["errors"]:
+        lines.append("errors      " + "; ".join(result["errors"]))
+    return "\n".join(lines)
+
+
+def progress_printer(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
