@@ -1,0 +1,1 @@
+"""Real-time path: Redis ingest, normalisation, per-symbol history, fan-out and Socket.IO."""

@@ -1,0 +1,674 @@
+"""A demo producer: realistic pattern, indicator, alert, health and session messages on Redis.
+
+It stands in for the pattern engine in development, in the local stack and in load tests. Pattern
+messages rotate through every envelope, alias and timestamp shape of SPEC §2, so whatever it
+publishes also exercises the whole ingest normaliser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, Final
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from tickstock.realtime.events import SYMBOL_RE
+
+__all__ = [
+    "DEFAULT_SYMBOLS",
+    "INDICATOR_SHAPES",
+    "PATTERN_NAMES",
+    "PATTERN_SHAPES",
+    "DemoChannels",
+    "DemoFeed",
+    "build_messages",
+    "run_demo_producer",
+]
+
+logger = logging.getLogger(__name__)
+
+Message = tuple[str, bytes]
+
+DEFAULT_SYMBOLS: Final = (
+    "AAPL",
+    "MSFT",
+    "NVDA",
+    "AMZN",
+    "GOOGL",
+    "META",
+    "TSLA",
+    "BRK.B",
+    "JPM",
+    "V",
+    "XOM",
+    "UNH",
+    "AMD",
+    "NFLX",
+    "BF-B",
+    "SPY",
+)
+PATTERN_NAMES: Final = (
+    "Breakout",
+    "BullishEngulfing",
+    "BearishEngulfing",
+    "Doji",
+    "Hammer",
+    "ShootingStar",
+    "RSIOversold",
+    "RSIOverbought",
+    "MACDCross",
+    "GoldenCross",
+    "DeathCross",
+    "HeadAndShoulders",
+    "DoubleBottom",
+    "DoubleTop",
+    "VolumeSpike",
+    "GapUp",
+)
+# Weighted towards the streaming tiers, as a trading day is.
+_TIERS: Final = (
+    "intraday",
+    "intraday",
+    "intraday",
+    "hourly",
+    "daily",
+    "daily",
+    "weekly",
+    "monthly",
+    "daily_intraday",
+    "combo",
+)
+_TIMEFRAMES: Final = {
+    "intraday": ("1min", "5min", "15min"),
+    "hourly": ("1h", "60min", "hourly"),
+    "daily": ("daily", "1d"),
+    "weekly": ("weekly", "1w"),
+    "monthly": ("monthly", "1M"),
+    "daily_intraday": ("daily_intraday",),
+    "combo": ("combo",),
+}
+_EXPIRY: Final = {
+    "intraday": 3600.0,
+    "hourly": 86_400.0,
+    "daily": 3 * 86_400.0,
+    "weekly": 14 * 86_400.0,
+    "monthly": 60 * 86_400.0,
+    "daily_intraday": 86_400.0,
+    "combo": 3 * 86_400.0,
+}
+_EASTERN: Final = timezone(timedelta(hours=-5))
+_MAX_PIPELINE: Final = 1000
+_HEALTH_INTERVAL: Final = 5.0
+_CRITICAL_INTERVAL: Final = 60.0
+_MAX_BACKOFF: Final = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DemoChannels:
+    """Where each kind of demo message goes; the defaults are the producer channels of SPEC §2."""
+
+    patterns: str = "tickstock.events.patterns"
+    patterns_streaming: str = "tickstock:patterns:streaming"
+    patterns_detected: str = "tickstock:patterns:detected"
+    indicators: str = "tickstock.events.indicators"
+    indicators_streaming: str = "tickstock:indicators:streaming"
+    indicator_alerts: str = "tickstock:alerts:indicators"
+    critical_alerts: str = "tickstock:alerts:critical"
+    health: str = "tickstock:streaming:health"
+    health_status: str = "tickstock.health.status"
+    session_started: str = "tickstock:streaming:session_started"
+    session_stopped: str = "tickstock:streaming:session_stopped"
+
+    def prefixed(self, prefix: str) -> DemoChannels:
+        """The same channels under ``prefix`` (isolated demos and tests on a shared Redis)."""
+        return replace(self, **{f.name: prefix + getattr(self, f.name) for f in fields(self)})
+
+    def all(self) -> tuple[str, ...]:
+        """Every channel, in declaration order."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+
+def _iso(epoch: float, tz: timezone | None = UTC) -> str:
+    moment = datetime.fromtimestamp(epoch, tz or UTC)
+    text = moment.isoformat(timespec="milliseconds")
+    if tz is None:  # a naive timestamp, as older producers wrote them (UTC by convention)
+        return text[:-6]
+    return text.replace("+00:00", "Z")
+
+
+def _dumps(message: dict[str, Any]) -> bytes:
+    return orjson.dumps(message)
+
+
+@dataclass(slots=True)
+class _Detection:
+    symbol: str
+    pattern: str
+    confidence: float
+    tier: str
+    timeframe: str
+    detected_at: float
+    expires_at: float
+    price: float
+    levels: list[tuple[str, float]]
+    indicators: dict[str, float]
+
+
+class DemoFeed:
+    """Generates demo messages from its own random state; no I/O, so tests can replay it."""
+
+    def __init__(
+        self, rng: random.Random, symbols: Sequence[str], channels: DemoChannels | None = None
+    ) -> None:
+        chosen = [symbol.strip().upper() for symbol in symbols]
+        bad = [symbol for symbol in chosen if SYMBOL_RE.fullmatch(symbol) is None]
+        if not chosen or bad:
+            raise ValueError(f"need at least one valid symbol, got invalid {bad!r}")
+        self.rng = rng
+        self.symbols = chosen
+        self.channels = channels or DemoChannels()
+        self.session_id = f"demo-{rng.getrandbits(32):08x}"
+        self._prices = {symbol: rng.uniform(8.0, 600.0) for symbol in chosen}
+        self._pattern_turn = 0
+        self._indicator_turn = 0
+        self._health_turn = 0
+        self._sequence = 0
+
+    # -- building blocks ------------------------------------------------------------------------
+
+    def _price(self, symbol: str) -> float:
+        # A geometric random walk: prices drift a few basis points per event, never below a cent.
+        price = max(0.01, self._prices[symbol] * math.exp(self.rng.gauss(0.0, 0.002)))
+        self._prices[symbol] = price
+        return price
+
+    def _detection(self, now: float, tier: str | None = None) -> _Detection:
+        rng = self.rng
+        symbol = rng.choice(self.symbols)
+        pattern = rng.choice(PATTERN_NAMES)
+        tier = tier or rng.choice(_TIERS)
+        price = self._price(symbol)
+        rsi = rng.uniform(35.0, 65.0)
+        if pattern == "RSIOversold":
+            rsi = rng.uniform(12.0, 29.9)
+        elif pattern == "RSIOverbought":
+            rsi = rng.uniform(70.1, 88.0)
+        detected_at = now - rng.uniform(0.0, 2.0)
+        return _Detection(
+            symbol=symbol,
+            pattern=pattern,
+            confidence=round(rng.uniform(0.5, 0.99), 3),
+            tier=tier,
+            timeframe=rng.choice(_TIMEFRAMES[tier]),
+            detected_at=detected_at,
+            expires_at=detected_at + _EXPIRY[tier],
+            price=round(price, 2),
+            levels=[
+                ("support", round(price * (1 - rng.uniform(0.01, 0.05)), 2)),
+                ("resistance", round(price * (1 + rng.uniform(0.01, 0.05)), 2)),
+            ],
+            indicators={
+                "rsi": round(rsi, 1),
+                "volume_ratio": round(rng.uniform(0.6, 3.5), 2),
+            },
+        )
+
+    def _next_id(self) -> str:
+        self._sequence += 1
+        return f"{self.session_id}-{self._sequence}"
+
+    # -- patterns -------------------------------------------------------------------------------
+
+    def patterns(self, now: float) -> tuple[list[Message], int]:
+        """The next pattern message(s) in the shape rotation, and how many detections they carry."""
+        shape = PATTERN_SHAPES[self._pattern_turn % len(PATTERN_SHAPES)]
+        self._pattern_turn += 1
+        return shape(self, now)
+
+    def _flat(self, now: float) -> tuple[list[Message], int]:
+        d = self._detection(now)
+        message = {
+            "event_id": self._next_id(),
+            "symbol": d.symbol,
+            "pattern": d.pattern,
+            "confidence": d.confidence,
+            "tier": d.tier,
+            "timeframe": d.timeframe,
+            "detected_at": _iso(d.detected_at),
+            "expires_at": _iso(d.expires_at),
+            "price": d.price,
+            "levels": [{"type": kind, "value": value} for kind, value in d.levels],
+            "indicators": d.indicators,
+            "source": "TickStockPL",
+        }
+        return [(self.channels.patterns, _dumps(message))], 1
+
+    def _data(self, now: float) -> tuple[list[Message], int]:
+        d = self._detection(now)
+        inner = {
+            "symbol": d.symbol,
+            "pattern_type": d.pattern,
+            "confidence": d.confidence,
+            "source": d.tier,  # older producers put the tier in "source"
+            "detected_at": round(d.detected_at, 3),
+            "price": d.price,
+            "levels": [value for _, value in d.levels],
+            "indicators": d.indicators,
+        }
+        message = {"type": "pattern_detected", "timestamp": now, "data": inner}
+        return [(self.channels.patterns, _dumps(message))], 1
+
+    def _data_data(self, now: float) -> tuple[list[Message], int]:
+        d = self._detection(now)
+        inner = {
+            "symbol": d.symbol,
+            "pattern_name": d.pattern,
+            "confidence": round(d.confidence * 100, 1),
+            "timeframe": d.timeframe,
+            "detection_timestamp": int(d.detected_at * 1000),
+            "current_price": d.price,
+            "volume": self.rng.randrange(10_000, 5_000_000),
+        }
+        message = {
+            "event_type": "pattern_detected",
+            "source": "TickStockPL",
+            "data": {"type": "pattern", "data": inner},
+        }
+        return [(self.channels.patterns, _dumps(message))], 1
+
+    def _streaming_pair(self, now: float) -> tuple[list[Message], int]:
+        # The same streaming detection on both streaming channels, in two shapes: one event.
+        d = self._detection(now, tier="intraday")
+        detection = {
+            "symbol": d.symbol,
+            "pattern": d.pattern,
+            "confidence": d.confidence,
+            "timeframe": d.timeframe,
+            "timestamp": _iso(d.detected_at, _EASTERN),
+            "price": d.price,
+            "parameters": {"lookback": self.rng.choice((5, 10, 20))},
+        }
+        streaming = {"type": "streaming_pattern", "detection": detection}
+        return [
+            (self.channels.patterns_streaming, _dumps(streaming)),
+            (self.channels.patterns_detected, _dumps(detection)),
+        ], 1
+
+    def _payload(self, now: float) -> tuple[list[Message], int]:
+        d = self._detection(now)
+        inner = {
+            "symbol": d.symbol,
+            "pattern": d.pattern,
+            "confidence": d.confidence,
+            "tier": d.tier,
+            "detected_at": _iso(d.detected_at, None),
+            "expires_at": round(d.expires_at),
+            "levels": [{"type": kind, "value": value} for kind, value in d.levels],
+        }
+        return [(self.channels.patterns, _dumps({"payload": inner}))], 1
+
+    def _batch(self, now: float) -> tuple[list[Message], int]:
+        tier = self.rng.choice(_TIERS)
+        items: list[dict[str, Any]] = []
+        for index in range(self.rng.randint(2, 4)):
+            d = self._detection(now, tier=tier)
+            stamp: Any = _iso(d.detected_at, _EASTERN) if index % 2 else f"{d.detected_at:.3f}"
+            items.append(
+                {
+                    "symbol": d.symbol,
+                    "pattern_name": d.pattern,
+                    "confidence": d.confidence,
+                    "detected_at": stamp,
+                    "price": d.price,
+                }
+            )
+        message = {
+            "type": "pattern_batch",
+            "source": "TickStockPL",
+            "tier": tier,
+            "patterns": items,
+        }
+        return [(self.channels.patterns, _dumps(message))], len(items)
+
+    def _pattern_data(self, now: float) -> tuple[list[Message], int]:
+        d = self._detection(now)
+        inner = {
+            "symbol": d.symbol,
+            "pattern_type": d.pattern,
+            "confidence": d.confidence,
+            "detection_timestamp": _iso(d.detected_at),
+            "expiration_date": _iso(d.expires_at),
+            "levels": [value for _, value in d.levels],
+            "metadata": {"scanner": "demo", "bars": self.rng.randint(3, 50)},
+        }
+        message = {
+            "event_type": "pattern_detected",
+            "pattern_data": inner,
+            "tier": d.tier,
+            "timestamp": _iso(now),
+            "source": "TickStockPL",
+        }
+        return [(self.channels.patterns, _dumps(message))], 1
+
+    def _detected_flat(self, now: float) -> tuple[list[Message], int]:
+        d = self._detection(now, tier="intraday")
+        message = {
+            "symbol": d.symbol.lower(),
+            "pattern": d.pattern,
+            "confidence": str(d.confidence),
+            "timeframe": d.timeframe,
+            "time": f"{d.detected_at:.3f}",
+            "price": d.price,
+            "indicators": d.indicators,
+        }
+        return [(self.channels.patterns_detected, _dumps(message))], 1
+
+    # -- indicators, alerts, health, sessions ---------------------------------------------------
+
+    def indicators(self, now: float) -> list[Message]:
+        """The next indicator message in the shape rotation."""
+        shape = INDICATOR_SHAPES[self._indicator_turn % len(INDICATOR_SHAPES)]
+        self._indicator_turn += 1
+        return shape(self, now)
+
+    def _rsi(self, now: float) -> list[Message]:
+        symbol = self.rng.choice(self.symbols)
+        message = {
+            "symbol": symbol,
+            "indicator": "RSI",
+            "value": round(self.rng.uniform(15.0, 85.0), 2),
+            "timeframe": "daily",
+            "timestamp": round(now, 3),
+        }
+        return [(self.channels.indicators, _dumps(message))]
+
+    def _macd(self, now: float) -> list[Message]:
+        symbol = self.rng.choice(self.symbols)
+        macd = round(self.rng.gauss(0.0, 1.5), 4)
+        signal = round(macd + self.rng.gauss(0.0, 0.3), 4)
+        calculation = {
+            "symbol": symbol,
+            "indicator": "MACD",
+            "values": {"macd": macd, "signal": signal, "histogram": round(macd - signal, 4)},
+            "timeframe": "1min",
+            "timestamp": _iso(now),
+        }
+        message = {"type": "streaming_indicator", "calculation": calculation}
+        return [(self.channels.indicators_streaming, _dumps(message))]
+
+    def _sma(self, now: float) -> list[Message]:
+        symbol = self.rng.choice(self.symbols)
+        inner = {
+            "symbol": symbol,
+            "indicator_type": "SMA20",
+            "value": round(self._price(symbol) * self.rng.uniform(0.97, 1.03), 2),
+            "timeframe": "daily",
+            "calculation_timestamp": int(now * 1000),
+        }
+        return [(self.channels.indicators, _dumps({"data": inner}))]
+
+    def _indicator_batch(self, now: float) -> list[Message]:
+        symbol = self.rng.choice(self.symbols)
+        price = self._price(symbol)
+        width = price * self.rng.uniform(0.01, 0.04)
+        message = {
+            "symbol": symbol,
+            "timestamp": round(now, 3),
+            "timeframe": "5min",
+            "indicators": [
+                {"indicator": "RSI", "value": round(self.rng.uniform(15.0, 85.0), 2)},
+                {"indicator_name": "SMA20", "value": round(price, 2)},
+                {
+                    "indicator": "BBANDS",
+                    "values": {
+                        "upper": round(price + width, 2),
+                        "middle": round(price, 2),
+                        "lower": round(price - width, 2),
+                    },
+                },
+            ],
+        }
+        return [(self.channels.indicators_streaming, _dumps(message))]
+
+    def indicator_alert(self, now: float) -> Message:
+        """An RSI / MACD extreme on a random symbol."""
+        symbol = self.rng.choice(self.symbols)
+        overbought = self.rng.random() < 0.5
+        rsi = round(self.rng.uniform(70.5, 90.0) if overbought else self.rng.uniform(10.0, 29.5), 1)
+        message = {
+            "alert_type": "RSI_OVERBOUGHT" if overbought else "RSI_OVERSOLD",
+            "symbol": symbol,
+            "indicator": "RSI",
+            "value": rsi,
+            "severity": "warning",
+            "message": f"{symbol} RSI {rsi} {'above 70' if overbought else 'below 30'}",
+            "timestamp": round(now, 3),
+            "data": {"threshold": 70 if overbought else 30, "timeframe": "1min"},
+            "session_id": self.session_id,
+        }
+        return self.channels.indicator_alerts, _dumps(message)
+
+    def critical_alert(self, now: float) -> Message:
+        """A system-wide alert (no symbol), as the producer sends for feed problems."""
+        kind, text = self.rng.choice(
+            (
+                ("data_feed_lag", "Market data feed lagging by 4.2 s"),
+                ("provider_reconnect", "Data provider connection re-established"),
+                ("stale_symbols", "12 symbols without ticks for 60 s"),
+            )
+        )
+        message = {
+            "type": kind,
+            "message": text,
+            "severity": "critical",
+            "timestamp": _iso(now),
+            "data": {"session_id": self.session_id},
+        }
+        return self.channels.critical_alerts, _dumps(message)
+
+    def health(self, now: float) -> Message:
+        """A producer health report, alternating between the two health channels and shapes."""
+        self._health_turn += 1
+        figures = {
+            "status": "healthy",
+            "session_id": self.session_id,
+            "active_symbols": len(self.symbols),
+            "ticks_per_second": round(self.rng.uniform(50.0, 400.0), 1),
+            "patterns_detected": self._sequence,
+        }
+        if self._health_turn % 2:
+            message: dict[str, Any] = {
+                "type": "streaming_health",
+                "timestamp": round(now, 3),
+                "health": figures,
+            }
+            return self.channels.health, _dumps(message)
+        return self.channels.health_status, _dumps({**figures, "timestamp": _iso(now)})
+
+    def session(self, started: bool, now: float) -> Message:
+        """The streaming session started / stopped notice."""
+        if started:
+            details: dict[str, Any] = {
+                "session_id": self.session_id,
+                "universe": "demo",
+                "symbol_count": len(self.symbols),
+                "started_at": _iso(now),
+            }
+            message = {"type": "streaming_session_started", "session": details}
+            return self.channels.session_started, _dumps(message)
+        details = {
+            "session_id": self.session_id,
+            "stopped_at": round(now, 3),
+            "final_status": "completed",
+        }
+        message = {"type": "streaming_session_stopped", "session": details}
+        return self.channels.session_stopped, _dumps(message)
+
+
+PatternShape = Callable[[DemoFeed, float], tuple[list[Message], int]]
+IndicatorShape = Callable[[DemoFeed, float], list[Message]]
+
+PATTERN_SHAPES: Final[tuple[PatternShape, ...]] = (
+    DemoFeed._flat,
+    DemoFeed._data,
+    DemoFeed._data_data,
+    DemoFeed._streaming_pair,
+    DemoFeed._payload,
+    DemoFeed._batch,
+    DemoFeed._pattern_data,
+    DemoFeed._detected_flat,
+)
+INDICATOR_SHAPES: Final[tuple[IndicatorShape, ...]] = (
+    DemoFeed._rsi,
+    DemoFeed._macd,
+    DemoFeed._sma,
+    DemoFeed._indicator_batch,
+)
+
+
+def build_messages(
+    rng: random.Random,
+    symbols: Sequence[str],
+    now: float,
+    *,
+    channels: DemoChannels | None = None,
+) -> list[Message]:
+    """One message of every kind and shape the demo producer sends, as (channel, body) pairs."""
+    feed = DemoFeed(rng, symbols, channels)
+    messages = [feed.session(True, now)]
+    for _ in PATTERN_SHAPES:
+        messages.extend(feed.patterns(now)[0])
+    for _ in INDICATOR_SHAPES:
+        messages.extend(feed.indicators(now))
+    messages += [
+        feed.indicator_alert(now),
+        feed.critical_alert(now),
+        feed.health(now),
+        feed.health(now),
+        feed.session(False, now),
+    ]
+    return messages
+
+
+@dataclass(slots=True)
+class _Schedule:
+    interval: float
+    due: float
+    make: Callable[[float], tuple[list[Message], int]]
+
+
+async def _publish(redis: aioredis.Redis, messages: list[Message]) -> int:
+    if len(messages) == 1:
+        channel, body = messages[0]
+        await redis.publish(channel, body)
+        return 1
+    # Behind schedule (high rates, or a slow Redis): one round trip for the whole backlog.
+    async with redis.pipeline(transaction=False) as pipe:
+        for channel, body in messages:
+            pipe.publish(channel, body)
+        await pipe.execute()
+    return len(messages)
+
+
+async def _pause(delay: float, stop: asyncio.Event | None) -> None:
+    if stop is None:
+        await asyncio.sleep(delay)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), delay)
+
+
+async def run_demo_producer(
+    redis: aioredis.Redis,
+    *,
+    symbols: Sequence[str] = DEFAULT_SYMBOLS,
+    rate: float,
+    duration: float | None = None,
+    stop: asyncio.Event | None = None,
+    channels: DemoChannels | None = None,
+    seed: int | None = None,
+) -> int:
+    """Publish demo traffic at about ``rate`` pattern detections per second; return messages sent.
+
+    Runs until ``duration`` seconds have passed, ``stop`` is set or the task is cancelled. Alongside
+    the patterns go indicator values (rate / 2), indicator alerts (one per 20 detections, at most
+    10/s), a critical alert a minute, health every 5 s and session started / stopped notices. When
+    Redis is unreachable it backs off (1 s doubling to 30 s) and resumes on schedule.
+    """
+    if not rate > 0 or math.isinf(rate):
+        raise ValueError(f"rate must be a positive number, got {rate!r}")
+    feed = DemoFeed(random.Random(seed), symbols, channels)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    deadline = None if duration is None else start + duration
+
+    def one(build: Callable[[float], Message]) -> Callable[[float], tuple[list[Message], int]]:
+        return lambda now: ([build(now)], 1)
+
+    schedules = [
+        _Schedule(1.0 / rate, start, feed.patterns),
+        _Schedule(2.0 / rate, start + 0.5 / rate, lambda now: (feed.indicators(now), 1)),
+        _Schedule(max(20.0 / rate, 0.1), start + 10.0 / rate, one(feed.indicator_alert)),
+        _Schedule(_CRITICAL_INTERVAL, start + _CRITICAL_INTERVAL / 3, one(feed.critical_alert)),
+        _Schedule(_HEALTH_INTERVAL, start, one(feed.health)),
+    ]
+    logger.info(
+        "demo producer started: %.3g detections/s over %d symbols (session %s)",
+        rate,
+        len(feed.symbols),
+        feed.session_id,
+    )
+    published = 0
+    backoff = 1.0
+    backlog = [feed.session(True, time.time())]
+    try:
+        while not (stop is not None and stop.is_set()):
+            now = loop.time()
+            if deadline is not None and now >= deadline:
+                break
+            wall = time.time()
+            for schedule in schedules:
+                while schedule.due <= now and len(backlog) < _MAX_PIPELINE:
+                    messages, weight = schedule.make(wall)
+                    backlog.extend(messages)
+                    schedule.due += schedule.interval * weight
+            if backlog:
+                try:
+                    published += await _publish(redis, backlog)
+                    backoff = 1.0
+                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                    # Pub/sub keeps nothing for later, so what could not be sent is dropped, and
+                    # the schedule restarts from now rather than flooding Redis on its return.
+                    logger.warning(
+                        "demo producer: publish failed (%s), retry in %.0f s", exc, backoff
+                    )
+                    await _pause(backoff, stop)
+                    backoff = min(backoff * 2, _MAX_BACKOFF)
+                    for schedule in schedules:
+                        schedule.due = max(schedule.due, loop.time())
+                backlog = []
+                continue
+            wake = min(schedule.due for schedule in schedules)
+            if deadline is not None:
+                wake = min(wake, deadline)
+            await _pause(max(0.0, wake - now), stop)
+    finally:
+        # Best effort, also on cancellation: dashboards show the session as stopped.
+        try:
+            stopped = [feed.session(False, time.time())]
+            published += await asyncio.wait_for(_publish(redis, stopped), 2.0)
+        except Exception as exc:
+            logger.warning("demo producer could not publish session_stopped: %s", exc)
+        logger.info("demo producer stopped after %d message(s)", published)
+    return published

@@ -1,0 +1,1223 @@
+"""Normalise producer messages from Redis into tickstock events (SPEC §2).
+
+Pure code, no I/O. :func:`normalise` accepts every envelope, field alias and timestamp shape the
+producer has used, validates the result against pydantic schemas and returns events plus precise
+rejects. It never raises, so one bad message can never stop the ingest loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal, cast
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+)
+from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict
+
+__all__ = [
+    "CHANNEL_KINDS",
+    "DEFAULT_CHANNELS",
+    "MAX_MESSAGE_BYTES_DEFAULT",
+    "REJECT_REASONS",
+    "SYMBOL_RE",
+    "TIERS",
+    "Event",
+    "NormaliseResult",
+    "Reject",
+    "channel_kind",
+    "normalise",
+]
+
+MAX_MESSAGE_BYTES_DEFAULT: Final = 65536
+# SPEC §6 symbols, matched after strip + upper. \Z, not $: "$" would also accept a trailing "\n"
+# for callers using .match().
+SYMBOL_RE: Final = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,9}\Z")
+TIERS: Final = ("daily", "hourly", "intraday", "weekly", "monthly", "daily_intraday", "combo")
+Tier = Literal["daily", "hourly", "intraday", "weekly", "monthly", "daily_intraday", "combo"]
+
+CHANNEL_KINDS: Final[dict[str, str]] = {
+    "tickstock.events.patterns": "pattern",
+    "tickstock:patterns:streaming": "pattern",
+    "tickstock:patterns:detected": "pattern",
+    "tickstock.events.indicators": "indicator",
+    "tickstock:indicators:streaming": "indicator",
+    "tickstock:alerts:indicators": "alert",
+    "tickstock:alerts:critical": "alert",
+    "tickstock:streaming:health": "health",
+    "tickstock:streaming:session_started": "session",
+    "tickstock:streaming:session_stopped": "session",
+    "tickstock.health.status": "health",
+}
+DEFAULT_CHANNELS: Final = tuple(CHANNEL_KINDS)
+
+# Every Reject.reason normalise can return (stable: metrics are labelled with them).
+REJECT_REASONS: Final = (
+    "too_large",
+    "unknown_channel",
+    "invalid_json",
+    "not_an_object",
+    "empty_batch",
+    "batch_too_large",
+    "nested_batch",
+    "missing_symbol",
+    "invalid_symbol",
+    "missing_pattern",
+    "missing_indicator",
+    "missing_confidence",
+    "missing_value",
+    "missing_alert",
+    "missing_field",
+    "invalid_field",
+    "invalid_timestamp",
+    "internal_error",
+)
+
+# Timestamps outside [1990-01-01, now + 1 day] are producer bugs (unit mix-ups, zero values), not
+# detections; expiries may lie far ahead but not past 2100.
+MIN_TIMESTAMP: Final = 631_152_000.0
+MAX_FUTURE_SKEW: Final = 86_400.0
+MAX_EXPIRY_TIMESTAMP: Final = 4_102_444_800.0
+MAX_BATCH_ITEMS: Final = 1000
+MAX_NESTING: Final = 16  # metadata deeper than this could not be re-serialised safely downstream
+
+_SAMPLE_CHARS: Final = 200
+_DETAIL_CHARS: Final = 200
+_MAX_ENVELOPE_DEPTH: Final = 5
+_TIER_SET: Final = frozenset(TIERS)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE: Final = datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One normalised event, ready for dedupe, history and fan-out.
+
+    ``data`` is the JSON-serialisable payload of SPEC §2 without ``offset``.
+    """
+
+    kind: str
+    event_type: str
+    symbol: str | None
+    event_id: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A message (or batch item) that could not be normalised, and why."""
+
+    reason: str
+    detail: str
+    sample: str
+
+
+@dataclass(frozen=True, slots=True)
+class NormaliseResult:
+    """Events and rejects from one Redis message; ``ignored`` marks quiet test payloads."""
+
+    events: list[Event]
+    rejects: list[Reject]
+    ignored: bool = False
+
+
+class _Ignored(Exception):
+    """A batch item that is a test payload: skipped quietly."""
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class _Context:
+    channel: str
+    event_type: str
+    default_tier: str
+    received_at: float
+    received_iso: str
+    source_default: str
+    validation: dict[str, Any]
+
+
+# --- field aliases ------------------------------------------------------------------------------
+
+_SYMBOL: Final = ("symbol", "ticker")
+_PATTERN_NAME: Final = ("pattern", "pattern_type", "pattern_name")
+_INDICATOR_NAME: Final = ("indicator", "indicator_type", "indicator_name")
+_ID: Final = ("event_id", "id")
+_CONFIDENCE: Final = ("confidence", "confidence_score")
+_DETECTED: Final = (
+    "detected_at",
+    "detection_timestamp",
+    "detection_time",
+    "timestamp",
+    "time",
+    "ts",
+)
+_CALCULATED: Final = ("calculated_at", "calculation_timestamp", "timestamp", "time", "ts")
+_EXPIRES: Final = ("expires_at", "expiration", "expiration_timestamp", "expiration_date", "expiry")
+_PRICE: Final = ("price", "current_price", "price_at_detection")
+_TIMEFRAME: Final = ("timeframe", "interval")
+_VALUES: Final = ("values", "value_data")
+_MESSAGE: Final = ("message", "msg", "description")
+_ALERT_TIME: Final = ("detected_at", "triggered_at", "timestamp", "time", "ts")
+_HEALTH_TIME: Final = ("timestamp", "time", "ts", "reported_at", "checked_at")
+_SESSION_TIME: Final = (
+    "timestamp",
+    "started_at",
+    "stopped_at",
+    "start_time",
+    "stop_time",
+    "time",
+    "ts",
+)
+
+_COMMON_KEYS: Final = frozenset(
+    {*_SYMBOL, *_ID, "source", "tier", *_TIMEFRAME, "metadata", "channel", "received_at"}
+)
+_KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
+    "pattern": _COMMON_KEYS
+    | {*_PATTERN_NAME, *_CONFIDENCE, *_DETECTED, *_EXPIRES, *_PRICE, "levels", "indicators"},
+    "indicator": _COMMON_KEYS | {*_INDICATOR_NAME, *_CALCULATED, "value", *_VALUES},
+    "alert": _COMMON_KEYS
+    | {"alert_type", "alert", *_MESSAGE, "severity", "value", *_INDICATOR_NAME, *_ALERT_TIME},
+    "health": _COMMON_KEYS | {"status", *_HEALTH_TIME},
+    "session": _COMMON_KEYS | {"session_id", *_SESSION_TIME},
+}
+# Keys whose presence says "this dict is the event itself", so a nested "data" is a detail field.
+_EVENT_KEYS: Final[dict[str, frozenset[str]]] = {
+    "pattern": frozenset({*_SYMBOL, *_PATTERN_NAME}),
+    "indicator": frozenset({*_SYMBOL, *_INDICATOR_NAME}),
+    "alert": frozenset({*_SYMBOL, "alert_type", *_MESSAGE, "severity"}),
+    "health": frozenset({"status"}),
+    "session": frozenset({"session_id", "status"}),
+}
+_ENVELOPE_KEYS: Final = tuple(
+    [
+        "data",
+        "payload",
+        "detection",
+        "calculation",
+        "pattern_data",
+        "indicator_data",
+        "health",
+        "session",
+        "alert",
+    ]
+)
+_BATCH_KEYS: Final[dict[str, tuple[str, ...]]] = {
+    "pattern": ("patterns", "detections", "events"),
+    "indicator": ("indicators", "calculations", "events"),
+    "alert": ("alerts", "events"),
+    "health": (),
+    "session": (),
+}
+_WRAPPER_KEYS: Final = frozenset(_ENVELOPE_KEYS).union(*_BATCH_KEYS.values())
+# Envelope "type" / "event_type" values that only name the message kind: not worth keeping.
+_GENERIC_TYPES: Final = frozenset(
+    [
+        "pattern",
+        "patterns",
+        "pattern_detected",
+        "pattern_detection",
+        "pattern_batch",
+        "streaming_pattern",
+        "indicator",
+        "indicators",
+        "indicator_update",
+        "indicator_calculation",
+        "indicator_batch",
+        "streaming_indicator",
+        "alert",
+        "indicator_alert",
+        "critical_alert",
+        "health",
+        "system_health",
+        "streaming_health",
+        "health_status",
+        "session",
+        "streaming_session",
+        "streaming_session_started",
+        "streaming_session_stopped",
+        "session_started",
+        "session_stopped",
+        "batch",
+        "event",
+    ]
+)
+_IGNORED_TYPES: Final = frozenset({"test", "ping", "health_check"})
+
+_MISSING_REASONS: Final = {
+    "symbol": "missing_symbol",
+    "pattern": "missing_pattern",
+    "indicator": "missing_indicator",
+    "confidence": "missing_confidence",
+}
+_OWN_REASONS: Final = frozenset(
+    {"invalid_symbol", "missing_pattern", "missing_indicator", "invalid_field", "invalid_timestamp"}
+)
+_TIMESTAMP_FIELDS: Final = frozenset({"detected_at", "calculated_at", "expires_at", "timestamp"})
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+_NUMERIC_RE: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_TIMEFRAME_RE: Final = re.compile(r"(\d{1,4})\s*([A-Za-z]+)")
+_TIMEFRAME_WORDS: Final = {
+    "tick": "intraday",
+    "ticks": "intraday",
+    "realtime": "intraday",
+    "streaming": "intraday",
+    "minute": "intraday",
+    "min": "intraday",
+    "m": "intraday",
+    "hour": "hourly",
+    "h": "hourly",
+    "day": "daily",
+    "d": "daily",
+    "eod": "daily",
+    "week": "weekly",
+    "w": "weekly",
+    "month": "monthly",
+    "mo": "monthly",
+}
+_UNIT_TIERS: Final = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), "seconds"),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes", "t"), "minutes"),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "hours"),
+    **dict.fromkeys(("d", "day", "days"), "daily"),
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), "weekly"),
+    **dict.fromkeys(("mo", "mon", "mth", "month", "months"), "monthly"),
+}
+
+
+def _err(reason: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(reason, message)
+
+
+def _clip(text: str, limit: int = _DETAIL_CHARS) -> str:
+    # Samples and details go to logs and a PostgreSQL text column: no NULs, no lone surrogates.
+    text = text[:limit].replace("\x00", "\ufffd")
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _short(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # deeply nested input can exhaust repr's recursion budget
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(value: Any) -> float | None:
+    """A finite float from an int, float or numeric string; None otherwise (bool is no number)."""
+    kind = type(value)
+    if kind is float:
+        number = cast(float, value)
+    elif kind is int:
+        try:
+            number = float(value)
+        except OverflowError:
+            return None
+    elif kind is str:
+        text = cast(str, value).strip()
+        if len(text) > 64 or _NUMERIC_RE.fullmatch(text) is None:
+            return None
+        number = float(text)
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _pick(data: dict[str, Any], aliases: tuple[str, ...]) -> Any:
+    for alias in aliases:
+        value = data.get(alias)
+        if value is not None:
+            return value
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_prefix(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def _iso(epoch: float) -> str:
+    """ISO-8601 UTC with millisecond precision and a ``Z`` suffix, e.g. 2026-11-26T14:30:00.000Z."""
+    # Round to the microsecond first (as datetime does), then truncate to the millisecond, so an
+    # epoch float and the ISO string of the same instant give the same text, hence the same id.
+    second, milli = divmod(round(epoch * 1_000_000) // 1000, 1000)
+    return f"{_second_prefix(second)}.{milli:03d}Z"
+
+
+def _datetime_epoch(moment: datetime) -> float:
+    """Seconds since the epoch; naive datetimes are UTC (cheaper than replace(tzinfo=...))."""
+    if moment.tzinfo is None:
+        return (moment - _EPOCH_NAIVE).total_seconds()
+    return (moment - _EPOCH).total_seconds()
+
+
+def _event_hash(*parts: str) -> str:
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=12).hexdigest()
+
+
+def _too_deep(value: Any, budget: int) -> bool:
+    if budget <= 0:
+        return True
+    for item in value.values() if isinstance(value, dict) else value:
+        if isinstance(item, dict | list) and _too_deep(item, budget - 1):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=256)
+def _timeframe_tier(timeframe: str) -> str | None:
+    """Map a producer timeframe (``1min``, ``1h``, ``daily``, ``1M`` ...) to a tier."""
+    text = timeframe.strip()
+    lowered = text.lower()
+    if lowered in _TIER_SET:
+        return lowered
+    if lowered in ("hourly", "weekly", "monthly"):
+        return lowered
+    word = _TIMEFRAME_WORDS.get(lowered)
+    if word is not None:
+        return word
+    match = _TIMEFRAME_RE.fullmatch(text)
+    if match is None:
+        return None
+    count, unit = int(match[1]), match[2]
+    if unit == "M":  # exchange convention: 1m is a minute, 1M a month
+        return "monthly"
+    span = _UNIT_TIERS.get(unit.lower())
+    if span == "seconds":
+        return "intraday"
+    if span == "minutes":
+        return "intraday" if count < 60 else "hourly" if count < 1440 else "daily"
+    if span == "hours":
+        return "hourly" if count < 24 else "daily"
+    return span
+
+
+@functools.lru_cache(maxsize=256)
+def channel_kind(channel: str) -> str | None:
+    """The event kind a channel carries: pattern, indicator, alert, health, session or None.
+
+    Known channels come from SPEC §2; other names are classified by the keywords they contain.
+    """
+    kind = CHANNEL_KINDS.get(channel)
+    if kind is not None:
+        return kind
+    name = channel.lower()
+    for keyword, inferred in (
+        ("session", "session"),
+        ("health", "health"),
+        ("alert", "alert"),
+        ("indicator", "indicator"),
+        ("pattern", "pattern"),
+    ):
+        if keyword in name:
+            return inferred
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _channel_profile(channel: str) -> tuple[str, str, str] | None:
+    """(kind, Socket.IO event type, default tier) for a channel, or None when unknown."""
+    kind = channel_kind(channel)
+    if kind is None:
+        return None
+    name = channel.lower()
+    if kind == "alert":
+        event_type = "critical_alert" if "critical" in name else "indicator_alert"
+    else:
+        event_type = {
+            "pattern": "pattern_detected",
+            "indicator": "indicator_update",
+            "health": "system_health",
+            "session": "streaming_session",
+        }[kind]
+    # The colon-named channels carry the intraday streaming feed; the dotted ones the daily batch.
+    tier = "intraday" if "streaming" in name or "detected" in name else "daily"
+    return kind, event_type, tier
+
+
+# --- schema validators --------------------------------------------------------------------------
+
+
+def _v_event_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if type(value) is int:
+        return str(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) > 128:
+            raise _err("invalid_field", "event_id longer than 128 characters")
+        return text or None
+    raise _err("invalid_field", f"event_id must be a string or integer, got {type(value).__name__}")
+
+
+def _v_symbol(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _err("invalid_symbol", f"symbol must be a string, got {type(value).__name__}")
+    symbol = value.strip().upper()
+    if SYMBOL_RE.fullmatch(symbol) is None:
+        raise _err(
+            "invalid_symbol",
+            f"symbol {_short(value)} does not match ^[A-Z0-9][A-Z0-9.-]{{0,9}}$",
+        )
+    return symbol
+
+
+def _v_optional_symbol(value: Any) -> str | None:
+    return None if value is None else _v_symbol(value)
+
+
+def _name_validator(field: str, missing: str) -> BeforeValidator:
+    def validate(value: Any) -> str:
+        if not isinstance(value, str):
+            raise _err("invalid_field", f"{field} must be a string, got {type(value).__name__}")
+        name = value.strip()
+        if not name:
+            raise _err(missing, f"{field} is empty")
+        if len(name) > 100:
+            raise _err("invalid_field", f"{field} longer than 100 characters")
+        return name
+
+    return BeforeValidator(validate)
+
+
+def _text_validator(field: str, max_length: int) -> BeforeValidator:
+    def validate(value: Any) -> str | None:
+        if value is None:
+            return None
+        if type(value) is int:
+            return str(value)
+        if not isinstance(value, str):
+            raise _err("invalid_field", f"{field} must be a string, got {type(value).__name__}")
+        text = value.strip()
+        if len(text) > max_length:
+            raise _err("invalid_field", f"{field} longer than {max_length} characters")
+        return text or None
+
+    return BeforeValidator(validate)
+
+
+def _v_confidence(value: Any) -> float:
+    number = _number(value)
+    if number is None or not 0.0 <= number <= 100.0:
+        raise _err(
+            "invalid_field", f"confidence must be a number in 0..1 or 0..100, got {_short(value)}"
+        )
+    return number / 100.0 if number > 1.0 else number
+
+
+def _number_validator(field: str, *, minimum: float | None = None) -> BeforeValidator:
+    def validate(value: Any) -> float | None:
+        if value is None:
+            return None
+        number = _number(value)
+        if number is None or (minimum is not None and number < minimum):
+            raise _err("invalid_field", f"{field} must be a finite number, got {_short(value)}")
+        return number
+
+    return BeforeValidator(validate)
+
+
+def _v_levels(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if isinstance(value, dict):  # {"support": 180.5, "resistance": [190, 195]}
+        value = [
+            {"type": kind, "value": item}
+            for kind, level in value.items()
+            for item in (level if isinstance(level, list) else [level])
+        ]
+    if not isinstance(value, list) or len(value) > 100:
+        raise _err("invalid_field", "levels must be a list of at most 100 numbers or objects")
+    levels: list[dict[str, Any]] = []
+    for item in value:
+        if isinstance(item, dict):
+            kind = _pick(item, ("type", "kind", "name", "label"))
+            number = _number(_pick(item, ("value", "price", "level")))
+            kind = "level" if kind is None else kind
+        else:
+            kind, number = "level", _number(item)
+        if number is None or not isinstance(kind, str) or not 0 < len(kind) <= 32:
+            raise _err(
+                "invalid_field", f"levels item {_short(item)} is not a number or a typed level"
+            )
+        levels.append({"type": kind, "value": number})
+    return levels
+
+
+def _v_number_map(field: str) -> BeforeValidator:
+    def validate(value: Any) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or len(value) > 64:
+            raise _err("invalid_field", f"{field} must be an object of at most 64 numbers")
+        numbers: dict[str, Any] = {}
+        for key, item in value.items():
+            if item is None:
+                numbers[key] = None
+                continue
+            number = _number(item)
+            if number is None:
+                raise _err(
+                    "invalid_field", f"{field}.{key[:40]} must be a number, got {_short(item)}"
+                )
+            numbers[key] = number
+        return numbers
+
+    return BeforeValidator(validate)
+
+
+def _v_indicators(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _err("invalid_field", f"indicators must be an object, got {type(value).__name__}")
+    # Numbers become floats so 65 and 65.0 read the same; anything else is kept as sent.
+    return {key: float(item) if type(item) is int else item for key, item in value.items()}
+
+
+def _v_nesting(value: dict[str, Any]) -> dict[str, Any]:
+    if value and _too_deep(value, MAX_NESTING):
+        raise _err("invalid_field", f"nested more than {MAX_NESTING} levels deep")
+    return value
+
+
+def _epoch(value: Any, field: str) -> float:
+    """Seconds since the epoch from any accepted timestamp shape (range not checked)."""
+    if isinstance(value, datetime):
+        return _datetime_epoch(value)
+    number = _number(value)
+    if number is not None:
+        magnitude = abs(number)
+        # Producers send seconds, milliseconds and occasionally finer units.
+        if magnitude >= 1e17:
+            return number / 1e9
+        if magnitude >= 1e14:
+            return number / 1e6
+        if magnitude >= 1e11:
+            return number / 1e3
+        return number
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            return _datetime_epoch(datetime.fromisoformat(value.strip()))
+        except (ValueError, OverflowError, OSError):
+            pass
+    raise _err(
+        "invalid_timestamp",
+        f"{field} must be epoch seconds/milliseconds or ISO-8601, got {_short(value)}",
+    )
+
+
+def _timestamp_validator(field: str, *, expiry: bool = False) -> BeforeValidator:
+    def validate(value: Any, info: ValidationInfo) -> str | None:
+        if value is None and expiry:
+            return None
+        epoch = _epoch(value, field)
+        if expiry:
+            upper = MAX_EXPIRY_TIMESTAMP
+        else:
+            upper = (info.context or {}).get("now", time.time()) + MAX_FUTURE_SKEW
+        if not MIN_TIMESTAMP <= epoch <= upper:
+            raise _err("invalid_timestamp", f"{field} {_short(value)} is out of range")
+        return _iso(epoch)
+
+    return BeforeValidator(validate)
+
+
+EventId = Annotated[str | None, BeforeValidator(_v_event_id)]
+Symbol = Annotated[str, BeforeValidator(_v_symbol)]
+OptionalSymbol = Annotated[str | None, BeforeValidator(_v_optional_symbol)]
+Confidence = Annotated[float, BeforeValidator(_v_confidence)]
+Timeframe = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+Source = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Metadata = Annotated[dict[str, Any], AfterValidator(_v_nesting)]
+
+
+class Level(TypedDict):
+    """A price level: ``type`` is support, resistance, target, ... or plain ``level``."""
+
+    type: str
+    value: float
+
+
+class PatternData(TypedDict):
+    """``data`` of a ``pattern_detected`` event (SPEC §2), before the history step adds offset."""
+
+    event_id: EventId
+    symbol: Symbol
+    pattern: Annotated[str, _name_validator("pattern", "missing_pattern")]
+    confidence: Confidence
+    tier: Tier
+    timeframe: Timeframe
+    detected_at: Annotated[str, _timestamp_validator("detected_at")]
+    expires_at: Annotated[str | None, _timestamp_validator("expires_at", expiry=True)]
+    price: Annotated[float | None, _number_validator("price", minimum=0.0)]
+    levels: Annotated[list[Level], BeforeValidator(_v_levels)]
+    indicators: Annotated[
+        dict[str, Any], BeforeValidator(_v_indicators), AfterValidator(_v_nesting)
+    ]
+    metadata: Metadata
+    source: Source
+    channel: str
+    received_at: str
+
+
+class IndicatorData(TypedDict):
+    """``data`` of an ``indicator_update`` event: a single ``value`` or a ``values`` object."""
+
+    event_id: EventId
+    symbol: Symbol
+    indicator: Annotated[str, _name_validator("indicator", "missing_indicator")]
+    value: Annotated[float | None, _number_validator("value")]
+    values: Annotated[dict[str, float | None], _v_number_map("values")]
+    tier: Tier
+    timeframe: Timeframe
+    calculated_at: Annotated[str, _timestamp_validator("calculated_at")]
+    metadata: Metadata
+    source: Source
+    channel: str
+    received_at: str
+
+
+class AlertData(TypedDict):
+    """``data`` of an ``indicator_alert`` or ``critical_alert`` event."""
+
+    event_id: EventId
+    symbol: OptionalSymbol
+    alert_type: Annotated[str | None, _text_validator("alert_type", 100)]
+    message: Annotated[str | None, _text_validator("message", 1000)]
+    severity: Annotated[str, _text_validator("severity", 32)]
+    indicator: Annotated[str | None, _text_validator("indicator", 100)]
+    value: Annotated[float | None, _number_validator("value")]
+    detected_at: Annotated[str, _timestamp_validator("detected_at")]
+    metadata: Metadata
+    source: Source
+    channel: str
+    received_at: str
+
+
+class HealthData(TypedDict):
+    """``data`` of a ``system_health`` event; producer figures live in ``metadata``."""
+
+    event_id: EventId
+    status: Annotated[str, _text_validator("status", 64)]
+    timestamp: Annotated[str, _timestamp_validator("timestamp")]
+    metadata: Metadata
+    source: Source
+    channel: str
+    received_at: str
+
+
+class SessionData(TypedDict):
+    """``data`` of a ``streaming_session`` event: ``status`` is started or stopped."""
+
+    event_id: EventId
+    status: Annotated[str, _text_validator("status", 64)]
+    session_id: Annotated[str | None, _text_validator("session_id", 128)]
+    timestamp: Annotated[str, _timestamp_validator("timestamp")]
+    metadata: Metadata
+    source: Source
+    channel: str
+    received_at: str
+
+
+_PATTERN_SCHEMA: Final = TypeAdapter(PatternData)
+_INDICATOR_SCHEMA: Final = TypeAdapter(IndicatorData)
+_ALERT_SCHEMA: Final = TypeAdapter(AlertData)
+_HEALTH_SCHEMA: Final = TypeAdapter(HealthData)
+_SESSION_SCHEMA: Final = TypeAdapter(SessionData)
+
+
+def _validate(schema: TypeAdapter[Any], candidate: dict[str, Any], ctx: _Context) -> dict[str, Any]:
+    try:
+        return cast(dict[str, Any], schema.validate_python(candidate, context=ctx.validation))
+    except ValidationError as exc:
+        raise _rejected_from(exc) from None
+
+
+def _rejected_from(exc: ValidationError) -> _Rejected:
+    errors = exc.errors(include_url=False, include_context=False)
+    first = errors[0]
+    loc = first["loc"]
+    field = str(loc[0]) if loc else ""
+    kind = first["type"]
+    if kind in _OWN_REASONS:
+        reason, detail = kind, first["msg"]
+    elif kind == "missing":
+        reason, detail = _MISSING_REASONS.get(field, "missing_field"), f"{field} is required"
+    else:
+        if field == "symbol":
+            reason = "invalid_symbol"
+        elif field in _TIMESTAMP_FIELDS:
+            reason = "invalid_timestamp"
+        else:
+            reason = "invalid_field"
+        where = ".".join(str(part)[:40] for part in loc) or "event"
+        detail = f"{where}: {first['msg']} (got {_short(first.get('input'))})"
+    if len(errors) > 1:
+        detail = f"{detail} (+{len(errors) - 1} more)"
+    return _Rejected(reason, _clip(detail))
+
+
+# --- envelope handling --------------------------------------------------------------------------
+
+
+def _without(data: dict[str, Any], key: str, base: dict[str, Any] | None) -> dict[str, Any]:
+    rest = {name: value for name, value in data.items() if name != key}
+    return rest if base is None else {**base, **rest}
+
+
+def _unwrap(obj: dict[str, Any], kind: str) -> tuple[list[Any] | None, dict[str, Any]]:
+    """Peel envelopes off ``obj``.
+
+    Returns ``(None, event_fields)`` for one event or ``(items, outer_fields)`` for a batch. Outer
+    fields (type, timestamp, source, tier ...) fill what the inner event leaves out.
+    """
+    event_keys = _EVENT_KEYS[kind]
+    outer: dict[str, Any] | None = None
+    current = obj
+    for _ in range(_MAX_ENVELOPE_DEPTH):
+        if _WRAPPER_KEYS.isdisjoint(current):  # the common flat message: nothing to peel
+            break
+        for key in _BATCH_KEYS[kind]:
+            items = current.get(key)
+            if type(items) is list:
+                return items, _without(current, key, outer)
+        is_event = not event_keys.isdisjoint(current)
+        for key in _ENVELOPE_KEYS:
+            inner = current.get(key)
+            if type(inner) is dict:
+                # {"symbol": ..., "data": {...details}} keeps "data" as a field of the event.
+                if is_event and event_keys.isdisjoint(inner):
+                    continue
+                outer = _without(current, key, outer)
+                current = inner
+                break
+            if type(inner) is list and not is_event:
+                return inner, _without(current, key, outer)
+        else:
+            break
+    return None, current if outer is None else {**outer, **current}
+
+
+def _is_test_payload(data: dict[str, Any], kind: str) -> bool:
+    if not _EVENT_KEYS[kind].isdisjoint(data) and kind != "health":
+        return False
+    if "test" in data and "symbol" not in data:
+        return True
+    marker = data.get("type")
+    if not isinstance(marker, str):
+        return False
+    marker = marker.lower()
+    return marker in _IGNORED_TYPES or (marker == "heartbeat" and kind != "health")
+
+
+def _metadata(data: dict[str, Any], kind: str, extra_known: tuple[str, ...] = ()) -> Any:
+    known = _KNOWN_KEYS[kind]
+    metadata = {
+        key: value
+        for key, value in data.items()
+        if key not in known
+        and key not in extra_known
+        and not (
+            key in ("type", "event_type") and isinstance(value, str) and value in _GENERIC_TYPES
+        )
+    }
+    producer = data.get("metadata")
+    if producer is None:
+        return metadata
+    if not isinstance(producer, dict):
+        return producer  # the schema rejects it with a precise message
+    if not metadata:
+        return producer
+    metadata.update(producer)
+    return metadata
+
+
+def _source(data: dict[str, Any], ctx: _Context) -> tuple[Any, str | None]:
+    """The output source and, when the producer put a tier name in ``source``, that tier."""
+    source = data.get("source")
+    if source is None:
+        return ctx.source_default, None
+    if isinstance(source, str):
+        text = source.strip()
+        lowered = text.lower()
+        if lowered in _TIER_SET:
+            return ctx.source_default, lowered
+        return (text or ctx.source_default), None
+    return source, None
+
+
+def _tier_fields(data: dict[str, Any], ctx: _Context) -> tuple[Any, Any, Any]:
+    source, source_tier = _source(data, ctx)
+    timeframe = _pick(data, _TIMEFRAME)
+    tier = data.get("tier")
+    if isinstance(tier, str):
+        tier = tier.strip().lower() or None
+    if tier is None:
+        timeframe_tier = (
+            _timeframe_tier(timeframe)
+            if isinstance(timeframe, str) and len(timeframe) <= 32
+            else None
+        )
+        tier = source_tier or timeframe_tier or ctx.default_tier
+    if isinstance(timeframe, str):
+        timeframe = timeframe.strip() or tier
+    elif timeframe is None:
+        timeframe = tier
+    return tier, timeframe, source
+
+
+# --- per-kind builders --------------------------------------------------------------------------
+
+
+def _build_pattern(data: dict[str, Any], ctx: _Context) -> Event:
+    tier, timeframe, source = _tier_fields(data, ctx)
+    detected = _pick(data, _DETECTED)
+    candidate: dict[str, Any] = {
+        "event_id": _pick(data, _ID),
+        "tier": tier,
+        "timeframe": timeframe,
+        "detected_at": ctx.received_at if detected is None else detected,
+        "expires_at": _pick(data, _EXPIRES),
+        "price": _pick(data, _PRICE),
+        "levels": data.get("levels"),
+        "indicators": data.get("indicators"),
+        "metadata": _metadata(data, "pattern"),
+        "source": source,
+        "channel": ctx.channel,
+        "received_at": ctx.received_iso,
+    }
+    for key, aliases in (
+        ("symbol", _SYMBOL),
+        ("pattern", _PATTERN_NAME),
+        ("confidence", _CONFIDENCE),
+    ):
+        value = _pick(data, aliases)
+        if value is not None:
+            candidate[key] = value
+    event = _validate(_PATTERN_SCHEMA, candidate, ctx)
+    if event["event_id"] is None:
+        event["event_id"] = _event_hash(
+            "pattern", event["symbol"], event["pattern"], event["tier"], event["detected_at"]
+        )
+    return Event("pattern", ctx.event_type, event["symbol"], event["event_id"], event)
+
+
+def _build_indicator(data: dict[str, Any], ctx: _Context) -> Event:
+    tier, timeframe, source = _tier_fields(data, ctx)
+    value = data.get("value")
+    values = _pick(data, _VALUES)
+    if isinstance(value, dict) and values is None:
+        value, values = None, value
+    if value is None and values is None:
+        raise _Rejected("missing_value", "indicator event has neither value nor values")
+    calculated = _pick(data, _CALCULATED)
+    candidate: dict[str, Any] = {
+        "event_id": _pick(data, _ID),
+        "value": value,
+        "values": values,
+        "tier": tier,
+        "timeframe": timeframe,
+        "calculated_at": ctx.received_at if calculated is None else calculated,
+        "metadata": _metadata(data, "indicator"),
+        "source": source,
+        "channel": ctx.channel,
+        "received_at": ctx.received_iso,
+    }
+    for key, aliases in (("symbol", _SYMBOL), ("indicator", _INDICATOR_NAME)):
+        picked = _pick(data, aliases)
+        if picked is not None:
+            candidate[key] = picked
+    event = _validate(_INDICATOR_SCHEMA, candidate, ctx)
+    if event["event_id"] is None:
+        event["event_id"] = _event_hash(
+            "indicator",
+            event["symbol"],
+            event["indicator"],
+            event["timeframe"],
+            event["calculated_at"],
+        )
+    return Event("indicator", ctx.event_type, event["symbol"], event["event_id"], event)
+
+
+def _build_alert(data: dict[str, Any], ctx: _Context) -> Event:
+    critical = ctx.event_type == "critical_alert"
+    symbol = _pick(data, _SYMBOL)
+    if symbol is None and not critical:
+        raise _Rejected("missing_symbol", "indicator alerts need a symbol")
+    alert_type = _pick(data, ("alert_type", "alert"))
+    marker = data.get("type")
+    type_used = alert_type is None and isinstance(marker, str) and marker not in _GENERIC_TYPES
+    if type_used:
+        alert_type = marker
+    message = _pick(data, _MESSAGE)
+    if alert_type is None and message is None:
+        raise _Rejected("missing_alert", "alert has neither alert_type nor message")
+    severity = data.get("severity")
+    detected = _pick(data, _ALERT_TIME)
+    candidate: dict[str, Any] = {
+        "event_id": _pick(data, _ID),
+        "symbol": symbol,
+        "alert_type": alert_type,
+        "message": message,
+        "severity": severity or ("critical" if critical else "warning"),
+        "indicator": _pick(data, _INDICATOR_NAME),
+        "value": data.get("value"),
+        "detected_at": ctx.received_at if detected is None else detected,
+        "metadata": _metadata(data, "alert", ("type",) if type_used else ()),
+        "source": _source(data, ctx)[0],
+        "channel": ctx.channel,
+        "received_at": ctx.received_iso,
+    }
+    event = _validate(_ALERT_SCHEMA, candidate, ctx)
+    if event["event_id"] is None:
+        event["event_id"] = _event_hash(
+            "alert",
+            ctx.event_type,
+            event["symbol"] or "",
+            event["alert_type"] or "",
+            event["message"] or "",
+            event["detected_at"],
+        )
+    return Event("alert", ctx.event_type, event["symbol"], event["event_id"], event)
+
+
+def _build_health(data: dict[str, Any], ctx: _Context) -> Event:
+    stamp = _pick(data, _HEALTH_TIME)
+    status = data.get("status")
+    candidate: dict[str, Any] = {
+        "event_id": _pick(data, _ID),
+        "status": "unknown" if status is None else status,
+        "timestamp": ctx.received_at if stamp is None else stamp,
+        "metadata": _metadata(data, "health"),
+        "source": _source(data, ctx)[0],
+        "channel": ctx.channel,
+        "received_at": ctx.received_iso,
+    }
+    event = _validate(_HEALTH_SCHEMA, candidate, ctx)
+    if event["event_id"] is None:
+        try:
+            body = orjson.dumps(event["metadata"], option=orjson.OPT_SORT_KEYS).decode()
+        except orjson.JSONEncodeError:
+            raise _Rejected("invalid_field", "health payload cannot be re-serialised") from None
+        event["event_id"] = _event_hash(
+            "health", ctx.channel, event["status"], event["timestamp"], body
+        )
+    return Event("health", ctx.event_type, None, event["event_id"], event)
+
+
+def _build_session(data: dict[str, Any], ctx: _Context) -> Event:
+    name = ctx.channel.lower()
+    # When the channel names the status, a producer "status" is detail and stays in metadata.
+    status: Any = "started" if "start" in name else "stopped" if "stop" in name else None
+    consumed: tuple[str, ...] = ()
+    if status is None:
+        status, consumed = data.get("status") or "unknown", ("status",)
+    session_id = data.get("session_id")
+    if session_id is None and type(data.get("session")) in (str, int):
+        session_id, consumed = data.get("session"), (*consumed, "session")
+    stamp = _pick(data, _SESSION_TIME)
+    candidate: dict[str, Any] = {
+        "event_id": _pick(data, _ID),
+        "status": status,
+        "session_id": session_id,
+        "timestamp": ctx.received_at if stamp is None else stamp,
+        "metadata": _metadata(data, "session", consumed),
+        "source": _source(data, ctx)[0],
+        "channel": ctx.channel,
+        "received_at": ctx.received_iso,
+    }
+    event = _validate(_SESSION_SCHEMA, candidate, ctx)
+    if event["event_id"] is None:
+        event["event_id"] = _event_hash(
+            "session", ctx.channel, event["status"], event["session_id"] or "", event["timestamp"]
+        )
+    return Event("session", ctx.event_type, None, event["event_id"], event)
+
+
+_BUILDERS: Final = {
+    "pattern": _build_pattern,
+    "indicator": _build_indicator,
+    "alert": _build_alert,
+    "health": _build_health,
+    "session": _build_session,
+}
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+
+def _sample(raw: bytes | str) -> str:
+    if isinstance(raw, bytes):
+        return _clip(raw[: _SAMPLE_CHARS * 4].decode("utf-8", "replace"), _SAMPLE_CHARS)
+    return _clip(raw, _SAMPLE_CHARS)
+
+
+def _item_sample(item: Any) -> str:
+    try:
+        return _sample(orjson.dumps(item)[: _SAMPLE_CHARS * 4])
+    except Exception:  # too deep for orjson: a type name still helps the log reader
+        return _short(item)
+
+
+def _reject(reason: str, detail: str, sample: str) -> NormaliseResult:
+    return NormaliseResult([], [Reject(reason, _clip(detail), sample)])
+
+
+def normalise(
+    raw: bytes | str,
+    channel: str,
+    *,
+    received_at: datetime | None = None,
+    max_bytes: int = MAX_MESSAGE_BYTES_DEFAULT,
+    source_default: str = "TickStockPL",
+) -> NormaliseResult:
+    """Turn one Redis message into normalised events and rejects; never raises.
+
+    ``received_at`` defaults to now (naive values are UTC); it stands in for missing timestamps
+    and bounds future ones. Batches yield one event or reject per item.
+    """
+    try:
+        return _normalise(raw, channel, received_at, max_bytes, source_default)
+    except Exception as exc:  # the ingest loop must survive anything a message can trigger
+        try:
+            sample = _sample(raw)
+        except Exception:
+            sample = _short(raw)
+        return _reject("internal_error", f"{type(exc).__name__}: {exc}", sample)
+
+
+def _normalise(
+    raw: bytes | str,
+    channel: str,
+    received_at: datetime | None,
+    max_bytes: int,
+    source_default: str,
+) -> NormaliseResult:
+    if isinstance(raw, bytearray | memoryview):
+        raw = bytes(raw)
+    if isinstance(raw, bytes):
+        size = len(raw)
+    elif isinstance(raw, str):
+        size = len(raw)
+        if size * 4 > max_bytes >= size:
+            size = len(raw.encode("utf-8", "surrogatepass"))
+    else:
+        return _reject("invalid_json", f"expected bytes or str, got {type(raw).__name__}", "")
+    if size > max_bytes:
+        return _reject("too_large", f"message is {size} bytes, limit {max_bytes}", _sample(raw))
+    if isinstance(channel, bytes | bytearray):
+        channel = bytes(channel).decode("utf-8", "replace")
+    profile = _channel_profile(channel)
+    if profile is None:
+        return _reject(
+            "unknown_channel", f"no event kind for channel {_short(channel)}", _sample(raw)
+        )
+    kind, event_type, default_tier = profile
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return _reject("invalid_json", str(exc), _sample(raw))
+
+    received = time.time() if received_at is None else _datetime_epoch(received_at)
+    ctx = _Context(
+        channel=channel,
+        event_type=event_type,
+        default_tier=default_tier,
+        received_at=received,
+        received_iso=_iso(received),
+        source_default=source_default,
+        validation={"now": received},
+    )
+    build = _BUILDERS[kind]
+
+    if isinstance(obj, dict):
+        if _is_test_payload(obj, kind):
+            return NormaliseResult([], [], ignored=True)
+        items, fields = _unwrap(obj, kind)
+        if items is None:
+            if fields is not obj and _is_test_payload(fields, kind):
+                return NormaliseResult([], [], ignored=True)
+            try:
+                return NormaliseResult([build(fields, ctx)], [])
+            except _Rejected as rejected:
+                return _reject(rejected.reason, rejected.detail, _sample(raw))
+        # A message id on a batch envelope names the batch, not each of its events.
+        outer = {key: value for key, value in fields.items() if key not in _ID}
+    elif isinstance(obj, list):
+        items, outer = obj, {}
+    else:
+        return _reject(
+            "not_an_object",
+            f"expected a JSON object or list, got {type(obj).__name__}",
+            _sample(raw),
+        )
+
+    if not items:
+        return _reject("empty_batch", "batch has no items", _sample(raw))
+    if len(items) > MAX_BATCH_ITEMS:
+        return _reject(
+            "batch_too_large",
+            f"batch has {len(items)} items, limit {MAX_BATCH_ITEMS}",
+            _sample(raw),
+        )
+    events: list[Event] = []
+    rejects: list[Reject] = []
+    ignored = 0
+    for index, item in enumerate(items):
+        try:
+            events.append(_build_item(item, index, outer, kind, ctx, build))
+        except _Rejected as rejected:
+            rejects.append(Reject(rejected.reason, rejected.detail, _item_sample(item)))
+        except _Ignored:
+            ignored += 1
+        except Exception as exc:  # one pathological item must not cost the rest of the batch
+            detail = _clip(f"item {index}: {type(exc).__name__}: {exc}")
+            rejects.append(Reject("internal_error", detail, _item_sample(item)))
+    return NormaliseResult(events, rejects, ignored=ignored == len(items))
+
+
+def _build_item(
+    item: Any,
+    index: int,
+    outer: dict[str, Any],
+    kind: str,
+    ctx: _Context,
+    build: Callable[[dict[str, Any], _Context], Event],
+) -> Event:
+    if not isinstance(item, dict):
+        raise _Rejected("not_an_object", f"item {index} is a {type(item).__name__}, not an object")
+    if _is_test_payload(item, kind):
+        raise _Ignored
+    nested, fields = _unwrap(item, kind)
+    if nested is not None:
+        raise _Rejected("nested_batch", f"item {index} is itself a batch")
+    try:
+        return build({**outer, **fields} if outer else fields, ctx)
+    except _Rejected as rejected:
+        raise _Rejected(rejected.reason, _clip(f"item {index}: {rejected.detail}")) from None
