@@ -7,6 +7,7 @@ from typing import Any
 
 from quart import Quart
 
+from tickstock.auth import init_auth
 from tickstock.config import Settings, load_settings
 from tickstock.errors import register_error_handlers
 from tickstock.extensions.database import Database
@@ -41,6 +42,7 @@ def create_app(
 
     Database(app)
     RedisClient(app)
+    init_auth(app)
 
     from tickstock.realtime.server import RealtimeServer
 
