@@ -10,6 +10,7 @@ from quart import Quart, current_app
 
 from tickstock.config import Settings
 from tickstock.jsonutil import SocketJSON
+from tickstock.realtime.auth import make_client_manager, register_connect_handler
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class RealtimeServer:
         self.app = app
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
+            client_manager=make_client_manager(app, settings),
             json=SocketJSON,
             cors_allowed_origins=settings.cors_origins or [],
             max_http_buffer_size=settings.socketio_max_message_bytes,
@@ -37,6 +39,7 @@ class RealtimeServer:
             engineio_logger=False,
         )
         app.extensions[EXTENSION_KEY] = self
+        register_connect_handler(self)
 
     def asgi_app(self) -> Any:
         """The served ASGI app: Socket.IO on ``/socket.io/``, everything else to Quart."""
