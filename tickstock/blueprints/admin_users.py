@@ -1,0 +1,169 @@
+"""User administration: list, create, and change role, active flag or password."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Literal
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from quart import Blueprint, Response, request
+
+from tickstock.auth import (
+    Role,
+    admin_required,
+    after_user_sessions_ended,
+    check_password,
+    check_username,
+    get_auth,
+    hash_password,
+    insert_user,
+    revoke_user_sessions,
+    select_active_admin_ids,
+    select_user,
+    select_users,
+    update_user,
+)
+from tickstock.blueprints.auth import ok, parse_body
+from tickstock.errors import APIError
+
+blueprint = Blueprint("admin_users", __name__)
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+class CreateUserBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+    role: Literal["user", "admin"] = "user"
+
+    _username = field_validator("username")(check_username)
+    _password = field_validator("password")(check_password)
+
+
+class UpdateUserBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "admin"] | None = None
+    active: bool | None = None
+    password: str | None = Field(default=None, max_length=1024)
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str | None) -> str | None:
+        return None if value is None else check_password(value)
+
+    @model_validator(mode="after")
+    def _something(self) -> UpdateUserBody:
+        if self.role is None and self.active is None and self.password is None:
+            raise ValueError("give at least one of role, active, password")
+        return self
+
+
+def _user_row(record: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": record["id"],
+        "username": record["username"],
+        "role": record["role"],
+        "active": record["active"],
+        "created_at": record["created_at"],
+        "password_changed_at": record["password_changed_at"],
+        "failed_logins": record["failed_logins"],
+        "locked_until": record["locked_until"],
+        "live_sessions": record["live_sessions"],
+    }
+
+
+def _cursor(after_id: int) -> str:
+    return base64.urlsafe_b64encode(f"u:{after_id}".encode()).decode().rstrip("=")
+
+
+def _after_id(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = text.partition(":")
+        if kind != "u":
+            raise ValueError(kind)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise APIError(400, "invalid_cursor", "cursor is not valid") from None
+
+
+def _limit() -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise APIError(400, "validation_error", f"limit must be an integer 1-{MAX_LIMIT}")
+    return int(raw)
+
+
+@blueprint.get("/api/admin/users")
+@admin_required
+async def list_users() -> tuple[Response, int]:
+    """All accounts, by id, paginated with ``limit`` and ``cursor``."""
+    limit = _limit()
+    after_id = _after_id(request.args.get("cursor"))
+    async with get_auth().db.read() as conn:
+        rows = await select_users(conn, after_id=after_id, limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = _cursor(page[-1]["id"]) if len(rows) > limit else None
+    meta = {"limit": limit, "count": len(page), "next_cursor": next_cursor}
+    return ok([_user_row(row) for row in page], meta)
+
+
+@blueprint.post("/api/admin/users")
+@admin_required
+async def create_user() -> tuple[Response, int]:
+    """Create an account (409 when the name is taken, in any letter case)."""
+    body = await parse_body(CreateUserBody)
+    password_hash = await hash_password(body.password)
+    try:
+        async with get_auth().db.write() as conn:
+            user = await insert_user(conn, body.username, password_hash, body.role)
+    except asyncpg.UniqueViolationError:
+        raise APIError(409, "username_taken", "that username is already taken") from None
+    return ok(user.to_json(), status=201)
+
+
+@blueprint.patch("/api/admin/users/<int:user_id>")
+@admin_required
+async def update(user_id: int) -> tuple[Response, int]:
+    """Change role, active flag or password; deactivation and a new password end all sessions.
+
+    The last active administrator can be neither demoted nor deactivated (409).
+    """
+    body = await parse_body(UpdateUserBody)
+    password_hash = await hash_password(body.password) if body.password is not None else None
+    ended = False
+    async with get_auth().db.write() as conn:
+        # Lock the admins' rows: two admins demoting each other at once cannot both succeed.
+        admins = await select_active_admin_ids(conn, lock=True)
+        target = await select_user(conn, user_id)
+        if target is None:
+            raise APIError(404, "user_not_found", "no such user")
+        loses_admin = body.role == "user" or body.active is False
+        if target.is_admin and loses_admin and admins == [target.id]:
+            raise APIError(
+                409, "last_admin", "the last active administrator cannot be demoted or deactivated"
+            )
+        role: Role | None = body.role
+        user = await update_user(
+            conn, user_id, role=role, active=body.active, password_hash=password_hash
+        )
+        assert user is not None
+        if password_hash is not None or (body.active is False and target.active):
+            await revoke_user_sessions(conn, user_id)
+            ended = True
+    if ended:
+        await after_user_sessions_ended(user_id)
+    else:
+        # A new role applies to the user's next request on this node (others within a second).
+        get_auth().forget(user_id=user_id)
+    return ok(user.to_json(), {"sessions_revoked": ended})
