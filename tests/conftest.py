@@ -27,6 +27,8 @@ from quart import Quart
 from tickstock.app import create_app
 from tickstock.realtime.server import get_realtime
 
+pytest_plugins = ["tests.auth_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SESSION_ID = uuid.uuid4().hex[:8]
 
