@@ -14,6 +14,7 @@ from tickstock.extensions.database import Database
 from tickstock.extensions.redis import RedisClient
 from tickstock.jsonutil import OrjsonProvider
 from tickstock.logconfig import configure_logging
+from tickstock.observability import init_observability
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def create_app(
         JSON_SORT_KEYS=False,
     )
 
+    init_observability(app)
     Database(app)
     RedisClient(app)
     init_auth(app)

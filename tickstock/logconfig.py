@@ -9,6 +9,7 @@ from typing import Any
 
 from tickstock.config import Settings
 from tickstock.jsonutil import dumps_str
+from tickstock.observability import RequestIdFilter
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -32,6 +33,18 @@ class JSONFormatter(logging.Formatter):
         return dumps_str(entry)
 
 
+class TextFormatter(logging.Formatter):
+    """Human-readable lines, with the request id when there is one."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        request_id = getattr(record, "request_id", None)
+        return f"{line} [request_id={request_id}]" if request_id else line
+
+
 def configure_logging(settings: Settings) -> None:
     """Configure the root logger once per process (idempotent)."""
     root = logging.getLogger()
@@ -40,6 +53,7 @@ def configure_logging(settings: Settings) -> None:
     if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler._tickstock = True  # type: ignore[attr-defined]
+        handler.addFilter(RequestIdFilter())
         root.addHandler(handler)
     # Hypercorn writes its own lines through its own handlers; do not print them twice.
     for name in ("hypercorn.error", "hypercorn.access"):

@@ -7,6 +7,7 @@ from typing import Any
 
 from quart import Blueprint, current_app, request
 
+from tickstock.auth import login_required
 from tickstock.errors import APIError
 from tickstock.extensions.redis import get_redis_ext
 from tickstock.realtime.events import SYMBOL_RE
@@ -23,6 +24,7 @@ def _envelope(data: Any, **meta: Any) -> dict[str, Any]:
 
 
 @blueprint.get("/redis-status")
+@login_required
 async def redis_status() -> dict[str, Any]:
     """Redis connectivity: the command client, the ingest consumer and the fan-out reader."""
     hub = get_hub()
@@ -47,6 +49,7 @@ async def redis_status() -> dict[str, Any]:
 
 
 @blueprint.get("/status")
+@login_required
 async def status() -> dict[str, Any]:
     """Ingest counters per channel, rejects by reason, last event age, sockets and rooms."""
     hub = get_hub()
@@ -86,6 +89,7 @@ async def status() -> dict[str, Any]:
 
 
 @blueprint.get("/history/<symbol>")
+@login_required
 async def history(symbol: str) -> dict[str, Any]:
     """Events of a symbol after ``since`` (an offset), oldest first; ``kind`` patterns|indicators."""
     symbol = symbol.strip().upper()

@@ -15,6 +15,7 @@ from quart import Quart, current_app
 
 from tickstock.config import Settings
 from tickstock.errors import DATABASE_DOWN, ServiceUnavailable
+from tickstock.metrics import DB_POOL_WAIT
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,10 @@ class Database:
     @contextlib.asynccontextmanager
     async def _acquire(self, pool: asyncpg.Pool | None) -> AsyncIterator[asyncpg.Connection]:
         pool = self._require(pool)
+        started = time.perf_counter()
         try:
             conn = await pool.acquire(timeout=self._settings.db_connect_timeout)
+            DB_POOL_WAIT.observe(time.perf_counter() - started)
         except DATABASE_DOWN as exc:
             raise ServiceUnavailable("database") from exc
         try:

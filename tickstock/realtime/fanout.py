@@ -19,6 +19,7 @@ import engineio.packet
 import redis.asyncio as aioredis
 import socketio
 
+from tickstock import metrics
 from tickstock.errors import REDIS_DOWN
 from tickstock.realtime.history import (
     StoredEvent,
@@ -89,6 +90,7 @@ class Delivery:
             if self.send_packet(sid, eio_sid, packet):
                 sent += 1
         self.stats.deliveries += sent
+        metrics.DELIVERIES.inc(sent)
         return sent
 
     def send_events(self, sid: str, events: Iterable[StoredEvent]) -> int:
@@ -123,6 +125,7 @@ class Delivery:
             return
         self._dropping.add(sid)
         self.stats.slow_consumer_disconnects += 1
+        metrics.SLOW_CONSUMERS.inc()
         log.warning(
             "disconnecting slow consumer %s (outbound queue over %d)", sid, self.queue_limit
         )
@@ -196,6 +199,7 @@ class FanoutReader:
                     log.warning("fan-out reader lost Redis (%r); reconnecting", exc)
                 stats.connected = False
                 stats.reconnects += 1
+                metrics.REDIS_RECONNECTS.labels("fanout").inc()
             except Exception:
                 log.exception("fan-out reader failed; restarting")
                 stats.connected = False
@@ -232,7 +236,9 @@ class FanoutReader:
                     stats.events += 1
                     stats.last_event_at = now
                     with contextlib.suppress(ValueError):
-                        stats.lag_ms = max(0.0, (now - float(event.timestamp)) * 1000)
+                        lag = max(0.0, time.time() - float(event.timestamp))
+                        stats.lag_ms = lag * 1000
+                        metrics.INGEST_TO_EMIT.observe(lag)
 
 
 async def _close_quietly(client: aioredis.Redis) -> None:

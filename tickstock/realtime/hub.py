@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 import socketio
 from quart import Quart, current_app
 
+from tickstock import metrics
 from tickstock.config import Settings
 from tickstock.extensions.redis import make_client
 from tickstock.realtime.fanout import Delivery, FanoutReader
@@ -166,6 +167,7 @@ class RealtimeHub:
         self._spawn(reader.run(), "fanout")
         self._spawn(self.errors.run(), "error-log")
         self._spawn(self.recorder.run(), "subscriptions")
+        self._spawn(self._gauges(), "gauges")
         # Serve once both Redis readers are connected (bounded: a Redis outage must not block
         # start-up; the node then reports degraded and connects later by itself).
         with contextlib.suppress(TimeoutError):
@@ -174,6 +176,26 @@ class RealtimeHub:
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=f"tickstock-{name}"))
+
+    async def _gauges(self) -> None:
+        """Refresh state gauges once a second (nothing on the hot path)."""
+        database = self.app.extensions["tickstock.db"]
+        while True:
+            rooms = self.sio.manager.rooms.get("/", {})
+            metrics.SOCKETS.set(len(rooms.get(None, {})))
+            counts = {"patterns": 0, "indicators": 0}
+            for room, members in rooms.items():
+                if isinstance(room, str):
+                    kind = room.split(":", 1)[0]
+                    if kind in counts:
+                        counts[kind] += len(members)
+            for kind, count in counts.items():
+                metrics.SUBSCRIPTIONS.labels(kind).set(count)
+            pool = database.pool
+            if pool is not None:
+                metrics.DB_POOL_SIZE.labels("total").set(pool.get_size())
+                metrics.DB_POOL_SIZE.labels("idle").set(pool.get_idle_size())
+            await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -20,6 +20,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from tickstock import metrics
 from tickstock.config import Settings
 from tickstock.errors import REDIS_DOWN
 from tickstock.realtime.events import NormaliseResult, Reject, normalise
@@ -187,6 +188,7 @@ class IngestConsumer:
         self.stats.connected = False
         self.stats.connected_since = None
         self.stats.reconnects += 1
+        metrics.REDIS_RECONNECTS.labels("ingest").inc()
         self.stats.last_error = f"{type(exc).__name__}: {exc}"[:200]
 
     def _connected(self) -> None:
@@ -246,18 +248,22 @@ class IngestConsumer:
         """Normalise one message and append its events; rejects are recorded, never raised."""
         stats = self.stats.channels[channel]
         stats.received += 1
+        metrics.EVENTS_RECEIVED.labels(channel).inc()
         result = normalise(raw, channel, max_bytes=self.settings.ingest_max_message_bytes)
         if result.ignored:
             stats.ignored += 1
         for reject in result.rejects:
             stats.rejected[reject.reason] += 1
+            metrics.EVENTS_REJECTED.labels(channel, reject.reason).inc()
             self._record_reject(channel, reject)
         for event in result.events:
             offset = await store.append(event.event_type, event.symbol, event.event_id, event.data)
             if offset is None:
                 stats.duplicates += 1
+                metrics.EVENTS_DUPLICATE.labels(channel).inc()
             else:
                 stats.accepted += 1
+                metrics.EVENTS_ACCEPTED.labels(channel).inc()
             stats.last_event_at = time.time()
         return result
 
