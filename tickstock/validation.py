@@ -1,0 +1,196 @@
+"""Shared request validation: symbols (SPEC §6), bounded text, timestamps, and the 400 envelope.
+
+quart-schema validates query strings and bodies into pydantic models; :func:`register` turns its
+validation errors into the SPEC §5 envelope, naming the offending parameter::
+
+    {"status": "error", "code": "validation_error", "message": "limit: Input should be ..."}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Final, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from quart import Quart, Response, request
+from quart_schema import RequestSchemaValidationError, document_response
+
+from tickstock.errors import APIError, error_response
+from tickstock.realtime.events import SYMBOL_RE
+
+__all__ = [
+    "MAX_SYMBOLS",
+    "ErrorBody",
+    "PageMeta",
+    "QueryModel",
+    "SafeText",
+    "SymbolCSV",
+    "Timestamp",
+    "check_symbols",
+    "documented",
+    "format_validation_error",
+    "normalise_symbol",
+    "parse_symbol",
+    "parse_symbol_csv",
+    "register",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_SYMBOLS: Final = 200
+MAX_SYMBOL_CSV: Final = MAX_SYMBOLS * 11
+SYMBOL_RULE: Final = "^[A-Z0-9][A-Z0-9.-]{0,9}$"
+_MAX_MESSAGE: Final = 500
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def normalise_symbol(raw: str) -> str | None:
+    """The upper-cased symbol, or None when it breaks the SPEC §6 rule."""
+    symbol = raw.strip().upper()
+    return symbol if SYMBOL_RE.fullmatch(symbol) else None
+
+
+def parse_symbol(raw: str) -> str:
+    """A path symbol, upper-cased; 400 ``invalid_symbol`` (never a query) otherwise."""
+    symbol = normalise_symbol(raw)
+    if symbol is None:
+        raise APIError(400, "invalid_symbol", f"symbol must match {SYMBOL_RULE}")
+    return symbol
+
+
+def check_symbols(values: Iterable[str]) -> list[str]:
+    """Upper-cased, de-duplicated (first occurrence wins), each valid; ValueError names the bad."""
+    symbols: dict[str, None] = {}
+    bad: list[str] = []
+    for value in values:
+        symbol = normalise_symbol(value)
+        if symbol is None:
+            bad.append(value[:20])
+        else:
+            symbols.setdefault(symbol)
+    if bad:
+        shown = ", ".join(repr(b) for b in bad[:5])
+        raise ValueError(f"invalid symbol(s) {shown}; symbols must match {SYMBOL_RULE}")
+    if len(symbols) > MAX_SYMBOLS:
+        raise ValueError(f"at most {MAX_SYMBOLS} symbols")
+    return list(symbols)
+
+
+def parse_symbol_csv(value: str) -> list[str]:
+    """``"aapl, msft"`` -> ``["AAPL", "MSFT"]``; empty items are skipped."""
+    items = [item for item in value.split(",") if item.strip()]
+    if not items:
+        raise ValueError("give at least one symbol")
+    return check_symbols(items)
+
+
+def _no_control_chars(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; other control characters are never meaningful here.
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+_EARLIEST: Final = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+_LATEST: Final = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    # Naive timestamps are UTC, as everywhere in tickstock (SPEC §2).
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    # Bounded, so no far-off value can overflow on its way to PostgreSQL.
+    if not _EARLIEST <= value <= _LATEST:
+        raise ValueError("must be between 1900-01-01 and 2200-01-01")
+    return value
+
+
+SafeText = Annotated[str, AfterValidator(_no_control_chars)]
+"""A string without control characters (NUL would reach PostgreSQL as an error)."""
+
+Timestamp = Annotated[dt.datetime, AfterValidator(_aware)]
+"""An ISO-8601 timestamp; naive values are UTC."""
+
+SymbolCSV = Annotated[
+    str,
+    Field(
+        max_length=MAX_SYMBOL_CSV,
+        description=f"Comma-separated symbols (at most {MAX_SYMBOLS}), e.g. AAPL,MSFT,BRK.B",
+    ),
+    AfterValidator(lambda value: ",".join(parse_symbol_csv(value))),
+]
+"""A comma-separated symbol list, normalised to ``"AAPL,MSFT"`` (split it with ``split(",")``)."""
+
+
+class QueryModel(BaseModel):
+    """Base for query-string models: unknown parameters are a 400, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class PageMeta(BaseModel):
+    """Pagination of a list: pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    count: int
+    next_cursor: str | None
+    limit: int
+
+
+class ErrorBody(BaseModel):
+    """The error envelope (SPEC §5)."""
+
+    status: Literal["error"]
+    message: str
+    code: str
+
+
+def documented(model: type[BaseModel], *errors: int) -> Callable[[F], F]:
+    """Document the 200 body ``model`` and the error envelope for each status in ``errors``."""
+
+    def decorator(func: F) -> F:
+        func = document_response(model, 200)(func)
+        for status in (401, *errors):
+            func = document_response(ErrorBody, status)(func)
+        return func
+
+    return decorator
+
+
+def format_validation_error(error: BaseException) -> str:
+    """``"limit: Input should be less than or equal to 500; ..."`` from a pydantic error."""
+    if isinstance(error, ValidationError):
+        parts = []
+        for item in error.errors(include_url=False, include_input=False):
+            location = ".".join(str(part) for part in item["loc"])
+            message = str(item["msg"]).removeprefix("Value error, ")
+            parts.append(f"{location}: {message}" if location else message)
+        text = "; ".join(parts)
+    else:
+        text = str(error) or "invalid request"
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def register(app: Quart) -> None:
+    """Answer quart-schema's request/query-string validation errors with the 400 envelope."""
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def _validation_error(error: RequestSchemaValidationError) -> Response:
+        message = format_validation_error(error.validation_error)
+        return error_response(400, "validation_error", message)
+
+    @app.errorhandler(UnicodeDecodeError)
+    async def _undecodable(error: UnicodeDecodeError) -> Response:
+        # Quart decodes a JSON body before its own error handling starts, so a body that is not
+        # UTF-8 surfaces here; any other decode error is a bug like any other.
+        body = await request.get_data(True, False, False)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return error_response(400, "bad_request", "request body is not valid UTF-8")
+        log.error("unhandled error on %s %s", request.method, request.path, exc_info=error)
+        return error_response(500, "internal_error", "internal server error")
+
+    del _validation_error, _undecodable
