@@ -1,0 +1,281 @@
+"""Pattern history over REST: across tiers, per symbol, per tier view, and the definitions.
+
+Items mirror the live ``pattern_detected`` events (``pattern``, ``detected_at``, ``tier``) so a
+dashboard can merge history and live feed; each carries a ``priority`` from its confidence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from quart import Blueprint, Response
+from quart_schema import validate_querystring
+
+from tickstock.auth import login_required
+from tickstock.errors import APIError
+from tickstock.extensions.database import get_db
+from tickstock.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, paginate, success
+from tickstock.queries.patterns import (
+    ALL_TIERS,
+    TABLE_TIERS,
+    TIER_WINDOWS,
+    ComboItem,
+    PatternFilter,
+    PatternItem,
+    PatternKey,
+    Priority,
+    Tier,
+    select_combo,
+    select_pattern_definitions,
+    select_patterns,
+)
+from tickstock.queries.symbols import symbol_exists
+from tickstock.validation import (
+    PageMeta,
+    QueryModel,
+    SafeText,
+    SymbolCSV,
+    Timestamp,
+    documented,
+    parse_symbol,
+)
+
+blueprint = Blueprint("patterns", __name__)
+
+PatternName = Annotated[SafeText, Field(min_length=1, max_length=100)]
+TierName = Annotated[
+    str,
+    Field(
+        max_length=32,
+        description="One of " + ", ".join(ALL_TIERS),
+        json_schema_extra={"enum": list(ALL_TIERS)},
+    ),
+]
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}")]
+Cursor = Annotated[str, Field(description="next_cursor of the previous page (opaque)")]
+Confidence = Annotated[float, Field(ge=0.0, le=1.0, description="Minimum confidence, 0 to 1")]
+
+
+class _Filters(QueryModel):
+    pattern: PatternName | None = Field(None, description="Exact pattern name, e.g. Bull Flag")
+    confidence_min: Confidence | None = None
+    limit: Limit = DEFAULT_LIMIT
+    cursor: Cursor | None = None
+
+
+class _TimeRange(_Filters):
+    since: Timestamp | None = Field(None, description="Detected at or after (ISO-8601)")
+    until: Timestamp | None = Field(None, description="Detected before (ISO-8601)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _TimeRange:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError("until: must be later than since")
+        return self
+
+
+class PatternsQuery(_TimeRange):
+    tier: TierName | None = Field(None, description="One tier; all pattern tables when absent")
+    symbols: SymbolCSV | None = None
+
+
+class SymbolPatternsQuery(_TimeRange):
+    tier: TierName | None = Field(None, description="One tier; all pattern tables when absent")
+
+
+class TierQuery(_Filters):
+    symbols: SymbolCSV | None = None
+
+
+class DefinitionsQuery(QueryModel):
+    enabled: bool | None = None
+    category: Annotated[SafeText, Field(max_length=64)] | None = None
+
+
+class PatternOut(BaseModel):
+    """A detection (combo items add pattern_id, category, price, volume and outcomes)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    tier: Literal["daily", "intraday", "hourly", "weekly", "monthly", "combo", "daily_intraday"]
+    symbol: str
+    pattern: str
+    confidence: float
+    priority: Priority
+    detected_at: dt.datetime
+    timeframe: str | None = None
+    expires_at: dt.datetime | None = None
+    levels: list[float | None] = []
+    pattern_data: Any = None
+    metadata: Any = None
+
+
+class PatternPage(BaseModel):
+    """A page of detections, newest first."""
+
+    status: Literal["success"]
+    data: list[PatternOut]
+    meta: PageMeta
+
+
+class DefinitionOut(BaseModel):
+    id: int
+    name: str
+    short_description: str | None
+    category: str | None
+    enabled: bool
+    confidence_threshold: float
+    risk_level: str | None
+    applicable_timeframes: list[str]
+    display_order: int
+
+
+class DefinitionList(BaseModel):
+    """Pattern definitions in display order."""
+
+    status: Literal["success"]
+    data: list[DefinitionOut]
+    meta: dict[str, Any]
+
+
+def _tier(name: str) -> Tier:
+    for tier in ALL_TIERS:
+        if tier == name:
+            return tier
+    raise APIError(
+        404, "unknown_tier", f"unknown tier {name[:32]!r}; tiers: {', '.join(ALL_TIERS)}"
+    )
+
+
+def _after(cursor: str | None) -> PatternKey | None:
+    if cursor is None:
+        return None
+    detected_at, tier, ident = decode_cursor(cursor, ("time", "text", "int"))
+    if tier not in ALL_TIERS:
+        raise APIError(400, "invalid_cursor", "cursor is not valid; use next_cursor as returned")
+    assert isinstance(detected_at, dt.datetime) and isinstance(tier, str)
+    assert isinstance(ident, int)
+    return PatternKey(detected_at, tier, ident)
+
+
+def _key(item: PatternItem | ComboItem) -> tuple[dt.datetime, str, int]:
+    return item["detected_at"], item["tier"], item["id"]
+
+
+async def _page(
+    tier: Tier | None,
+    flt: PatternFilter,
+    cursor: str | None,
+    limit: int,
+    *,
+    symbol: str | None = None,
+    **meta: Any,
+) -> Response:
+    """One query: the tier's table, or every pattern table; 404 for a symbol nobody knows."""
+    after = _after(cursor)
+    async with get_db().read() as conn:
+        page: Page[PatternItem] | Page[ComboItem]
+        if tier == "combo":
+            combo = await select_combo(conn, flt, after=after, limit=limit + 1)
+            page = paginate(combo, limit, _key)
+        else:
+            tiers = TABLE_TIERS if tier is None else (tier,)
+            items = await select_patterns(conn, tiers, flt, after=after, limit=limit + 1)
+            page = paginate(items, limit, _key)
+        if (
+            symbol is not None
+            and not page.items
+            and after is None
+            and not await symbol_exists(conn, symbol)
+        ):
+            raise APIError(404, "symbol_not_found", f"unknown symbol {symbol}")
+    if symbol is not None:
+        meta["symbol"] = symbol
+    return success(page.items, page.meta(tier=tier or "all", **meta))
+
+
+@blueprint.get("/api/patterns")
+@login_required
+@validate_querystring(PatternsQuery)
+@documented(PatternPage, 400, 404)
+async def list_patterns(query_args: PatternsQuery) -> Response:
+    """Pattern detections, newest first, filtered and keyset-paginated.
+
+    Without ``tier`` the six pattern tables (daily, intraday, hourly, weekly, monthly,
+    daily_intraday) are read together; the combo tier (pattern_detections) only with
+    ``tier=combo``. ``since`` is inclusive, ``until`` exclusive. Unknown tier: 404.
+    """
+    q = query_args
+    tier = _tier(q.tier) if q.tier is not None else None
+    flt = PatternFilter(
+        symbols=q.symbols.split(",") if q.symbols else None,
+        pattern=q.pattern,
+        confidence_min=q.confidence_min,
+        since=q.since,
+        until=q.until,
+    )
+    return await _page(tier, flt, q.cursor, q.limit)
+
+
+@blueprint.get("/api/patterns/<symbol>")
+@login_required
+@validate_querystring(SymbolPatternsQuery)
+@documented(PatternPage, 400, 404)
+async def symbol_patterns(symbol: str, query_args: SymbolPatternsQuery) -> Response:
+    """One symbol's detections across the pattern tables (or one ``tier``), newest first.
+
+    Same filters as /api/patterns; 404 ``symbol_not_found`` for a symbol that does not exist.
+    """
+    symbol = parse_symbol(symbol)
+    q = query_args
+    tier = _tier(q.tier) if q.tier is not None else None
+    flt = PatternFilter(
+        symbols=[symbol],
+        pattern=q.pattern,
+        confidence_min=q.confidence_min,
+        since=q.since,
+        until=q.until,
+    )
+    return await _page(tier, flt, q.cursor, q.limit, symbol=symbol)
+
+
+@blueprint.get("/api/patterns/tiers/<tier>")
+@login_required
+@validate_querystring(TierQuery)
+@documented(PatternPage, 400, 404)
+async def tier_patterns(tier: str, query_args: TierQuery) -> Response:
+    """The recent detections of one tier, newest first, each with its priority.
+
+    Windows, from the request time: daily 7 days, intraday 24 hours, hourly 48 hours, weekly
+    8 weeks, monthly 365 days, combo 30 days (pattern_detections of enabled definitions only),
+    daily_intraday 72 hours. Unknown tier: 404 ``unknown_tier``.
+    """
+    name = _tier(tier)
+    q = query_args
+    window = TIER_WINDOWS[name]
+    since = dt.datetime.now(dt.UTC) - window
+    flt = PatternFilter(
+        symbols=q.symbols.split(",") if q.symbols else None,
+        pattern=q.pattern,
+        confidence_min=q.confidence_min,
+        since=since,
+    )
+    return await _page(
+        name, flt, q.cursor, q.limit, since=since, window_seconds=int(window.total_seconds())
+    )
+
+
+@blueprint.get("/api/pattern-definitions")
+@login_required
+@validate_querystring(DefinitionsQuery)
+@documented(DefinitionList, 400)
+async def pattern_definitions(query_args: DefinitionsQuery) -> Response:
+    """The patterns the producer detects, in display order (``enabled``, ``category`` filter)."""
+    async with get_db().read() as conn:
+        items = await select_pattern_definitions(
+            conn, enabled=query_args.enabled, category=query_args.category
+        )
+    return success(items, {"count": len(items)})
