@@ -1,0 +1,134 @@
+"""The signed-in user's own watchlist and settings (never anyone else's: no user id is taken)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from quart import Blueprint, Response
+from quart_schema import validate_request
+
+from tickstock.auth import current_user, login_required
+from tickstock.errors import APIError
+from tickstock.extensions.database import get_db
+from tickstock.pagination import MAX_LIMIT, success
+from tickstock.queries.patterns import Tier
+from tickstock.queries.symbols import select_unknown_symbols
+from tickstock.queries.user_settings import (
+    UserSettings,
+    select_user_settings,
+    upsert_settings,
+    upsert_watchlist,
+)
+from tickstock.validation import MAX_SYMBOLS, check_symbols, documented
+
+blueprint = Blueprint("user", __name__, url_prefix="/api/user")
+
+# Duplicates are dropped before the 200-symbol cap applies; this only bounds the work.
+_MAX_RAW_ITEMS = 1000
+
+
+class WatchlistIn(BaseModel):
+    """The whole watchlist: up to 200 symbols, upper-cased, duplicates dropped (order kept)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    symbols: list[Annotated[str, Field(max_length=32)]] = Field(max_length=_MAX_RAW_ITEMS)
+
+    @field_validator("symbols")
+    @classmethod
+    def _valid(cls, value: list[str]) -> list[str]:
+        return check_symbols(value)
+
+
+class SettingsIn(BaseModel):
+    """Dashboard settings; every key optional, unknown keys refused. PUT replaces the object."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    theme: Literal["dark", "light"] | None = None
+    default_tier: Tier | None = None
+    min_confidence: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
+    feed_limit: int | None = Field(None, ge=1, le=MAX_LIMIT)
+
+
+class WatchlistOut(BaseModel):
+    symbols: list[str]
+    updated_at: dt.datetime | None
+
+
+class WatchlistBody(BaseModel):
+    """The user's watchlist."""
+
+    status: Literal["success"]
+    data: WatchlistOut
+    meta: dict[str, Any]
+
+
+class SettingsBody(BaseModel):
+    """The user's settings (only the keys that were set)."""
+
+    status: Literal["success"]
+    data: SettingsIn
+    meta: dict[str, Any]
+
+
+def _watchlist(row: UserSettings) -> Response:
+    return success(
+        {"symbols": row.watchlist, "updated_at": row.updated_at},
+        {"count": len(row.watchlist), "max": MAX_SYMBOLS},
+    )
+
+
+def _settings(row: UserSettings) -> Response:
+    return success(row.settings, {"updated_at": row.updated_at})
+
+
+@blueprint.get("/watchlist")
+@login_required
+@documented(WatchlistBody)
+async def get_watchlist() -> Response:
+    """The signed-in user's watchlist, in the order it was saved."""
+    # The primary, not a replica: a user reads back what they just saved.
+    async with get_db().connection() as conn:
+        row = await select_user_settings(conn, current_user().id)
+    return _watchlist(row)
+
+
+@blueprint.put("/watchlist")
+@login_required
+@validate_request(WatchlistIn)
+@documented(WatchlistBody, 400)
+async def put_watchlist(data: WatchlistIn) -> Response:
+    """Replace the watchlist; symbols that do not exist are a 400 naming them."""
+    async with get_db().write() as conn:
+        unknown = await select_unknown_symbols(conn, data.symbols)
+        if unknown:
+            shown = ", ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
+            raise APIError(
+                400, "unknown_symbols", f"unknown symbols: {shown}", extra={"unknown": unknown}
+            )
+        row = await upsert_watchlist(conn, current_user().id, data.symbols)
+    return _watchlist(row)
+
+
+@blueprint.get("/settings")
+@login_required
+@documented(SettingsBody)
+async def get_settings() -> Response:
+    """The signed-in user's dashboard settings (keys never set are absent)."""
+    async with get_db().connection() as conn:
+        row = await select_user_settings(conn, current_user().id)
+    return _settings(row)
+
+
+@blueprint.put("/settings")
+@login_required
+@validate_request(SettingsIn)
+@documented(SettingsBody, 400)
+async def put_settings(data: SettingsIn) -> Response:
+    """Replace the settings: theme dark|light, default_tier, min_confidence 0..1, feed_limit."""
+    async with get_db().write() as conn:
+        row = await upsert_settings(conn, current_user().id, data.model_dump(exclude_none=True))
+    return _settings(row)
