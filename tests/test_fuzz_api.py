@@ -1,0 +1,280 @@
+"""Fuzzing the read API: schemathesis from the OpenAPI document, plus a table of nasty inputs.
+
+Whatever arrives, the answer is a 2xx or a 4xx in the error envelope, never a 5xx.
+
+schemathesis runs against a real hypercorn server on the test loop; its cases are sent with
+``requests`` from a worker thread so the server keeps serving. Budget: ``MAX_EXAMPLES`` positive
+and as many negative (schema-violating) examples per operation, no deadline, derandomised so a
+failure reproduces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.parse
+from typing import Any
+
+import aiohttp
+import hypothesis
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.conftest import ServedApp
+
+MAX_EXAMPLES = 30
+
+USER_OPERATIONS: list[tuple[str, str]] = [
+    ("GET", "/api/patterns"),
+    ("GET", "/api/patterns/{symbol}"),
+    ("GET", "/api/patterns/tiers/{tier}"),
+    ("GET", "/api/pattern-definitions"),
+    ("GET", "/api/indicators"),
+    ("GET", "/api/indicators/{symbol}"),
+    ("GET", "/api/symbols"),
+    ("GET", "/api/symbols/{symbol}"),
+    ("GET", "/api/symbols/{symbol}/ohlcv"),
+    ("GET", "/api/user/watchlist"),
+    ("PUT", "/api/user/watchlist"),
+    ("GET", "/api/user/settings"),
+    ("PUT", "/api/user/settings"),
+]
+ADMIN_OPERATIONS: list[tuple[str, str]] = [
+    ("GET", "/api/admin/connections"),
+    ("GET", "/api/admin/errors"),
+]
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+def _fuzz(
+    schema: Any, operations: list[tuple[str, str]], base_url: str, headers: dict[str, str]
+) -> dict[str, int]:
+    """Run every operation's positive and negative examples; returns requests per operation."""
+    sent: dict[str, int] = {}
+    with requests.Session() as session:
+        session.headers.update(headers)
+        run_examples = _runner(base_url, session, sent)
+        for method, path in operations:
+            operation = schema[path][method]
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                key = f"{method} {path} {mode.value}"
+                sent[key] = 0
+                run_examples(operation.as_strategy(generation_mode=mode), key)
+    return sent
+
+
+def _runner(base_url: str, session: requests.Session, sent: dict[str, int]) -> Any:
+    def run_examples(strategy: Any, key: str) -> None:
+        @hypothesis.settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @hypothesis.given(case=strategy)
+        def run(case: Any) -> None:
+            response = case.call(base_url=base_url, session=session, timeout=10)
+            sent[key] += 1
+            case.validate_response(response, checks=CHECKS)
+
+        run()
+
+    return run_examples
+
+
+async def _document(served: ServedApp, headers: dict[str, str]) -> dict[str, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{served.url}/openapi.json", headers=headers) as response,
+    ):
+        assert response.status == 200
+        document: dict[str, Any] = await response.json()
+        return document
+
+
+@pytest.mark.timeout(180)
+async def test_schemathesis_finds_no_server_error(
+    served: ServedApp, auth_headers: dict[str, str], admin_headers: dict[str, str]
+) -> None:
+    document = await _document(served, auth_headers)
+    schema = schemathesis.openapi.from_dict(document)
+    sent = await asyncio.to_thread(_fuzz, schema, USER_OPERATIONS, served.url, auth_headers)
+    sent |= await asyncio.to_thread(_fuzz, schema, ADMIN_OPERATIONS, served.url, admin_headers)
+    assert len(sent) == 2 * (len(USER_OPERATIONS) + len(ADMIN_OPERATIONS))
+    assert all(count > 0 for count in sent.values()), sent
+
+
+# --- the explicit table ------------------------------------------------------------------------
+
+NASTY = [
+    "",
+    " ",
+    "-1",
+    "0",
+    "99999999999999999999999",
+    "1e309",
+    "NaN",
+    "-inf",
+    "true",
+    "null",
+    "[]",
+    "{}",
+    "' OR 1=1--",
+    "'; DROP TABLE symbols; --",
+    "AAPL' UNION SELECT password_hash FROM users--",
+    "%",
+    "_",
+    "\\",
+    "\x00",
+    "\x1b[31m",
+    "\u202e",
+    "😀",
+    "ÄÖÜß",
+    "../../etc/passwd",
+    "<script>alert(1)</script>",
+    "A" * 5000,
+    "2024-13-45T99:99:99",
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+]
+# Raw (already percent-encoded) values the above cannot express: invalid UTF-8, a lone
+# surrogate's bytes, an encoded NUL.
+RAW = ["%ff%fe", "%ED%A0%80", "%00", "%C0%AE", "a%2Cb"]
+
+QUERY_PARAMETERS: dict[str, list[str]] = {
+    "/api/patterns": [
+        "tier",
+        "symbols",
+        "pattern",
+        "confidence_min",
+        "since",
+        "until",
+        "limit",
+        "cursor",
+    ],
+    "/api/patterns/AAPL": ["tier", "pattern", "confidence_min", "since", "until", "cursor"],
+    "/api/patterns/tiers/daily": ["symbols", "pattern", "confidence_min", "limit", "cursor"],
+    "/api/pattern-definitions": ["enabled", "category"],
+    "/api/indicators": ["symbols", "source"],
+    "/api/indicators/AAPL": ["source"],
+    "/api/symbols": ["q", "sector", "active", "limit", "cursor"],
+    "/api/symbols/AAPL/ohlcv": ["start", "end", "limit"],
+    "/api/admin/connections": ["group_by", "user_id", "node_id", "limit", "cursor"],
+    "/api/admin/errors": ["source", "reason", "since", "limit", "cursor"],
+}
+PATH_TEMPLATES = [
+    "/api/patterns/{}",
+    "/api/patterns/tiers/{}",
+    "/api/indicators/{}",
+    "/api/symbols/{}",
+    "/api/symbols/{}/ohlcv",
+]
+
+
+async def _check(client: Any, url: str, headers: dict[str, str], **kwargs: Any) -> int:
+    method = kwargs.pop("method", "GET")
+    response = await client.open(url, method=method, headers=headers, **kwargs)
+    status: int = response.status_code
+    assert status < 500, (url, status, await response.get_data(as_text=True))
+    if status >= 400:
+        body = await response.get_json()
+        assert body["status"] == "error" and body["code"] and body["message"], (url, body)
+        assert "Traceback" not in body["message"]
+    return status
+
+
+async def test_nasty_query_parameters(
+    client: Any, auth_headers: dict[str, str], admin_headers: dict[str, str]
+) -> None:
+    statuses: dict[int, int] = {}
+    for path, names in QUERY_PARAMETERS.items():
+        headers = admin_headers if path.startswith("/api/admin") else auth_headers
+        for name in names:
+            values = [urllib.parse.quote(value, safe="") for value in NASTY] + RAW
+            for value in values:
+                status = await _check(client, f"{path}?{name}={value}", headers)
+                statuses[status] = statuses.get(status, 0) + 1
+            # repeated parameter
+            await _check(client, f"{path}?{name}=1&{name}=2", headers)
+    assert statuses.get(400, 0) > 500  # most of the table is refused, never with a 5xx
+
+
+async def test_nasty_path_segments(client: Any, auth_headers: dict[str, str]) -> None:
+    for template in PATH_TEMPLATES:
+        for value in [urllib.parse.quote(value, safe="") for value in NASTY if value] + RAW:
+            status = await _check(client, template.format(value), auth_headers)
+            assert status in (400, 404), (template, value, status)
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "code"),
+    [
+        ("/api/patterns", "limit=-1", "validation_error"),
+        ("/api/patterns", "limit=0", "validation_error"),
+        ("/api/patterns", "limit=1000000", "validation_error"),
+        ("/api/patterns", "limit=ten", "validation_error"),
+        ("/api/patterns", "confidence_min=2", "validation_error"),
+        ("/api/patterns", "since=yesterday", "validation_error"),
+        ("/api/patterns", "symbols=%27%20OR%201%3D1--", "validation_error"),
+        ("/api/patterns", "pattern=%00", "validation_error"),
+        ("/api/patterns", "tier=%27%20OR%201%3D1--", "unknown_tier"),
+        ("/api/patterns", "cursor=%27%20OR%201%3D1--", "invalid_cursor"),
+        ("/api/patterns/AAPL", "cursor=eyJhIjoxfQ", "invalid_cursor"),
+        ("/api/patterns/%27%20OR%201%3D1--", "", "invalid_symbol"),
+        ("/api/symbols", "limit=501", "validation_error"),
+        ("/api/symbols", "q=" + "x" * 65, "validation_error"),
+        ("/api/symbols", "cursor=AAAA", "invalid_cursor"),
+        ("/api/symbols/AAPL/ohlcv", "limit=2001", "validation_error"),
+        ("/api/indicators", "symbols=" + ",".join(["AAPL"] * 2000), "validation_error"),
+    ],
+)
+async def test_nasty_inputs_get_the_right_400(
+    client: Any, auth_headers: dict[str, str], path: str, query: str, code: str
+) -> None:
+    response = await client.get(f"{path}?{query}" if query else path, headers=auth_headers)
+    assert response.status_code == (404 if code == "unknown_tier" else 400)
+    assert (await response.get_json())["code"] == code
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"null",
+        b"[]",
+        b'"AAPL"',
+        b"{",
+        b'{"symbols": null}',
+        b'{"symbols": [null]}',
+        b'{"symbols": ["\\u0000"]}',
+        b'{"symbols": ["\\ud800"]}',
+        b'{"symbols": [1e400]}',
+        b'{"symbols": ["AAPL"], "symbols": 5}',
+        b'{"theme": "dark", "min_confidence": NaN}',
+        b'{"theme": ["dark"]}',
+        b'{"feed_limit": 123456789012345678901234567890}',
+        b"\xff\xfe",
+        b'{"symbols": [' + b'"AAPL",' * 5000 + b'"AAPL"]}',
+    ],
+)
+async def test_nasty_bodies(client: Any, auth_headers: dict[str, str], body: bytes) -> None:
+    headers = {**auth_headers, "Content-Type": "application/json"}
+    for path in ("/api/user/watchlist", "/api/user/settings"):
+        status = await _check(client, path, headers, method="PUT", data=body)
+        assert status == 400, (path, body[:40])

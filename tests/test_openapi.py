@@ -1,0 +1,164 @@
+"""The OpenAPI document and the docs page: behind login, complete for the read API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+# (method, path) of every operation the read API documents, with its query parameters.
+READ_API: dict[tuple[str, str], set[str]] = {
+    ("get", "/api/patterns"): {
+        "tier",
+        "symbols",
+        "pattern",
+        "confidence_min",
+        "since",
+        "until",
+        "limit",
+        "cursor",
+    },
+    ("get", "/api/patterns/{symbol}"): {
+        "tier",
+        "pattern",
+        "confidence_min",
+        "since",
+        "until",
+        "limit",
+        "cursor",
+    },
+    ("get", "/api/patterns/tiers/{tier}"): {
+        "symbols",
+        "pattern",
+        "confidence_min",
+        "limit",
+        "cursor",
+    },
+    ("get", "/api/pattern-definitions"): {"enabled", "category"},
+    ("get", "/api/indicators"): {"symbols", "source"},
+    ("get", "/api/indicators/{symbol}"): {"source"},
+    ("get", "/api/symbols"): {"q", "sector", "active", "limit", "cursor"},
+    ("get", "/api/symbols/{symbol}"): set(),
+    ("get", "/api/symbols/{symbol}/ohlcv"): {"start", "end", "limit"},
+    ("get", "/api/user/watchlist"): set(),
+    ("put", "/api/user/watchlist"): set(),
+    ("get", "/api/user/settings"): set(),
+    ("put", "/api/user/settings"): set(),
+    ("get", "/api/admin/connections"): {"group_by", "user_id", "node_id", "limit", "cursor"},
+    ("get", "/api/admin/errors"): {"source", "reason", "since", "limit", "cursor"},
+}
+
+
+async def _document(client: Any, headers: dict[str, str]) -> dict[str, Any]:
+    response = await client.get("/openapi.json", headers=headers)
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    document: dict[str, Any] = await response.get_json()
+    return document
+
+
+async def test_openapi_requires_login(client: Any) -> None:
+    response = await client.get("/openapi.json", headers={"Accept": "application/json"})
+    assert response.status_code == 401
+    assert (await response.get_json())["code"] == "unauthorized"
+    # A browser is sent to the login page instead.
+    response = await client.get("/openapi.json", headers={"Accept": "text/html"})
+    assert response.status_code in (302, 303)
+
+
+async def test_document_lists_the_read_api(client: Any, auth_headers: dict[str, str]) -> None:
+    document = await _document(client, auth_headers)
+    assert document["openapi"].startswith("3.1")
+    assert document["info"]["title"] == "tickstock API"
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+    }
+    assert {"bearer": []} in document["security"]
+    for (method, path), parameters in READ_API.items():
+        operation = document["paths"][path][method]
+        assert operation["summary"], path
+        query = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+        assert query == parameters, path
+        assert "200" in operation["responses"] and "401" in operation["responses"], path
+    # Not part of the API: static files and the docs themselves.
+    assert not any(path.startswith("/static") for path in document["paths"])
+    assert "/openapi.json" not in document["paths"] and "/docs" not in document["paths"]
+
+
+async def test_documented_constraints(client: Any, auth_headers: dict[str, str]) -> None:
+    document = await _document(client, auth_headers)
+    patterns = document["paths"]["/api/patterns"]["get"]
+    limit = next(p for p in patterns["parameters"] if p["name"] == "limit")
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 500)
+    tier = document["paths"]["/api/patterns/tiers/{tier}"]["get"]["parameters"][0]
+    assert tier["schema"]["enum"] == [
+        "daily",
+        "intraday",
+        "hourly",
+        "weekly",
+        "monthly",
+        "combo",
+        "daily_intraday",
+    ]
+    symbol = document["paths"]["/api/symbols/{symbol}"]["get"]["parameters"][0]
+    assert symbol["schema"]["maxLength"] == 10
+    body = document["paths"]["/api/user/settings"]["put"]["requestBody"]["content"]
+    settings = body["application/json"]["schema"]
+    assert settings["additionalProperties"] is False
+    assert set(settings["properties"]) == {"theme", "default_tier", "min_confidence", "feed_limit"}
+    assert "7 days" in document["paths"]["/api/patterns/tiers/{tier}"]["get"]["description"]
+
+
+async def test_every_read_operation_requires_login(
+    client: Any, auth_headers: dict[str, str]
+) -> None:
+    document = await _document(client, auth_headers)
+    for method, path in READ_API:
+        url = path.replace("{symbol}", "AAPL").replace("{tier}", "daily")
+        response = await client.open(url, method=method.upper(), json={})
+        assert response.status_code == 401, (method, path)
+        assert await response.get_json() == {
+            "status": "error",
+            "message": "login required",
+            "code": "unauthorized",
+        }
+    assert document  # the walk above used the documented paths
+
+
+async def test_docs_page(client: Any, auth_headers: dict[str, str]) -> None:
+    response = await client.get("/docs", headers=auth_headers)
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    page = await response.get_data(as_text=True)
+    for _, path in READ_API:
+        assert f"<code>{path}</code>" in page
+    assert "Windows, from the request time" in page
+    # Nothing loaded from elsewhere (no CDN: the page works offline).
+    assert "<script" not in page and "https://" not in page
+
+
+async def test_docs_page_behind_login(client: Any) -> None:
+    response = await client.get("/docs", headers={"Accept": "text/html"})
+    assert response.status_code in (302, 303)
+    assert response.headers["Location"].startswith("/login?next=")
+    response = await client.get("/docs", headers={"Accept": "application/json"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/redocs", "/scalar", "/swagger", "/openapi"])
+async def test_quart_schema_public_pages_are_off(
+    client: Any, auth_headers: dict[str, str], path: str
+) -> None:
+    response = await client.get(path, headers=auth_headers)
+    assert response.status_code == 404
+
+
+async def test_json_provider_kept(client: Any, auth_headers: dict[str, str]) -> None:
+    # quart-schema installs its own JSON provider; tickstock's orjson one must survive it.
+    response = await client.get(
+        "/api/patterns", headers=auth_headers, query_string={"limit": 1, "tier": "daily"}
+    )
+    item = (await response.get_json())["data"][0]
+    assert item["detected_at"].endswith("Z")
+    assert client.app.json.__class__.__name__ == "OrjsonProvider"
