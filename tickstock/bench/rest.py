@@ -9,6 +9,7 @@ errors by status. A short warm-up (connections, statement caches) is not counted
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -17,7 +18,17 @@ import aiohttp
 
 from tickstock.bench.stats import latency_summary
 
-__all__ = ["run_rest_bench"]
+__all__ = ["format_rest_report", "process_cpu_seconds", "run_rest_bench"]
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (Linux /proc; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _client(
@@ -54,11 +65,15 @@ async def run_rest_bench(
     *,
     warmup: float = 2.0,
     request_timeout: float = 10.0,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
     """Load ``url + path`` with ``concurrency`` clients for ``duration`` seconds after ``warmup``.
 
     Returns ``requests``, ``requests_per_s``, ``ok`` (2xx count), ``errors`` (non-2xx statuses
-    and client exceptions by name), ``p50_ms``/``p90_ms``/``p99_ms``/``p999_ms``/``max_ms``.
+    and client exceptions by name), ``p50_ms``/``p90_ms``/``p99_ms``/``p999_ms``/``max_ms``,
+    the generator's own CPU use and, given the server worker's ``server_pid`` (same machine),
+    ``server_cpu_ms_per_request``: server CPU time per request, which does not depend on how
+    fast the generator is.
     """
     if concurrency < 1 or duration <= 0:
         raise ValueError("concurrency must be >= 1 and duration > 0")
@@ -72,16 +87,22 @@ async def run_rest_bench(
         started = time.perf_counter()
         measure_from = started + warmup
         stop_at = measure_from + duration
-        await asyncio.gather(
-            *(
+        clients = [
+            asyncio.create_task(
                 _client(session, target, headers, measure_from, stop_at, latencies, statuses)
-                for _ in range(concurrency)
             )
-        )
+            for _ in range(concurrency)
+        ]
+        await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+        cpu_started = time.process_time()
+        server_started = process_cpu_seconds(server_pid) if server_pid else None
+        await asyncio.gather(*clients)
         # Requests still in flight at stop_at finish and count: the window is measured as such.
         elapsed = max(time.perf_counter() - measure_from, 1e-9)
+        generator_cpu = time.process_time() - cpu_started
+        server_ended = process_cpu_seconds(server_pid) if server_pid else None
     ok = sum(count for status, count in statuses.items() if status.startswith("2"))
-    return {
+    result: dict[str, Any] = {
         "url": target,
         "concurrency": concurrency,
         "duration_s": round(elapsed, 3),
@@ -90,4 +111,33 @@ async def run_rest_bench(
         "ok": ok,
         "errors": {s: c for s, c in sorted(statuses.items()) if not s.startswith("2")},
         **latency_summary(latencies),
+        "generator_cpu_percent": round(generator_cpu / elapsed * 100.0, 1),
     }
+    if server_started is not None and server_ended is not None and latencies:
+        result["server_cpu_ms_per_request"] = round(
+            (server_ended - server_started) * 1000.0 / len(latencies), 3
+        )
+        result["server_cpu_percent"] = round((server_ended - server_started) / elapsed * 100.0, 1)
+    return result
+
+
+def format_rest_report(result: dict[str, Any]) -> str:
+    """A few human-readable lines for :func:`run_rest_bench`'s result."""
+    lines = [
+        f"target      {result['url']}  concurrency {result['concurrency']}"
+        f"  over {result['duration_s']}s measured",
+        f"throughput  {result['requests_per_s']} req/s  ({result['requests']} requests,"
+        f" {result['ok']} ok); generator CPU {result['generator_cpu_percent']}%",
+        f"latency ms  p50 {result['p50_ms']}  p90 {result['p90_ms']}  p99 {result['p99_ms']}"
+        f"  p99.9 {result['p999_ms']}  max {result['max_ms']}",
+    ]
+    if "server_cpu_ms_per_request" in result:
+        lines.append(
+            f"server      {result['server_cpu_ms_per_request']} ms CPU per request"
+            f" ({result['server_cpu_percent']}% of one core)"
+        )
+    if result["errors"]:
+        lines.append(
+            "errors      " + ", ".join(f"{key}: {count}" for key, count in result["errors"].items())
+        )
+    return "\n".join(lines)
