@@ -23,12 +23,14 @@ import redis.exceptions
 from tickstock import metrics
 from tickstock.config import Settings
 from tickstock.errors import REDIS_DOWN
-from tickstock.realtime.events import NormaliseResult, Reject, normalise
+from tickstock.realtime.events import Event, NormaliseResult, Reject, normalise
 from tickstock.realtime.history import EventStore
 
 log = logging.getLogger(__name__)
 
 STREAM_GROUP = "tickstock-ingest"
+# Messages taken from the socket buffer and stored in one Redis round trip.
+BATCH_MAX = 200
 
 
 @dataclass
@@ -208,12 +210,17 @@ class IngestConsumer:
                 if message is None:
                     await pubsub.ping()
                     continue
-                if message.get("type") != "message":
-                    continue
-                channel = message["channel"]
-                if isinstance(channel, bytes):
-                    channel = channel.decode(errors="replace")
-                await self.process(store, channel, message["data"])
+                # Take whatever else is already buffered: one Redis round trip for the lot.
+                batch = [message]
+                while len(batch) < BATCH_MAX:
+                    more = await pubsub.get_message(timeout=0.0)
+                    if more is None:
+                        break
+                    batch.append(more)
+                await self.process_batch(
+                    store,
+                    [(_text(m["channel"]), m["data"]) for m in batch if m.get("type") == "message"],
+                )
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(pubsub.aclose(), 2)  # type: ignore[no-untyped-call]
@@ -246,26 +253,43 @@ class IngestConsumer:
 
     async def process(self, store: EventStore, channel: str, raw: bytes | str) -> NormaliseResult:
         """Normalise one message and append its events; rejects are recorded, never raised."""
-        stats = self.stats.channels[channel]
-        stats.received += 1
-        metrics.EVENTS_RECEIVED.labels(channel).inc()
-        result = normalise(raw, channel, max_bytes=self.settings.ingest_max_message_bytes)
-        if result.ignored:
-            stats.ignored += 1
-        for reject in result.rejects:
-            stats.rejected[reject.reason] += 1
-            metrics.EVENTS_REJECTED.labels(channel, reject.reason).inc()
-            self._record_reject(channel, reject)
-        for event in result.events:
-            offset = await store.append(event.event_type, event.symbol, event.event_id, event.data)
+        return (await self.process_batch(store, [(channel, raw)]))[0]
+
+    async def process_batch(
+        self, store: EventStore, messages: list[tuple[str, bytes | str]]
+    ) -> list[NormaliseResult]:
+        """Normalise messages and append all their events in one round trip, in order."""
+        results = []
+        pending: list[tuple[str, Event]] = []
+        for channel, raw in messages:
+            stats = self.stats.channels[channel]
+            stats.received += 1
+            metrics.EVENTS_RECEIVED.labels(channel).inc()
+            result = normalise(raw, channel, max_bytes=self.settings.ingest_max_message_bytes)
+            results.append(result)
+            if result.ignored:
+                stats.ignored += 1
+            for reject in result.rejects:
+                stats.rejected[reject.reason] += 1
+                metrics.EVENTS_REJECTED.labels(channel, reject.reason).inc()
+                self._record_reject(channel, reject)
+            pending.extend((channel, event) for event in result.events)
+        if not pending:
+            return results
+        offsets = await store.append_many(
+            [(e.event_type, e.symbol, e.event_id, e.data) for _, e in pending]
+        )
+        now = time.time()
+        for (channel, _event), offset in zip(pending, offsets, strict=True):
+            stats = self.stats.channels[channel]
             if offset is None:
                 stats.duplicates += 1
                 metrics.EVENTS_DUPLICATE.labels(channel).inc()
             else:
                 stats.accepted += 1
                 metrics.EVENTS_ACCEPTED.labels(channel).inc()
-            stats.last_event_at = time.time()
-        return result
+            stats.last_event_at = now
+        return results
 
     def _record_reject(self, channel: str, reject: Reject) -> None:
         key = f"{channel}:{reject.reason}"
@@ -286,6 +310,10 @@ class IngestConsumer:
                 reject.detail,
                 {"sample": reject.sample},
             )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 def _field(fields: dict[bytes, bytes], name: bytes) -> str | None:
