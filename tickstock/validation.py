@@ -49,6 +49,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def normalise_symbol(raw: str) -> str | None:
     """The upper-cased symbol, or None when it breaks the SPEC §6 rule."""
+    if not raw.isascii():  # "ß".upper() == "SS": only ASCII may be upper-cased into a symbol
+        return None
     symbol = raw.strip().upper()
     return symbol if SYMBOL_RE.fullmatch(symbol) else None
 
@@ -133,6 +135,8 @@ class QueryModel(BaseModel):
 
 class PageMeta(BaseModel):
     """Pagination of a list: pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    model_config = ConfigDict(extra="allow")
 
     count: int
     next_cursor: str | None

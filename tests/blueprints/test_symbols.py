@@ -128,6 +128,9 @@ async def test_detail_errors(client: Any, auth_headers: dict[str, str]) -> None:
     assert (status, body["code"]) == (404, "symbol_not_found")
     status, body = await _get(client, "/api/symbols/TOOLONGSYMBOL", auth_headers)
     assert (status, body["code"]) == (400, "invalid_symbol")
+    # Unicode upper-casing must not turn a non-ASCII name into a ticker ("ß" -> "SS").
+    status, body = await _get(client, "/api/symbols/%C3%9F", auth_headers)
+    assert (status, body["code"]) == (400, "invalid_symbol")
 
 
 async def test_ohlcv_default_is_latest_260_oldest_first(
