@@ -1,0 +1,1 @@
+"""The dashboard's templates, own static files and front-end package management."""
