@@ -1,0 +1,197 @@
+"""The dashboard pages (server-rendered shells; the data comes from the public API) and the
+front-end libraries they import, served from ``node_modules`` by an allow-list.
+
+Every page needs a login (browsers are sent to /login); /admin also needs the admin role and
+answers other users with a 403 page that carries no data. Pages are ``no-store`` (they embed
+the CSRF token) and send a Content-Security-Policy whose only inline script is the import map,
+allowed by a per-response nonce.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from quart import Blueprint, Response, render_template, request
+from quart.typing import ResponseReturnValue
+
+from tickstock.auth import (
+    CSRF_HEADER,
+    admin_required,
+    csrf_token,
+    current_identity,
+    login_required,
+)
+from tickstock.errors import APIError, error_response
+from tickstock.extensions.database import get_db
+from tickstock.queries.symbols import symbol_exists
+from tickstock.queries.user_settings import select_user_settings
+from tickstock.validation import normalise_symbol
+from tickstock.web.assets import VENDOR, load_vendor, vendor_version
+
+blueprint = Blueprint("pages", __name__)
+
+# Versioned vendor URLs (?v=<package version>) never change content: cache them for a year.
+VERSIONED_MAX_AGE = 365 * 24 * 3600
+UNVERSIONED_MAX_AGE = 3600
+
+THEMES = ("dark", "light")
+
+_CSP = (
+    "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self';"
+    " img-src 'self' data: blob:; font-src 'self'; connect-src 'self';"
+    " object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _vendor_url(name: str) -> str:
+    version = vendor_version(name)
+    return f"/static/vendor/{name}" + (f"?v={version}" if version else "")
+
+
+async def _theme(user_id: int) -> str | None:
+    # The saved theme is rendered into <html>, so the page never flashes the other one.
+    async with get_db().connection() as conn:
+        saved = (await select_user_settings(conn, user_id)).settings.get("theme")
+    return saved if saved in THEMES else None
+
+
+async def _page(
+    template: str, page: str, *, status: int = 200, title: str = "", **context: Any
+) -> Response:
+    identity = current_identity()
+    user = identity.user
+    nonce = secrets.token_urlsafe(16)
+    boot = {
+        "page": page,
+        "user": {"id": user.id, "username": user.username, "role": user.role},
+        "csrf": {"header": CSRF_HEADER, "token": csrf_token(identity.session_id)},
+        **context.get("boot", {}),
+    }
+    body = await render_template(
+        template,
+        page=page,
+        title=title,
+        user=user,
+        boot=boot,
+        csp_nonce=nonce,
+        saved_theme=await _theme(user.id),
+        import_map={"imports": {name.removesuffix(".js"): _vendor_url(name) for name in VENDOR}},
+        **{key: value for key, value in context.items() if key != "boot"},
+    )
+    response = Response(body, status=status, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Security-Policy"] = _CSP.format(nonce=nonce)
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+@blueprint.get("/")
+@login_required
+async def dashboard() -> ResponseReturnValue:
+    """The live dashboard: watchlist, live feed and the selected symbol."""
+    return await _page("dashboard.html", "dashboard", title="Live")
+
+
+@blueprint.get("/history")
+@login_required
+async def history() -> ResponseReturnValue:
+    """Pattern history with filters and cursor pagination."""
+    return await _page("history.html", "history", title="History")
+
+
+@blueprint.get("/symbols")
+@login_required
+async def symbols() -> ResponseReturnValue:
+    """Symbol search and browsing."""
+    return await _page("symbols.html", "symbols", title="Symbols")
+
+
+@blueprint.get("/symbols/<symbol>")
+@login_required
+async def symbol_view(symbol: str) -> ResponseReturnValue:
+    """One symbol: daily candles with pattern markers, indicators and detections."""
+    parsed = normalise_symbol(symbol)
+    if parsed is not None:
+        async with get_db().read() as conn:
+            known = await symbol_exists(conn, parsed)
+    if parsed is None or not known:
+        shown = parsed or symbol[:20]
+        return await _page(
+            "error.html",
+            "error",
+            status=404,
+            title="Unknown symbol",
+            heading=f"Unknown symbol {shown}",
+            message="There is no such symbol. Search the symbol list for the one you meant.",
+            link=("/symbols", "Search symbols"),
+        )
+    return await _page(
+        "symbol.html", "symbol", title=parsed, symbol=parsed, boot={"symbol": parsed}
+    )
+
+
+@blueprint.get("/admin")
+@admin_required
+async def admin() -> ResponseReturnValue:
+    """Administration: users, live connections, ingest errors (admin role only)."""
+    return await _page("admin.html", "admin", title="Admin")
+
+
+def _signed_in() -> bool:
+    try:
+        current_identity()
+    except APIError:
+        return False
+    return True
+
+
+@blueprint.errorhandler(APIError)
+async def forbidden_page(error: APIError) -> ResponseReturnValue:
+    """A signed-in user refused a page gets the 403 page (with the header), never JSON."""
+    if error.status == 403 and _signed_in():
+        return await _page(
+            "error.html",
+            "error",
+            status=403,
+            title="Forbidden",
+            heading="Administrators only",
+            message="This page needs the admin role. Ask an administrator if you need access.",
+            link=("/", "Back to the live dashboard"),
+        )
+    return error_response(error.status, error.code, error.message, error.headers, error.extra)
+
+
+@blueprint.get("/static/vendor/<name>")
+async def vendor(name: str) -> ResponseReturnValue:
+    """A front-end library from node_modules (allow-listed names only; public like all static)."""
+    asset = load_vendor(name)
+    if asset is None:
+        if name in VENDOR:
+            return Response(
+                "/* front-end packages are not installed: run `npm ci` in tickstock/web */",
+                status=503,
+                mimetype="text/javascript",
+                headers={"Retry-After": "10", "Cache-Control": "no-store"},
+            )
+        return Response("not found", status=404, mimetype="text/plain")
+    versioned = request.args.get("v") == vendor_version(name)
+    headers = {
+        "ETag": f'"{asset.etag}"',
+        "Vary": "Accept-Encoding",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": (
+            f"public, max-age={VERSIONED_MAX_AGE}, immutable"
+            if versioned
+            else f"public, max-age={UNVERSIONED_MAX_AGE}"
+        ),
+    }
+    if request.if_none_match.contains(asset.etag):
+        return Response(b"", status=304, headers=headers)
+    body = asset.body
+    if request.accept_encodings.best_match(["gzip"]) == "gzip":
+        body = asset.gzipped
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, mimetype="text/javascript", headers=headers)

@@ -1,0 +1,153 @@
+// The live dashboard: watchlist, live feed and the selected symbol's chart.
+
+import { api } from "./api.js";
+import { onShortcut, startShell, toast } from "./app.js";
+import { Feed } from "./feed.js";
+import { formatNumber, readQuery, writeQuery } from "./format.js";
+import { Watchlist } from "./watchlist.js";
+
+const RELOAD_LIMIT = 20;
+
+const { live } = startShell();
+const $ = (id) => document.getElementById(id);
+
+const feed = new Feed({
+  tbody: $("feed-rows"),
+  empty: $("feed-empty"),
+  announcer: $("feed-announcer"),
+  pauseButton: $("pause"),
+  tierSelect: $("filter-tier"),
+  confidenceInput: $("filter-conf"),
+});
+
+const watchlist = new Watchlist({
+  form: $("wl-add"),
+  input: $("symbol-search"),
+  datalist: $("symbol-options"),
+  tbody: $("wl-rows"),
+  status: $("wl-status"),
+  error: $("wl-error"),
+  allToggle: $("all-symbols"),
+});
+
+// "All symbols" is part of the view: reflected in the URL like the filters.
+$("all-symbols").checked = readQuery(["all"]).all === "1";
+
+onShortcut("/", () => watchlist.focusSearch());
+onShortcut("p", () => feed.togglePause());
+
+// ---- subscriptions follow the watchlist ("*" adds every symbol)
+
+function refreshSubscribedMarks() {
+  watchlist.markSubscribed((symbol) => live.isSubscribed(symbol) || live.isSubscribed("*"));
+}
+
+watchlist.addEventListener("change", async (event) => {
+  const { symbols, all } = event.detail;
+  writeQuery({ all: all ? "1" : "" });
+  feed.setEmptyText(
+    all ? "Waiting for patterns of any symbol…" : symbols.length ? "Waiting for patterns of your watchlist…" : "Add symbols to your watchlist to see their patterns here.",
+  );
+  await live.setSymbols(all ? [...symbols, "*"] : symbols);
+  refreshSubscribedMarks();
+  if (!symbolPanel.symbol || !symbols.includes(symbolPanel.symbol)) {
+    symbolPanel.show(readQuery(["symbol"]).symbol || symbols[0] || null);
+  }
+});
+
+live.addEventListener("pattern", (event) => {
+  const item = event.detail;
+  watchlist.count(item.symbol);
+  feed.add(item);
+  if (item.symbol === symbolPanel.symbol) symbolPanel.chart?.addDetection(item);
+});
+
+live.addEventListener("state", (event) => {
+  if (event.detail.name !== "live") refreshSubscribedMarks();
+});
+
+live.addEventListener("resubscribed", async (event) => {
+  const { reconnect, replayed, notRecovered } = event.detail;
+  refreshSubscribedMarks();
+  if (!reconnect) return;
+  const note = $("feed-note");
+  note.hidden = false;
+  note.textContent =
+    replayed > 0 ? `Reconnected: ${replayed} missed event${replayed === 1 ? "" : "s"} recovered.` : "Reconnected: no events were missed.";
+  if (notRecovered.length) {
+    note.textContent += ` History did not reach back for ${notRecovered.join(", ")}: reloading recent patterns.`;
+    await Promise.all(notRecovered.map(reloadSymbol));
+  }
+});
+
+/** Live history no longer covers the gap: fetch the symbol's recent detections over REST. */
+async function reloadSymbol(symbol) {
+  try {
+    const { data } = await api(`/api/patterns/${encodeURIComponent(symbol)}`, { params: { limit: RELOAD_LIMIT } });
+    const added = feed.addFromHistory(data);
+    if (added) toast(`${symbol}: ${added} recent pattern${added === 1 ? "" : "s"} reloaded from history.`);
+  } catch (error) {
+    toast(`${symbol}: could not reload recent patterns (${error.message})`);
+  }
+}
+
+// ---- the selected symbol (bottom panel)
+
+const symbolPanel = {
+  symbol: null,
+  chart: null,
+  loading: null,
+  async show(symbol) {
+    if (symbol === this.symbol) return;
+    this.symbol = symbol;
+    const panel = $("symbol-panel");
+    if (!symbol) {
+      panel.hidden = true;
+      return;
+    }
+    panel.hidden = false;
+    $("sp-symbol").textContent = symbol;
+    $("sp-open").href = `/symbols/${encodeURIComponent(symbol)}`;
+    $("sp-indicators").textContent = "";
+    const container = $("sp-chart");
+    if (!this.chart) {
+      const { PriceChart } = await import("./chart.js");
+      this.chart = this.chart || new PriceChart(container, { compact: true });
+    }
+    const chart = this.chart;
+    try {
+      const [bars, patterns, indicators] = await Promise.all([
+        api(`/api/symbols/${encodeURIComponent(symbol)}/ohlcv`, { params: { limit: 260 } }),
+        api(`/api/patterns/${encodeURIComponent(symbol)}`, { params: { limit: 200 } }),
+        api(`/api/indicators/${encodeURIComponent(symbol)}`, { params: { source: "daily" } }),
+      ]);
+      if (symbol !== this.symbol) return;
+      chart.setBars(bars.data);
+      chart.setDetections(patterns.data);
+      $("sp-indicators").textContent = indicators.data
+        .map((i) => `${i.indicator} ${formatIndicator(i.value)}`)
+        .join(" · ");
+    } catch (error) {
+      $("sp-indicators").textContent = error.message;
+    }
+  },
+};
+
+function formatIndicator(value) {
+  if (value && typeof value === "object") {
+    if ("value" in value) return formatNumber(value.value);
+    return Object.entries(value)
+      .map(([key, v]) => `${key} ${formatNumber(v)}`)
+      .join(", ");
+  }
+  return formatNumber(value);
+}
+
+// Symbols link to their own page; the chart button shows one in the panel below.
+watchlist.addEventListener("select", (event) => {
+  const { symbol } = event.detail;
+  writeQuery({ symbol });
+  symbolPanel.show(symbol).then(() => $("symbol-panel").scrollIntoView({ block: "nearest" }));
+});
+
+watchlist.load();
