@@ -27,7 +27,7 @@ from playwright.async_api import (
     expect,
 )
 
-from tests.auth_fixtures import UserLogin, fresh_rate_limit, new_cookie_session
+from tests.auth_fixtures import MakeUser, UserLogin, fresh_rate_limit, new_cookie_session
 from tests.conftest import ServedApp
 from tests.realtime.helpers import Publisher, pattern
 
@@ -190,12 +190,25 @@ async def wait_subscribed(page: Page, symbol: str) -> None:
 async def test_login_watchlist_live_feed_and_reload(
     serve_app: ServeApp,
     open_tab: OpenTab,
-    user: UserLogin,
+    make_user: MakeUser,
     publisher: Publisher,
+    auth_pool: asyncpg.Pool,
     pick_symbols: Callable[[int], Awaitable[list[str]]],
 ) -> None:
     served = await serve_app()
+    user = await make_user(username=f"alice.{secrets.token_hex(2)}")
     mine, other, third = await pick_symbols(3)
+    # Prices near each symbol's last close, so the feed and the chart tell the same story.
+    async with auth_pool.acquire() as conn:
+        closes = dict(
+            await conn.fetch(
+                """SELECT DISTINCT ON (symbol) symbol, close::float8 FROM ohlcv_daily
+                   WHERE symbol = ANY($1::text[]) ORDER BY symbol, date DESC""",
+                [mine, third],
+            )
+        )
+    near_mine = round(closes.get(mine, 212.0), 2)
+    near_third = round(closes.get(third, 48.0), 2)
     tab = await open_tab(served)
     page = tab.page
 
@@ -227,7 +240,7 @@ async def test_login_watchlist_live_feed_and_reload(
     # A pattern for the watched symbol shows within a second; another symbol's never does.
     ignored = event(other, "Ignored")
     await publisher.publish(CHANNEL, ignored)
-    shown = event(mine, "Bull Flag", confidence=0.93, price=212.1)
+    shown = event(mine, "Bull Flag", confidence=0.93, price=near_mine)
     started = time.monotonic()
     await publisher.publish(CHANNEL, shown)
     await expect(row(page, shown)).to_be_visible(timeout=1000)
@@ -235,12 +248,12 @@ async def test_login_watchlist_live_feed_and_reload(
     first = row(page, shown)
     await expect(first.locator(".prio")).to_have_text("CRITICAL")
     await expect(first).to_contain_text("Bull Flag")
-    await expect(first).to_contain_text("212.10")
+    await expect(first).to_contain_text(f"{near_mine:,.2f}")
     assert await first.locator("time").get_attribute("title") is not None  # UTC on hover
     await expect(page.locator(f'#wl-rows tr[data-symbol="{mine}"] .count')).to_have_text("1")
     # The same detection arriving again (another channel) is shown once.
     await publisher.publish("tickstock:patterns:streaming", shown)
-    marker = event(mine, "Golden Cross", confidence=0.72, price=211.8)
+    marker = event(mine, "Golden Cross", confidence=0.72, price=round(near_mine * 0.995, 2))
     await publisher.publish(CHANNEL, marker)
     await expect(row(page, marker)).to_be_visible()
     await expect(row(page, ignored)).to_have_count(0)
@@ -258,7 +271,7 @@ async def test_login_watchlist_live_feed_and_reload(
     await page.locator("h2#feed-title").click()
     await page.keyboard.press("p")
     await expect(page.locator("#pause")).to_have_attribute("aria-pressed", "true")
-    held = event(mine, "Volume Spike", confidence=0.85, price=213.4)
+    held = event(mine, "Volume Spike", confidence=0.85, price=round(near_mine * 1.004, 2))
     await publisher.publish(CHANNEL, held)
     await expect(page.locator("#pause")).to_contain_text("Resume (1 new)")
     await expect(row(page, held)).to_have_count(0)
@@ -271,11 +284,12 @@ async def test_login_watchlist_live_feed_and_reload(
     await page.fill("#symbol-search", third)
     await page.keyboard.press("Enter")
     await wait_subscribed(page, third)
-    for name, confidence, tier, price in (
-        ("Double Bottom", 0.66, "hourly", 48.12),
-        ("Breakout", 0.95, "daily", 48.97),
-        ("RSI Oversold", 0.74, "intraday", 47.35),
+    for name, confidence, tier, move in (
+        ("Double Bottom", 0.66, "hourly", 1.002),
+        ("Breakout", 0.95, "daily", 1.018),
+        ("RSI Oversold", 0.74, "intraday", 0.985),
     ):
+        price = round(near_third * move, 2)
         message = event(third, name, confidence=confidence, tier=tier, price=price)
         await publisher.publish(CHANNEL, message)
     await expect(page.locator("#feed-rows tr")).to_have_count(6)
