@@ -311,6 +311,10 @@ async def test_login_watchlist_live_feed_and_reload(
     await publisher.publish(CHANNEL, after)
     await expect(row(page, after)).to_be_visible()
     await expect(row(page, gone)).to_have_count(0)
+    # Screen readers hear a summary at a gentle rate, not every row.
+    await expect(page.locator("#feed-announcer")).to_have_text(
+        re.compile(rf"^1 new pattern: {mine} After 0\.91 CRITICAL$"), timeout=6000
+    )
 
 
 async def test_reconnect_replays_missed_events_exactly_once(
@@ -457,6 +461,16 @@ async def test_history_filters_and_cursor_pages(
     await expect(page).to_have_url(re.compile(r"confidence_min=0\.95"))
     await expect(rows.first).to_be_visible()
     await screenshot(page, "history")
+
+    # Symbols: search, then open one.
+    await page.get_by_role("link", name="Symbols").click()
+    await page.fill("#symbols-q", "micro")
+    await page.keyboard.press("Enter")
+    await expect(page).to_have_url(re.compile(r"/symbols\?q=micro"))
+    await expect(page.locator("#symbols-rows")).to_contain_text("Microsoft")
+    await page.locator("#symbols-rows a", has_text="MSFT").click()
+    await expect(page).to_have_url(re.compile(r"/symbols/MSFT$"))
+    await expect(page.locator("#symbol-name")).to_have_text("Microsoft Corporation")
 
     # A bad filter is explained in words, with a retry.
     tab.allowed.append(re.compile(r"status of 400 .*/api/patterns\?confidence_min=7"))
