@@ -192,6 +192,10 @@ async def test_per_connection_symbol_cap(serve_app: Any, connect: Connect) -> No
     assert over["status"] == "error" and "at most 3" in over["message"]
     await client.call("unsubscribe_patterns", {"symbol": "AAPL"})
     assert (await client.call("subscribe_patterns", {"symbol": "AMZN"}))["status"] == "success"
+    # The all-symbols room and the other subscription type have their own room under the cap.
+    assert (await client.call("subscribe_patterns", {"symbol": "*"}))["status"] == "success"
+    ok = await client.call("subscribe_indicators", {"symbols": ["AAPL", "MSFT", "NVDA"]})
+    assert ok["status"] == "success"
 
 
 async def test_indicators_and_system_events(

@@ -120,11 +120,14 @@ class SubscriptionHandlers:
         state = await self.state(sid)
         rooms = [f"{kind}:{symbol}" for symbol in symbols]
         new_rooms = [room for room in rooms if room not in state.rooms]
+        # The cap counts symbols per subscription type; the all-symbols room is not a symbol.
         cap = self.hub.settings.max_symbols_per_client
-        if len(state.rooms) + len(new_rooms) > cap:
+        held = sum(1 for r in state.rooms if r.startswith(f"{kind}:") and not r.endswith(":*"))
+        adding = sum(1 for r in new_rooms if not r.endswith(":*"))
+        if held + adding > cap:
             raise SubscriptionError(
-                f"too many symbols: at most {cap} subscriptions per connection"
-                f" (you have {len(state.rooms)})"
+                f"too many symbols: at most {cap} {kind} subscriptions per connection"
+                f" (you have {held})"
             )
         recovered: dict[str, bool] = {}
         replayed = 0
