@@ -62,6 +62,7 @@ __all__ = [
     "insert_user",
     "load_identity",
     "login_required",
+    "required_access",
     "safe_next",
     "select_user",
     "select_user_by_name",
@@ -75,6 +76,7 @@ SESSION_CACHE_SECONDS = 1.0
 TOUCH_INTERVAL = dt.timedelta(seconds=60)
 MAX_TOKENS_PER_USER = 100
 CSRF_HEADER = "X-CSRF-Token"
+ACCESS_ATTRIBUTE = "tickstock_access"
 INVALID_CREDENTIALS = (
     "invalid username or password (repeated failures lock the account for a while)"
 )
@@ -307,9 +309,16 @@ async def update_user(
 
 
 async def select_users(
-    conn: asyncpg.Connection, *, after_id: int = 0, limit: int = 50
+    conn: asyncpg.Connection,
+    *,
+    before_id: int | None = None,
+    limit: int = 50,
+    search: str | None = None,
 ) -> list[asyncpg.Record]:
-    """Accounts for administration, by id, with their lock and session counts."""
+    """Accounts for administration, newest first, with their lock state and live sessions.
+
+    ``search`` keeps usernames containing it (case-insensitive); ``before_id`` pages on.
+    """
     return list(
         await conn.fetch(
             f"""SELECT {_USER_COLUMNS}, created_at, password_changed_at, failed_logins,
@@ -317,9 +326,13 @@ async def select_users(
                        (SELECT count(*) FROM user_sessions s
                         WHERE s.user_id = users.id AND s.revoked_at IS NULL
                           AND (s.expires_at IS NULL OR s.expires_at > now())) AS live_sessions
-                FROM users WHERE id > $1 ORDER BY id LIMIT $2""",
-            after_id,
+                FROM users
+                WHERE ($1::bigint IS NULL OR id < $1)
+                  AND ($3::text IS NULL OR strpos(lower(username), lower($3)) > 0)
+                ORDER BY id DESC LIMIT $2""",
+            before_id,
             limit,
+            search,
         )
     )
 
@@ -565,6 +578,7 @@ class _CacheEntry:
 class _Window:
     window: int
     count: int
+    previous: int
 
 
 class Auth:
@@ -671,42 +685,54 @@ class Auth:
     # ---- login rate limit
 
     async def check_login_rate(self, address: str) -> None:
-        """Count a login attempt from ``address``; 429 with Retry-After over the limit."""
+        """Count a login attempt from ``address``; 429 with Retry-After over the limit.
+
+        A sliding window: the previous minute's count, weighted by how much of it still
+        overlaps the last 60 s, plus this minute's; no burst is allowed at a minute boundary.
+        """
         settings = self._settings
-        now = time.time()
+        now = _now()
         window = int(now // 60)
-        retry_after = max(1, 60 - int(now % 60))
+        into_window = (now % 60) / 60
         try:
-            count = await self._redis_rate(address, window)
+            current, previous = await self._redis_rate(address, window)
         except _RATE_FALLBACK as exc:
             log.debug("login rate limit falls back to this process: %r", exc)
-            count = self._process_rate(address, window)
-        if count > settings.login_rate_per_minute:
+            current, previous = self._process_rate(address, window)
+        if previous * (1 - into_window) + current > settings.login_rate_per_minute:
             raise APIError(
                 429,
                 "too_many_requests",
                 "too many login attempts from this address, try again shortly",
-                headers={"Retry-After": str(retry_after)},
+                headers={"Retry-After": str(max(1, 60 - int(now % 60)))},
             )
 
-    async def _redis_rate(self, address: str, window: int) -> int:
+    async def _redis_rate(self, address: str, window: int) -> tuple[int, int]:
         from tickstock.extensions.redis import get_redis
 
-        key = f"{self._settings.key_prefix}:auth:login-rate:{address}:{window}"
+        key = f"{self._settings.key_prefix}:auth:login-rate:{address}"
         async with get_redis().pipeline(transaction=False) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, 120)
-            count, _ = await pipe.execute()
-        return int(count)
+            pipe.incr(f"{key}:{window}")
+            pipe.expire(f"{key}:{window}", 120)
+            pipe.get(f"{key}:{window - 1}")
+            current, _, previous = await pipe.execute()
+        return int(current), int(previous or 0)
 
-    def _process_rate(self, address: str, window: int) -> int:
+    def _process_rate(self, address: str, window: int) -> tuple[int, int]:
         entry = self._local_rate.get(address)
         if entry is None or entry.window != window:
             if len(self._local_rate) > 10_000:
-                self._local_rate = {k: v for k, v in self._local_rate.items() if v.window == window}
-            entry = self._local_rate[address] = _Window(window, 0)
+                self._local_rate = {
+                    k: v for k, v in self._local_rate.items() if v.window >= window - 1
+                }
+            previous = entry.count if entry is not None and entry.window == window - 1 else 0
+            entry = self._local_rate[address] = _Window(window, 0, previous)
         entry.count += 1
-        return entry.count
+        return entry.count, entry.previous
+
+
+def _now() -> float:
+    return time.time()
 
 
 def init_auth(app: Quart) -> Auth:
@@ -786,6 +812,9 @@ async def load_identity() -> Identity | None:
                 and not _csrf_ok(identity.session_id)
             ):
                 raise APIError(403, "csrf_failed", "cross-site request refused (CSRF check)")
+        if identity is None and auth.quart_auth.cookie_name in request.cookies:
+            # Revoked, expired or badly signed: let the browser drop it with this response.
+            auth.quart_auth.logout_user()
     setattr(g, _G_IDENTITY, identity)
     return identity
 
@@ -859,6 +888,7 @@ def login_required(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]
         await _require_identity()
         return await func(*args, **kwargs)
 
+    setattr(wrapper, ACCESS_ATTRIBUTE, "login")
     return wrapper
 
 
@@ -872,7 +902,17 @@ def admin_required(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]
             raise APIError(403, "forbidden", "administrator role required")
         return await func(*args, **kwargs)
 
+    setattr(wrapper, ACCESS_ATTRIBUTE, "admin")
     return wrapper
+
+
+def required_access(view: Callable[..., Any]) -> str | None:
+    """``"login"`` or ``"admin"`` for views behind those decorators (docs and policy tests).
+
+    The mark survives further ``functools.wraps`` decorators, which copy ``__dict__``.
+    """
+    access: str | None = getattr(view, ACCESS_ATTRIBUTE, None)
+    return access
 
 
 # --------------------------------------------------------------------------- login and logout

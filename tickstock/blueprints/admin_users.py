@@ -78,13 +78,13 @@ def _user_row(record: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def _cursor(after_id: int) -> str:
-    return base64.urlsafe_b64encode(f"u:{after_id}".encode()).decode().rstrip("=")
+def _cursor(before_id: int) -> str:
+    return base64.urlsafe_b64encode(f"u:{before_id}".encode()).decode().rstrip("=")
 
 
-def _after_id(cursor: str | None) -> int:
+def _before_id(cursor: str | None) -> int | None:
     if not cursor:
-        return 0
+        return None
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = text.partition(":")
@@ -107,11 +107,12 @@ def _limit() -> int:
 @blueprint.get("/api/admin/users")
 @admin_required
 async def list_users() -> tuple[Response, int]:
-    """All accounts, by id, paginated with ``limit`` and ``cursor``."""
+    """Accounts, newest first; ``q`` searches usernames; paginated by ``limit`` and ``cursor``."""
     limit = _limit()
-    after_id = _after_id(request.args.get("cursor"))
+    before_id = _before_id(request.args.get("cursor"))
+    search = request.args.get("q", "").strip()[:64] or None
     async with get_auth().db.read() as conn:
-        rows = await select_users(conn, after_id=after_id, limit=limit + 1)
+        rows = await select_users(conn, before_id=before_id, limit=limit + 1, search=search)
     page = rows[:limit]
     next_cursor = _cursor(page[-1]["id"]) if len(rows) > limit else None
     meta = {"limit": limit, "count": len(page), "next_cursor": next_cursor}
