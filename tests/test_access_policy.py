@@ -14,6 +14,7 @@ from quart import Quart
 from werkzeug.routing import Rule
 
 from tests.auth_fixtures import fresh_rate_limit
+from tickstock.auth import required_access
 
 # (method, rule) pairs anyone may call. Socket.IO is mounted outside Quart (its own auth).
 PUBLIC = {
@@ -22,16 +23,13 @@ PUBLIC = {
     ("POST", "/login"),
     ("POST", "/logout"),  # ends a session if there is one, else just goes to /login
     ("POST", "/api/auth/login"),
-    ("GET", "/static/<path:filename>"),
 }
 
-# Routes known to lack their login check, each owned by another area and due to be fixed there.
-# A strict xfail below turns green into red once they are protected: then empty this set.
-PENDING_PROTECTION = {
-    ("GET", "/api/streaming/redis-status"),
-    ("GET", "/api/streaming/status"),
-    ("GET", "/api/streaming/history/<symbol>"),
-}
+
+def _is_public(method: str, rule: Rule) -> bool:
+    # Static files (ours and the vendored front-end libraries) are public.
+    return (method, rule.rule) in PUBLIC or (method == "GET" and rule.rule.startswith("/static/"))
+
 
 # Plausible values for path variables, by name (then by converter).
 SAMPLES = {
@@ -77,15 +75,12 @@ async def test_every_route_is_listed() -> None:
     assert ("GET", "/api/auth/me") in seen and ("PATCH", "/api/admin/users/<int:user_id>") in seen
 
 
-async def _anonymous_failures(
-    app: Quart, client: Any, only: set[tuple[str, str]] | None
-) -> list[str]:
+async def test_anonymous_requests_are_refused_everywhere_but_public(
+    app: Quart, client: Any
+) -> None:
     failures = []
     for method, rule in _routes(app):
-        key = (method, rule.rule)
-        if key in PUBLIC or (only is None and key in PENDING_PROTECTION):
-            continue
-        if only is not None and key not in only:
+        if _is_public(method, rule):
             continue
         path = _path(rule)
         response = await client.open(path, method=method, json={} if method != "GET" else None)
@@ -102,21 +97,7 @@ async def _anonymous_failures(
             "/login"
         ):
             failures.append(f"{method} {path}: {status}, expected a redirect to /login")
-    return failures
-
-
-async def test_anonymous_requests_are_refused_everywhere_but_public(
-    app: Quart, client: Any
-) -> None:
-    failures = await _anonymous_failures(app, client, None)
     assert not failures, "routes reachable without login:\n" + "\n".join(failures)
-
-
-@pytest.mark.xfail(strict=True, reason="PENDING_PROTECTION routes still lack login_required")
-async def test_pending_routes_are_protected(app: Quart, client: Any) -> None:
-    present = {(m, r.rule) for m, r in _routes(app)} & PENDING_PROTECTION
-    failures = await _anonymous_failures(app, client, present)
-    assert present and not failures, "\n".join(failures)
 
 
 async def test_public_routes_answer_without_login(client: Any) -> None:
@@ -131,20 +112,22 @@ async def test_public_routes_answer_without_login(client: Any) -> None:
 async def test_logged_in_requests_pass_the_gate(
     app: Quart, client: Any, make_user: Any, make_token: Any, role: str
 ) -> None:
-    """With a token, no GET route answers 401; only admin routes answer 403, to non-admins."""
+    """With a token no GET route answers 401; admins are never 403; admin routes refuse users."""
     account = await make_user(role)
     headers = {"Authorization": f"Bearer {await make_token(account)}"}
     failures = []
     for method, rule in _routes(app):
-        if method != "GET" or (method, rule.rule) in PUBLIC:
+        if method != "GET" or _is_public(method, rule):
             continue
         path = _path(rule)
-        response = await client.get(path, headers=headers)
-        admin_only = path.startswith("/api/admin/") or path == "/metrics"
-        if response.status_code == 401:
+        admin_only = required_access(app.view_functions[rule.endpoint]) == "admin"
+        if path.startswith("/api/admin/") and not admin_only:
+            failures.append(f"GET {path}: not behind admin_required")
+        status = (await client.get(path, headers=headers)).status_code
+        if status == 401:
             failures.append(f"GET {path}: 401 with a valid token")
-        elif response.status_code == 403 and not (admin_only and role == "user"):
-            failures.append(f"GET {path}: 403 for a {role}")
-        elif admin_only and role == "user" and response.status_code != 403:
-            failures.append(f"GET {path}: {response.status_code} for a non-admin")
+        elif role == "admin" and status == 403:
+            failures.append(f"GET {path}: 403 for an admin")
+        elif role == "user" and admin_only and status != 403:
+            failures.append(f"GET {path}: {status} for a non-admin")
     assert not failures, "\n".join(failures)

@@ -99,9 +99,15 @@ async def test_list_users_is_paginated(
         cursor = body["meta"]["next_cursor"]
         if cursor is None:
             break
-    assert seen == sorted(set(seen)) and len(seen) >= 4
+    assert seen == sorted(set(seen), reverse=True) and len(seen) >= 4  # newest first
     row = body["data"][-1]
     assert {"id", "username", "role", "active", "created_at", "locked_until"} <= set(row)
+    newest = await make_user(username=unique_username("FindMe"))
+    found = await client.get(
+        "/api/admin/users", query_string={"q": "findme"}, headers=admin_headers
+    )
+    rows = (await found.get_json())["data"]
+    assert rows[0]["id"] == newest.id and all("findme" in r["username"].lower() for r in rows)
     bad = await client.get("/api/admin/users?cursor=!!", headers=admin_headers)
     assert bad.status_code == 400
     too_many = await client.get("/api/admin/users?limit=501", headers=admin_headers)

@@ -105,6 +105,9 @@ async def test_copied_cookie_stops_working_after_logout(served: Any, user: UserL
             async with copy.get(f"{served.url}/api/auth/me", headers=headers) as response:
                 assert response.status == 401
                 assert (await response.json())["code"] == "unauthorized"
+                # The dead cookie is cleared in the browser, too.
+                cleared = response.headers["Set-Cookie"]
+                assert cleared.startswith(f"{_cookie_name(served.app)}=") and "Max-Age=0" in cleared
 
 
 async def test_wrong_methods_and_bodies(client: Any) -> None:
@@ -369,6 +372,29 @@ async def test_login_rate_limited_per_address(
     assert codes[3] == 429 and limited.status_code == 429
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
     assert (await limited.get_json())["code"] == "too_many_requests"
+
+
+@pytest.mark.parametrize("redis_up", [True, False])
+async def test_rate_limit_has_no_burst_at_the_minute_boundary(
+    settings_overrides: dict[str, Any], monkeypatch: pytest.MonkeyPatch, redis_up: bool
+) -> None:
+    overrides = {**settings_overrides, "login_rate_per_minute": 3}
+    if not redis_up:
+        overrides["redis_url"] = f"redis://127.0.0.1:{free_port()}/0"
+    app = create_app(overrides)
+    minute = (int(time.time() // 60) + 10) * 60  # a window no other attempt has touched
+    clock = [minute + 59.5]
+    monkeypatch.setattr("tickstock.auth._now", lambda: clock[0])
+    async with app.test_app():
+        client = app.test_client()
+        before = [(await _login(client, "someone", "pw")).status_code for _ in range(3)]
+        clock[0] = minute + 60.5  # a new minute: a fixed window would allow 3 more at once
+        after = (await _login(client, "someone", "pw")).status_code
+        clock[0] = minute + 60 + 45  # most of the old minute has slid out of the window
+        later = (await _login(client, "someone", "pw")).status_code
+    assert before == [401, 401, 401]
+    assert after == 429
+    assert later == 401
 
 
 async def test_rate_limit_falls_back_to_process_when_redis_is_down(
