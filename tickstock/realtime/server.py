@@ -41,6 +41,14 @@ class RealtimeServer:
         app.extensions[EXTENSION_KEY] = self
         register_connect_handler(self)
 
+        from tickstock.blueprints.health import register_health_check
+        from tickstock.realtime.handlers import SubscriptionHandlers
+        from tickstock.realtime.hub import RealtimeHub
+
+        self.hub = RealtimeHub(app, self.sio)
+        self.handlers = SubscriptionHandlers(self.sio, self.hub)
+        register_health_check(app, "realtime", self.hub.health)
+
     def asgi_app(self) -> Any:
         """The served ASGI app: Socket.IO on ``/socket.io/``, everything else to Quart."""
         assert self.app is not None and self.sio is not None
