@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     database_url: str = ""
     database_read_url: str = ""
     redis_url: str = ""
+    # Redis Sentinel: "host:port,host:port" (empty = off). The master's address then comes from
+    # the sentinels; TICKSTOCK_REDIS_URL only supplies the database number, credentials and TLS.
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    redis_sentinel_master: str = "mymaster"
     db_pool_min: int = Field(2, ge=0, le=200)
     db_pool_max: int = Field(10, ge=1, le=500)
     db_command_timeout: float = Field(5.0, gt=0)
@@ -95,10 +99,19 @@ class Settings(BaseSettings):
     demo_producer: bool = True
     demo_producer_rate: float = Field(2.0, ge=0)
 
-    @field_validator("ingest_channels", "cors_origins", mode="before")
+    @field_validator("ingest_channels", "cors_origins", "redis_sentinels", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels(cls, value: list[str]) -> list[str]:
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"sentinel address {address!r} is not host:port")
+        return value
 
     @field_validator("log_level")
     @classmethod

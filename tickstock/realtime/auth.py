@@ -23,6 +23,7 @@ from quart import Quart
 from tickstock.auth import Identity, get_auth
 from tickstock.config import Settings
 from tickstock.errors import DATABASE_DOWN, APIError
+from tickstock.extensions.redis import socketio_manager_url
 
 if TYPE_CHECKING:
     from tickstock.realtime.server import RealtimeServer
@@ -74,6 +75,20 @@ class ClusterManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     Rooms live on the node a socket is connected to, so "disconnect the sockets of user 7" is
     published on the manager's channel and each node disconnects its own members of the room.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def _redis_connect(self) -> None:
+        # python-socketio builds a new client on every reconnect and drops the old one; with
+        # Sentinel, the old client's connections to the sentinels would stay open: close them.
+        stale = _sentinel_of(self.redis)
+        super()._redis_connect()
+        if stale is not None:
+            task = asyncio.get_running_loop().create_task(stale.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def disconnect_room(
         self, room: str, namespace: str = "/", reason: str = "revoked"
@@ -127,13 +142,21 @@ class ClusterManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        resources: list[Any] = [getattr(self, "pubsub", None), getattr(self, "redis", None)]
+        redis = getattr(self, "redis", None)
+        resources: list[Any] = [getattr(self, "pubsub", None), redis, _sentinel_of(redis)]
+        if self._closing:
+            await asyncio.wait(self._closing, timeout=2)
         for resource in resources:
             if resource is not None:
                 with contextlib.suppress(Exception):
                     await resource.aclose()
         self.pubsub = self.redis = None
         self.connected = False
+
+
+def _sentinel_of(client: Any) -> Any:
+    """The ``Sentinel`` behind a client python-socketio made from a ``redis+sentinel://`` URL."""
+    return getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
 
 
 def _as_bytes(message: bytes | str) -> bytes:
@@ -145,13 +168,10 @@ def make_client_manager(app: Quart, settings: Settings) -> ClusterManager | None
 
     It listens from the app's ``before_serving`` and is closed by its ``after_serving``.
     """
-    if not settings.redis_url:
+    url, redis_options = socketio_manager_url(settings)
+    if not url:
         return None
-    manager = ClusterManager(
-        settings.redis_url,
-        channel=f"{settings.key_prefix}:sio",
-        redis_options={"socket_connect_timeout": settings.redis_timeout},
-    )
+    manager = ClusterManager(url, channel=f"{settings.key_prefix}:sio", redis_options=redis_options)
     manager.publish_timeout = settings.redis_timeout
 
     async def start_listening() -> None:
@@ -196,13 +216,11 @@ async def disconnect_user_sockets(
 
 async def publish_disconnect_user(settings: Settings, user_id: int) -> None:
     """From outside the server (the CLI): ask every node to disconnect a user's sockets."""
-    if not settings.redis_url:
+    url, redis_options = socketio_manager_url(settings)
+    if not url:
         return
     manager = ClusterManager(
-        settings.redis_url,
-        channel=f"{settings.key_prefix}:sio",
-        write_only=True,
-        redis_options={"socket_connect_timeout": settings.redis_timeout},
+        url, channel=f"{settings.key_prefix}:sio", write_only=True, redis_options=redis_options
     )
     try:
         await manager.disconnect_room(user_room(user_id))
