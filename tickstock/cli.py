@@ -559,9 +559,9 @@ def _check_configured(settings: Settings) -> None:
     async def check() -> None:
         conn = await _connect(settings.database_url)
         await conn.close()
-        import redis.asyncio as aioredis
+        from tickstock.extensions.redis import make_client
 
-        client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+        client = make_client(settings)  # through the sentinels when they are configured
         try:
             await client.ping()
         except Exception as exc:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
+
+import pytest
 
 from tests.conftest import free_port
 from tickstock.app import create_app
@@ -47,3 +50,36 @@ async def test_health_is_degraded_when_redis_unreachable(
     body = await response.get_json()
     assert body["status"] == "degraded"
     assert body["components"]["redis"]["status"] == "down"
+
+
+async def test_read_replica_down_degrades(settings_overrides: dict[str, Any]) -> None:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/replica"
+    app = create_app({**settings_overrides, "database_read_url": dead})
+    async with app.test_app():
+        response = await app.test_client().get("/health")
+    assert response.status_code == 200
+    body = await response.get_json()
+    assert body["status"] == "degraded"
+    assert body["components"]["database"]["status"] == "up"
+    assert body["components"]["database_replica"]["status"] == "down"
+
+
+async def test_proxy_hops_trust_forwarded_address(
+    serve_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import aiohttp
+
+    caplog.set_level(logging.INFO, logger="tickstock.request")
+    served = await serve_app(proxy_hops=1)
+    headers = {"X-Forwarded-For": "203.0.113.7", "X-Request-ID": "proxied-request-1"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{served.url}/login", headers=headers) as response,
+    ):
+        assert response.status == 200
+        assert response.headers["X-Request-ID"] == "proxied-request-1"
+    # The request is attributed to the client the proxy names, not to the proxy.
+    remotes = [
+        r.remote for r in caplog.records if getattr(r, "request_id", "") == "proxied-request-1"
+    ]
+    assert remotes == ["203.0.113.7"]

@@ -65,6 +65,11 @@ class Database:
         self.settings = app.config["SETTINGS"]
         app.before_serving(self.open)
         app.after_serving(self.close)
+        if self.settings is not None and self.settings.database_read_url:
+            from tickstock.blueprints.health import register_health_check
+
+            # A replica that is down degrades the service (reads fail); it is not unhealthy.
+            register_health_check(app, "database_replica", self.check_replica)
 
     async def open(self) -> None:
         settings = self._settings
@@ -145,21 +150,29 @@ class Database:
             yield conn
 
     async def check(self) -> dict[str, Any]:
-        """Health probe: one round trip, bounded by the health timeout."""
+        """Health probe of the primary: one round trip, bounded by the health timeout."""
+        return await self._probe(self.pool)
+
+    async def check_replica(self) -> dict[str, Any]:
+        """Health probe of the read replica."""
+        return await self._probe(self.read_pool)
+
+    async def _probe(self, pool: asyncpg.Pool | None) -> dict[str, Any]:
         started = time.perf_counter()
-        if self.pool is None:
+        if pool is None:
             return {"status": "down", "error": "not started", "latency_ms": 0.0}
         try:
             async with asyncio.timeout(self._settings.health_check_timeout):
-                await self.pool.fetchval("SELECT 1")
+                await pool.fetchval("SELECT 1")
         except DATABASE_DOWN as exc:
             return {"status": "down", "error": _describe(exc), "latency_ms": _ms(started)}
-        stats: dict[str, Any] = {"status": "up", "latency_ms": _ms(started)}
-        if self.pool is not None:
-            stats["pool_size"] = self.pool.get_size()
-            stats["pool_idle"] = self.pool.get_idle_size()
-            stats["pool_max"] = self.pool.get_max_size()
-        return stats
+        return {
+            "status": "up",
+            "latency_ms": _ms(started),
+            "pool_size": pool.get_size(),
+            "pool_idle": pool.get_idle_size(),
+            "pool_max": pool.get_max_size(),
+        }
 
 
 def _ms(started: float) -> float:

@@ -214,9 +214,14 @@ class FanoutReader:
         if self.last_id is None:
             self.last_id = newest_id  # start with live events
         elif offset_after(self.last_id, newest_id):
-            # Redis came back without our position (restarted empty): read what exists now.
-            log.warning("fan-out stream restarted; resuming from its start")
-            self.last_id = "0-0"
+            # Redis came back without our position (restarted, or a replica that lagged took
+            # over). Entry ids are times, so new entries still sort after our position: keep it
+            # rather than re-reading (and re-sending) the whole stream.
+            log.warning(
+                "fan-out stream is behind this node (%s < %s); waiting for new entries",
+                newest_id,
+                self.last_id,
+            )
 
     async def _read(self, client: aioredis.Redis) -> None:
         stats = self.delivery.stats

@@ -52,7 +52,14 @@ class RealtimeServer:
     def asgi_app(self) -> Any:
         """The served ASGI app: Socket.IO on ``/socket.io/``, everything else to Quart."""
         assert self.app is not None and self.sio is not None
-        return socketio.ASGIApp(self.sio, other_asgi_app=self.app)
+        served: Any = socketio.ASGIApp(self.sio, other_asgi_app=self.app)
+        hops = self.app.config["SETTINGS"].proxy_hops
+        if hops:
+            # Client address, scheme and host from the trusted proxies, for Quart and Socket.IO.
+            from hypercorn.middleware import ProxyFixMiddleware
+
+            served = ProxyFixMiddleware(served, mode="legacy", trusted_hops=hops)
+        return served
 
 
 def get_realtime(app: Quart | None = None) -> RealtimeServer:
