@@ -416,7 +416,7 @@ async def run_fanout_bench(
             await client.publish(CHANNEL, orjson.dumps(bad))
             seq += 1
         await asyncio.sleep(config.drain)
-        server_cpu_end, _ = _process_stats(config.server_pids)
+        server_cpu_end, rss_end = _process_stats(config.server_pids)
         gen_cpu_end, _ = _process_stats(gen_pids)
     finally:
         await client.aclose()
@@ -472,6 +472,7 @@ async def run_fanout_bench(
         )
         result["server_rss_before_kb"] = rss_before // 1024
         result["server_rss_after_kb"] = rss_after // 1024
+        result["server_rss_end_kb"] = rss_end // 1024
         result["kb_per_socket"] = (
             round((rss_after - rss_before) / 1024 / len(connected), 2) if connected else None
         )
@@ -495,7 +496,8 @@ def format_report(result: dict[str, Any]) -> str:
     if "server_cpu_us_per_delivery" in result:
         lines.append(
             f"server      {result['server_cpu_us_per_delivery']} µs CPU per delivery;"
-            f" RSS {result['server_rss_before_kb']} → {result['server_rss_after_kb']} KB"
+            f" RSS {result['server_rss_before_kb']} → {result['server_rss_after_kb']}"
+            f" → {result['server_rss_end_kb']} KB (start, connected, end)"
             f" ({result['kb_per_socket']} KB per socket)"
         )
     if result["errors"]:

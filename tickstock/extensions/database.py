@@ -35,8 +35,20 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(dsn: str, settings: Settings, *, size: int | None = None) -> asyncpg.Pool:
-    """Create a pool that starts even when the database is down (it connects lazily)."""
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    # asyncpg still rolls back an open transaction on release; tickstock keeps no session state
+    # (no SET, LISTEN, advisory locks or cursors), so the default RESET ALL round trip is saved.
+    return None
+
+
+async def create_pool(
+    dsn: str, settings: Settings, *, size: int | None = None, readonly: bool = False
+) -> asyncpg.Pool:
+    """Create a pool that starts even when the database is down (it connects lazily).
+
+    A ``readonly`` pool's sessions default to read-only transactions, so a single query runs in
+    its own read-only transaction without the BEGIN/COMMIT round trips.
+    """
     pool = await asyncpg.create_pool(
         dsn,
         min_size=0,
@@ -45,6 +57,8 @@ async def create_pool(dsn: str, settings: Settings, *, size: int | None = None) 
         command_timeout=settings.db_command_timeout,
         max_inactive_connection_lifetime=300,
         init=_init_connection,
+        reset=_keep_session,
+        server_settings={"default_transaction_read_only": "on"} if readonly else None,
     )
     assert pool is not None
     return pool
@@ -76,19 +90,24 @@ class Database:
         if not settings.database_url:
             raise RuntimeError("TICKSTOCK_DATABASE_URL is not set")
         self.pool = await create_pool(settings.database_url, settings)
-        if settings.database_read_url:
-            self.read_pool = await create_pool(settings.database_read_url, settings)
+        # Reads of the producer's tables: the replica when configured, else the primary.
+        self.read_pool = await create_pool(
+            settings.database_read_url or settings.database_url, settings, readonly=True
+        )
         await self._warm_up(settings.db_pool_min)
 
     async def _warm_up(self, count: int) -> None:
         # Best effort: a database that is down at start is reported by /health, not fatal.
-        if self.pool is None or count <= 0:
+        if count <= 0:
             return
         try:
             async with asyncio.timeout(self._settings.db_connect_timeout * 2):
-                conns = [await self.pool.acquire() for _ in range(count)]
-                for conn in conns:
-                    await self.pool.release(conn)
+                for pool in (self.pool, self.read_pool):
+                    if pool is None:
+                        continue
+                    conns = [await pool.acquire() for _ in range(count)]
+                    for conn in conns:
+                        await pool.release(conn)
         except DATABASE_DOWN as exc:
             log.warning("database not reachable at start (%r); will retry on demand", exc)
 
@@ -130,11 +149,12 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection in a read-only transaction, on the replica when one is configured."""
-        async with (
-            self._acquire(self.read_pool or self.pool) as conn,
-            conn.transaction(readonly=True),
-        ):
+        """A read-only connection, on the replica when one is configured.
+
+        Its session defaults to read-only transactions: each statement runs in its own read-only
+        transaction; wrap several in ``conn.transaction(readonly=True)`` for one snapshot.
+        """
+        async with self._acquire(self.read_pool) as conn:
             yield conn
 
     @contextlib.asynccontextmanager
