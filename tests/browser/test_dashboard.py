@@ -61,6 +61,17 @@ if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it (.ci/run)
 # --------------------------------------------------------------------------- fixtures
 
 
+@pytest.fixture(name="frontend", scope="module", autouse=True)
+def _frontend() -> None:
+    """The dashboard's npm packages, installed as `tickstock serve` would (npm ci)."""
+    from tickstock.web.assets import FrontendError, ensure_frontend
+
+    try:
+        ensure_frontend()
+    except FrontendError as exc:  # pragma: no cover - CI has npm
+        pytest.skip(str(exc))
+
+
 @pytest.fixture(name="browser", scope="module")
 async def _browser() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
