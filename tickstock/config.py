@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     )
     ingest_mode: Literal["pubsub", "stream"] = "pubsub"
     ingest_stream: str = "tickstock:ingest"
+    ingest_claim_idle_seconds: float = Field(30.0, ge=0)
     ingest_max_message_bytes: int = Field(65536, ge=1024)
     history_max_events: int = Field(1000, ge=1)
     history_max_age_seconds: int = Field(3600, ge=1)

@@ -233,7 +233,22 @@ class IngestConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
         self._connected()
-        # First our own pending entries (delivered before a crash, never acknowledged), then new.
+        # Entries a node took and never acknowledged (it crashed) are taken over once idle.
+        claim_from = "0-0"
+        while True:
+            claimed: Any = await client.xautoclaim(
+                stream,
+                STREAM_GROUP,
+                self.node_id,
+                int(self.settings.ingest_claim_idle_seconds * 1000),
+                claim_from,
+                count=100,
+            )
+            claim_from = _text(claimed[0])
+            await self._process_entries(client, store, stream, claimed[1])
+            if claim_from == "0-0":
+                break
+        # Then this consumer's own pending entries, then new ones.
         cursor = "0"
         while True:
             response: Any = await client.xreadgroup(
@@ -243,13 +258,26 @@ class IngestConsumer:
             if cursor == "0" and not entries:
                 cursor = ">"
                 continue
-            for entry_id, fields in entries:
-                channel = _field(fields, b"channel") or "tickstock.events.patterns"
-                data = (
-                    fields.get(b"data") or fields.get(b"payload") or fields.get(b"message") or b""
+            await self._process_entries(client, store, stream, entries)
+
+    async def _process_entries(
+        self, client: aioredis.Redis, store: EventStore, stream: str, entries: list[Any]
+    ) -> None:
+        entries = [(entry_id, fields) for entry_id, fields in entries if fields]
+        if not entries:
+            return
+        await self.process_batch(
+            store,
+            [
+                (
+                    _field(fields, b"channel") or "tickstock.events.patterns",
+                    fields.get(b"data") or fields.get(b"payload") or fields.get(b"message") or b"",
                 )
-                await self.process(store, channel, data)
-                await client.xack(stream, STREAM_GROUP, entry_id)
+                for _entry_id, fields in entries
+            ],
+        )
+        # Acknowledged once stored: a crash before this replays them, and dedupe absorbs that.
+        await client.xack(stream, STREAM_GROUP, *[entry_id for entry_id, _ in entries])
 
     async def process(self, store: EventStore, channel: str, raw: bytes | str) -> NormaliseResult:
         """Normalise one message and append its events; rejects are recorded, never raised."""
