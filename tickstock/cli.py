@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -626,26 +628,58 @@ async def _ensure_demo_user(dsn: str, settings: Settings, data_dir: Path) -> str
     return password
 
 
+# Seconds between asking the workers to hand their sockets over and stopping them.
+DRAIN_SECONDS = 1.0
+
+
 def _wait_forwarding_signals(
     server: subprocess.Popen[bytes], children: list[subprocess.Popen[bytes]]
 ) -> int:
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+    """Wait for hypercorn; on SIGINT/SIGTERM drain its workers, then stop every child."""
+    stopping: list[float] = []
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        if not stopping:
+            stopping.append(time.monotonic())
+            _drain_workers(server.pid)
 
     previous: dict[signal.Signals, Any] = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, forward)
+        previous[sig] = signal.signal(sig, on_signal)
+    terminated = False
     try:
         while True:
             try:
-                return server.wait()
+                return server.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                pass
             except KeyboardInterrupt:
-                forward(signal.SIGINT, None)
+                on_signal(signal.SIGINT, None)
+            if stopping and not terminated and time.monotonic() - stopping[0] >= DRAIN_SECONDS:
+                terminated = True
+                for child in children:
+                    if child.poll() is None:
+                        child.send_signal(signal.SIGTERM)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _drain_workers(hypercorn_pid: int) -> None:
+    """SIGUSR1 to each hypercorn worker: sockets reconnect to other nodes before the SIGTERM."""
+    import psutil
+
+    try:
+        parent = psutil.Process(hypercorn_pid)
+        # Workers are spawned processes; the multiprocessing resource tracker is not one.
+        workers = [
+            child for child in parent.children() if "spawn_main" in " ".join(child.cmdline())
+        ] or [parent]
+    except psutil.NoSuchProcess:
+        return
+    for worker in workers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            worker.send_signal(signal.SIGUSR1)
 
 
 def _stop_children(children: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:

@@ -32,6 +32,8 @@ async def collect_health() -> tuple[str, dict[str, Any]]:
     results = await asyncio.gather(*(probe() for probe in probes.values()))
     components = dict(zip(probes, results, strict=True))
     status = "healthy"
+    if any(result.get("status") == "draining" for result in components.values()):
+        return "draining", components
     for name, result in components.items():
         if result.get("status") == "up":
             continue
@@ -44,7 +46,7 @@ async def collect_health() -> tuple[str, dict[str, Any]]:
 
 @blueprint.get("/health")
 async def health() -> tuple[Response, int]:
-    """Service health: healthy, degraded or unhealthy (503), with per-component latency."""
+    """Service health: healthy, degraded, unhealthy or draining (503), per-component latency."""
     status, components = await collect_health()
     body = {"status": status, "version": __version__, "components": components}
-    return jsonify(body), 503 if status == "unhealthy" else 200
+    return jsonify(body), 503 if status in ("unhealthy", "draining") else 200

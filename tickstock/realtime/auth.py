@@ -292,6 +292,10 @@ def register_connect_handler(server: RealtimeServer) -> None:
     assert sio is not None and app is not None
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        hub = getattr(server, "hub", None)
+        if hub is not None and hub.draining:
+            # This node is handing its sockets over: the client retries and lands elsewhere.
+            raise socketio.exceptions.ConnectionRefusedError("draining")
         try:
             identity = await authenticate_socket(app, environ, auth)
         except _UNAVAILABLE as exc:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
@@ -126,6 +127,7 @@ class RealtimeHub:
         self.errors: ErrorLogWriter | None = None
         self.recorder: SubscriptionRecorder | None = None
         self.started_at = time.time()
+        self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
         app.extensions[EXTENSION_KEY] = self
         # while_serving: started after the pool and Redis open, stopped before they close.
@@ -168,6 +170,7 @@ class RealtimeHub:
         self._spawn(self.errors.run(), "error-log")
         self._spawn(self.recorder.run(), "subscriptions")
         self._spawn(self._gauges(), "gauges")
+        self._listen_for_drain()
         # Serve once both Redis readers are connected (bounded: a Redis outage must not block
         # start-up; the node then reports degraded and connects later by itself).
         with contextlib.suppress(TimeoutError):
@@ -197,7 +200,37 @@ class RealtimeHub:
                 metrics.DB_POOL_SIZE.labels("idle").set(pool.get_idle_size())
             await asyncio.sleep(1.0)
 
+    def _listen_for_drain(self) -> None:
+        # SIGUSR1 asks this worker to hand its sockets to other nodes before a SIGTERM
+        # (``tickstock serve`` sends it to every worker first). Only in a main-thread loop.
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.begin_drain)
+        except (NotImplementedError, RuntimeError, ValueError):
+            log.debug("drain signal not available in this process")
+
+    def begin_drain(self) -> None:
+        """Report ``draining`` (503), refuse new sockets, and close the open ones at the
+        transport level so their clients reconnect elsewhere and resume from their offsets."""
+        if self.draining:
+            return
+        self.draining = True
+        sockets = list(self.sio.eio.sockets.values())
+        log.warning("draining: %d socket(s) asked to reconnect to another node", len(sockets))
+        self._spawn(self._close_transports(sockets), "drain")
+
+    async def _close_transports(self, sockets: list[Any]) -> None:
+        for sock in sockets:
+            try:
+                # No engine.io CLOSE packet: clients see a lost transport and reconnect by
+                # themselves (a CLOSE would tell them the server ended the session).
+                await sock.close(wait=False, abort=True, reason="server draining")
+                sock.queue.put_nowait(None)  # ends the writer, which closes the websocket
+            except Exception:
+                log.exception("could not close socket %s while draining", sock.sid)
+
     async def stop(self) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
         for task in self._tasks:
             task.cancel()
         if self._tasks:
@@ -208,6 +241,8 @@ class RealtimeHub:
             await self.recorder.clear_node()
 
     async def health(self) -> dict[str, Any]:
+        if self.draining:
+            return {"status": "draining"}
         ingest = self.ingest.stats if self.ingest else None
         fanout = self.delivery.stats
         up = bool(ingest and ingest.connected and fanout.connected)
