@@ -318,7 +318,8 @@ async def test_postgres_stopped_under_rest_load_answers_503_quickly_and_recovers
         )
     finally:
         await conn.close()
-    assert backends <= pool_max
+    # Two pools per app (primary and read-only reads), each bounded by the pool max: no leak.
+    assert backends <= 2 * pool_max
     print(
         f"\npostgres outage: {len(outage)} requests during it, slowest {slowest * 1000:.0f} ms;"
         f" recovered {recovery:.2f}s after restart; {backends} backend(s) afterwards"

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import engineio.packet
@@ -42,9 +42,7 @@ class FanoutStats:
     reconnects: int = 0
     connected: bool = False
     last_event_at: float | None = None
-    last_id: str = ""
     lag_ms: float = 0.0
-    ingest_to_emit_ms: list[float] = field(default_factory=list)
 
 
 def offset_after(offset: str, other: str) -> bool:
