@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -514,6 +514,7 @@ def serve(bind: str | None, config_path: str) -> None:
                         str(settings.demo_producer_rate),
                     ],
                     env=env,
+                    preexec_fn=_die_with_parent(),
                 )
             )
         args = [sys.executable, "-m", "hypercorn"]
@@ -526,7 +527,7 @@ def serve(bind: str | None, config_path: str) -> None:
         if bind:
             args += ["--bind", bind]
         args.append("tickstock.asgi:app")
-        server = subprocess.Popen(args, env=env)
+        server = subprocess.Popen(args, env=env, preexec_fn=_die_with_parent())
         children.insert(0, server)
         code = _wait_forwarding_signals(server, children)
     finally:
@@ -546,6 +547,12 @@ def _ensure_frontend() -> None:
     except FrontendError as exc:
         # The API and Socket.IO work without them; only the dashboard page needs them.
         click.echo(f"warning: {exc}; the dashboard will not load until this is fixed", err=True)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    from tickstock.localstack import die_with_parent
+
+    return die_with_parent()
 
 
 def _metrics_dir() -> Path:

@@ -156,6 +156,22 @@ def _make_preexec(
     return preexec
 
 
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that sends ``sig`` to the child when this process dies (Linux, main
+    thread), so a killed ``tickstock serve`` leaves no server behind; None where unsupported."""
+    prctl = _load_prctl()
+    if prctl is None or threading.current_thread() is not threading.main_thread():
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
 def _proc_exe(pid: int) -> str | None:
     try:
         return os.readlink(f"/proc/{pid}/exe")

@@ -27,11 +27,7 @@ async def _health(url: str) -> tuple[int, dict[str, Any]]:
         return response.status, await response.json()
 
 
-async def test_sigterm_drains_sockets_then_stops_quickly(
-    tmp_path: Path, settings_overrides: dict[str, Any], socket_auth: dict[str, Any]
-) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+def _serve_env(settings_overrides: dict[str, Any]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKSTOCK_")}
     env.update(
         TICKSTOCK_DATABASE_URL=settings_overrides["database_url"],
@@ -40,6 +36,54 @@ async def test_sigterm_drains_sockets_then_stops_quickly(
         TICKSTOCK_SECRET_KEY=settings_overrides["secret_key"],
         TICKSTOCK_ENV="test",
     )
+    return env
+
+
+async def _wait_healthy(url: str, serve: subprocess.Popen[bytes], log_path: Path) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            assert serve.poll() is None, f"serve exited; see {log_path}"
+            try:
+                if (await _health(url))[1]["status"] == "healthy":
+                    return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+
+
+async def test_killed_serve_leaves_no_server_behind(
+    tmp_path: Path, settings_overrides: dict[str, Any]
+) -> None:
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        serve = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "tickstock", "serve", "--bind", f"127.0.0.1:{port}"],
+            cwd=tmp_path,
+            env=_serve_env(settings_overrides),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        await _wait_healthy(f"http://127.0.0.1:{port}", serve, log_path)
+        descendants = psutil.Process(serve.pid).children(recursive=True)
+        assert descendants
+        serve.kill()
+        serve.wait()
+        _gone, alive = psutil.wait_procs(descendants, timeout=15)
+        assert alive == [], [p.cmdline() for p in alive]
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+
+
+async def test_sigterm_drains_sockets_then_stops_quickly(
+    tmp_path: Path, settings_overrides: dict[str, Any], socket_auth: dict[str, Any]
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = _serve_env(settings_overrides)
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         serve = subprocess.Popen(  # noqa: ASYNC220
@@ -59,15 +103,7 @@ async def test_sigterm_drains_sockets_then_stops_quickly(
         dropped.set()
 
     try:
-        async with asyncio.timeout(30):
-            while True:
-                assert serve.poll() is None, log_path.read_text()[-2000:]
-                try:
-                    if (await _health(url))[1]["status"] == "healthy":
-                        break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
+        await _wait_healthy(url, serve, log_path)
         await client.connect(url, auth=socket_auth, transports=["websocket"], wait_timeout=5)
         assert (await client.call("subscribe_patterns", {"symbol": "AAPL"}))["status"] == "success"
 
