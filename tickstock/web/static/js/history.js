@@ -4,6 +4,7 @@
 
 import { api, showError } from "./api.js";
 import { startShell } from "./app.js";
+import { cursorPager } from "./pager.js";
 import { formatConfidence, h, priorityBadge, readQuery, timeElement, writeQuery } from "./format.js";
 
 const FILTERS = ["tier", "symbols", "pattern", "confidence_min"];
@@ -36,8 +37,7 @@ form.addEventListener("submit", (event) => {
   location.assign(`/history${text ? `?${text}` : ""}`);
 });
 
-let stack = (history.state && history.state.cursors) || [];
-let nextCursor = null;
+const pager = cursorPager(load);
 
 async function load() {
   const filters = fillForm();
@@ -50,12 +50,12 @@ async function load() {
     const { data, meta } = await api("/api/patterns", { params: { ...filters, cursor, limit: PAGE_SIZE } });
     showError($("history-error"), null);
     $("history-rows").replaceChildren(...data.map(row));
-    nextCursor = meta.next_cursor || null;
+    pager.setNext(meta.next_cursor);
     $("history-status").textContent = data.length ? "" : "No detections match these filters.";
     $("history-status").hidden = data.length > 0;
-    $("next-page").disabled = !nextCursor;
+    $("next-page").disabled = !pager.next;
     $("prev-page").disabled = !cursor;
-    $("page-label").textContent = `Page ${stack.length + 1}`;
+    $("page-label").textContent = `Page ${pager.depth + 1}`;
   } catch (error) {
     $("history-status").hidden = true;
     showError($("history-error"), error, load);
@@ -77,26 +77,6 @@ function row(item) {
   );
 }
 
-$("next-page").addEventListener("click", () => {
-  if (!nextCursor) return;
-  stack = [...stack, readQuery(["cursor"]).cursor || ""];
-  writeQuery({ cursor: nextCursor }, { push: true });
-  history.replaceState({ cursors: stack }, "", location.href);
-  load();
-});
-
-$("prev-page").addEventListener("click", () => {
-  const previous = stack.length ? stack[stack.length - 1] : "";
-  stack = stack.slice(0, -1);
-  writeQuery({ cursor: previous }, { push: true });
-  history.replaceState({ cursors: stack }, "", location.href);
-  load();
-});
-
-window.addEventListener("popstate", (event) => {
-  stack = (event.state && event.state.cursors) || [];
-  load();
-});
 
 async function loadPatternNames() {
   try {

@@ -2,6 +2,7 @@
 
 import { api, showError } from "./api.js";
 import { onShortcut, startShell } from "./app.js";
+import { cursorPager } from "./pager.js";
 import { formatCompact, h, readQuery, writeQuery } from "./format.js";
 
 startShell();
@@ -9,8 +10,7 @@ const $ = (id) => document.getElementById(id);
 const form = $("symbols-search");
 const PAGE_SIZE = 50;
 
-let stack = (history.state && history.state.cursors) || [];
-let nextCursor = null;
+const pager = cursorPager(load);
 
 onShortcut("/", () => $("symbols-q").focus());
 
@@ -41,46 +41,26 @@ async function load() {
         ),
       ),
     );
-    nextCursor = meta.next_cursor || null;
+    pager.setNext(meta.next_cursor);
     $("symbols-status").textContent = data.length ? "" : "No symbols match.";
     $("symbols-status").hidden = data.length > 0;
   } catch (error) {
     $("symbols-status").hidden = true;
     showError($("symbols-error"), error, load);
   }
-  $("next-page").disabled = !nextCursor;
+  $("next-page").disabled = !pager.next;
   $("prev-page").disabled = !readQuery(["cursor"]).cursor;
 }
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
-  stack = [];
   writeQuery(
     { q: form.elements.namedItem("q").value.trim(), sector: form.elements.namedItem("sector").value.trim(), cursor: "" },
     { push: true },
   );
-  history.replaceState({ cursors: stack }, "", location.href);
+  pager.reset();
   load();
 });
 
-$("next-page").addEventListener("click", () => {
-  stack = [...stack, readQuery(["cursor"]).cursor || ""];
-  writeQuery({ cursor: nextCursor }, { push: true });
-  history.replaceState({ cursors: stack }, "", location.href);
-  load();
-});
-
-$("prev-page").addEventListener("click", () => {
-  const previous = stack.length ? stack[stack.length - 1] : "";
-  stack = stack.slice(0, -1);
-  writeQuery({ cursor: previous }, { push: true });
-  history.replaceState({ cursors: stack }, "", location.href);
-  load();
-});
-
-window.addEventListener("popstate", (event) => {
-  stack = (event.state && event.state.cursors) || [];
-  load();
-});
 
 load();
