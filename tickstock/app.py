@@ -6,6 +6,9 @@ import logging
 from typing import Any
 
 from quart import Quart
+from quart.sessions import SessionInterface, SessionMixin
+from quart.wrappers import BaseRequestWebsocket, Response
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from tickstock.auth import init_auth
 from tickstock.config import Settings, load_settings
@@ -32,6 +35,7 @@ def create_app(
     app = Quart(__name__, template_folder="web/templates", static_folder="web/static")
     app.json_provider_class = OrjsonProvider
     app.json = OrjsonProvider(app)
+    app.session_interface = NoSessions()  # type: ignore[assignment]
     app.config.update(
         SETTINGS=settings,
         SECRET_KEY=settings.secret_key,
@@ -55,6 +59,19 @@ def create_app(
     register_blueprints(app)
     register_error_handlers(app)
     return app
+
+
+class NoSessions(SessionInterface):
+    """tickstock keeps no Flask-style ``session``: logins are quart-auth cookies checked against
+    ``user_sessions``. So no session cookie is decoded or written on any request."""
+
+    async def open_session(self, app: Quart, request: BaseRequestWebsocket) -> SessionMixin | None:
+        return None
+
+    async def save_session(
+        self, app: Quart, session: SessionMixin, response: Response | WerkzeugResponse | None
+    ) -> None:
+        return None
 
 
 def get_settings(app: Quart) -> Settings:

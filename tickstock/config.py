@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
     redis_sentinel_master: str = "mymaster"
     db_pool_min: int = Field(2, ge=0, le=200)
-    db_pool_max: int = Field(10, ge=1, le=500)
+    db_pool_max: int = Field(20, ge=1, le=500)
     db_command_timeout: float = Field(5.0, gt=0)
     db_connect_timeout: float = Field(2.0, gt=0)
     redis_timeout: float = Field(2.0, gt=0)

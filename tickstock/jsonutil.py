@@ -10,7 +10,9 @@ from typing import Any
 import orjson
 from flask.json.provider import JSONProvider
 
-_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+# Non-string keys make orjson take a slower path for every dict: only used when needed.
+_OPTIONS_NON_STR_KEYS = _OPTIONS | orjson.OPT_NON_STR_KEYS
 
 
 def _default(value: Any) -> Any:
@@ -25,7 +27,15 @@ def _default(value: Any) -> Any:
 
 def dumps(value: Any) -> bytes:
     """Serialise to JSON bytes; datetimes become ISO-8601 UTC with ``Z``."""
-    return orjson.dumps(value, default=_default, option=_OPTIONS)
+    try:
+        return orjson.dumps(value, default=_default, option=_OPTIONS)
+    except TypeError:
+        return orjson.dumps(value, default=_default, option=_OPTIONS_NON_STR_KEYS)
+
+
+def raw_json(text: str | None) -> orjson.Fragment | None:
+    """JSON text from the database, embedded in a response as it is (not parsed again)."""
+    return None if text is None else orjson.Fragment(text)
 
 
 def dumps_str(value: Any) -> str:

@@ -53,7 +53,9 @@ def init_observability(app: Quart) -> None:
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         HTTP_LATENCY.labels(route).observe(elapsed)
-        if request.path not in _QUIET or response.status_code >= 400:
+        if log.isEnabledFor(logging.INFO) and (
+            request.path not in _QUIET or response.status_code >= 400
+        ):
             log.info(
                 "%s %s %s %.1fms",
                 request.method,

@@ -71,6 +71,10 @@ class Database:
         self.pool: asyncpg.Pool | None = None
         self.read_pool: asyncpg.Pool | None = None
         self.settings: Settings | None = None
+        # asyncpg hands a released connection to whichever acquirer runs first, so under load
+        # a waiting request can be overtaken again and again. A FIFO gate in front of each pool
+        # (asyncio.Semaphore is fair) serves waiters in arrival order: a bounded tail latency.
+        self._gates: dict[int, asyncio.Semaphore] = {}
         if app is not None:
             self.init_app(app)
 
@@ -122,6 +126,7 @@ class Database:
                 log.warning("database pool did not close within %.1fs; terminating", timeout)
                 pool.terminate()
         self.pool = self.read_pool = None
+        self._gates.clear()
 
     @property
     def _settings(self) -> Settings:
@@ -136,16 +141,32 @@ class Database:
     @contextlib.asynccontextmanager
     async def _acquire(self, pool: asyncpg.Pool | None) -> AsyncIterator[asyncpg.Connection]:
         pool = self._require(pool)
+        gate = self._gates.get(id(pool))
+        if gate is None:
+            gate = self._gates[id(pool)] = asyncio.Semaphore(pool.get_max_size())
         started = time.perf_counter()
         try:
-            conn = await pool.acquire(timeout=self._settings.db_connect_timeout)
-            DB_POOL_WAIT.observe(time.perf_counter() - started)
-        except DATABASE_DOWN as exc:
-            raise ServiceUnavailable("database") from exc
+            async with asyncio.timeout(self._settings.db_connect_timeout):
+                await gate.acquire()
+        except TimeoutError as exc:
+            raise ServiceUnavailable("database", "no connection available") from exc
         try:
-            yield cast(asyncpg.Connection, conn)
+            try:
+                conn = await pool.acquire(
+                    timeout=max(
+                        0.001,
+                        self._settings.db_connect_timeout - (time.perf_counter() - started),
+                    )
+                )
+                DB_POOL_WAIT.observe(time.perf_counter() - started)
+            except DATABASE_DOWN as exc:
+                raise ServiceUnavailable("database") from exc
+            try:
+                yield cast(asyncpg.Connection, conn)
+            finally:
+                await pool.release(conn)
         finally:
-            await pool.release(conn)
+            gate.release()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[asyncpg.Connection]:

@@ -15,6 +15,7 @@ from typing import Any, Final, Literal, NotRequired, TypedDict
 
 import asyncpg
 
+from tickstock.jsonutil import raw_json
 from tickstock.queries._sql import Params
 
 __all__ = [
@@ -71,12 +72,16 @@ _EXPIRY_COLUMN: Final[dict[Tier, str]] = {
 _COLUMNS: Final = (
     "id, symbol, pattern_type, confidence::float8 AS confidence, detection_timestamp,"
     " {expiry}::timestamptz AS expires_at, levels::float8[] AS levels, timeframe,"
-    " pattern_data, metadata"
+    " pattern_data::text AS pattern_data, metadata::text AS metadata"
 )
-_LINK_COLUMNS: Final = "daily_pattern_id, daily_pattern_timestamp, intraday_signal"
+# JSON columns are read as text and passed through to the response as they are (raw_json): no
+# decode into Python objects and encode again for every row of every page.
+_LINK_COLUMNS: Final = (
+    "daily_pattern_id, daily_pattern_timestamp, intraday_signal::text AS intraday_signal"
+)
 _NO_LINK_COLUMNS: Final = (
     "NULL::bigint AS daily_pattern_id, NULL::timestamptz AS daily_pattern_timestamp,"
-    " NULL::jsonb AS intraday_signal"
+    " NULL::text AS intraday_signal"
 )
 _OUTER_COLUMNS: Final = (
     "tier, id, symbol, pattern_type, confidence, detection_timestamp, expires_at, levels,"
@@ -200,13 +205,13 @@ def _item(row: asyncpg.Record) -> PatternItem:
         "detected_at": row["detection_timestamp"],
         "expires_at": row["expires_at"],
         "levels": row["levels"],
-        "pattern_data": row["pattern_data"],
-        "metadata": row["metadata"],
+        "pattern_data": raw_json(row["pattern_data"]),
+        "metadata": raw_json(row["metadata"]),
     }
     if item["tier"] == "daily_intraday":
         item["daily_pattern_id"] = row["daily_pattern_id"]
         item["daily_pattern_timestamp"] = row["daily_pattern_timestamp"]
-        item["intraday_signal"] = row["intraday_signal"]
+        item["intraday_signal"] = raw_json(row["intraday_signal"])
     return item
 
 
@@ -284,7 +289,7 @@ def build_combo_query(
         "SELECT d.id, d.symbol, pd.name AS pattern, d.pattern_id, pd.category,"
         " d.confidence::float8 AS confidence, d.detected_at,"
         " d.price_at_detection::float8 AS price, d.volume_at_detection AS volume,"
-        " d.pattern_data, d.outcome_1d::float8 AS outcome_1d,"
+        " d.pattern_data::text AS pattern_data, d.outcome_1d::float8 AS outcome_1d,"
         " d.outcome_5d::float8 AS outcome_5d, d.outcome_30d::float8 AS outcome_30d"
         " FROM pattern_detections AS d JOIN pattern_definitions AS pd ON pd.id = d.pattern_id"
         f"{_where(conditions)}"
@@ -318,7 +323,7 @@ async def select_combo(
                 "detected_at": row["detected_at"],
                 "price": row["price"],
                 "volume": row["volume"],
-                "pattern_data": row["pattern_data"],
+                "pattern_data": raw_json(row["pattern_data"]),
                 "outcome_1d": row["outcome_1d"],
                 "outcome_5d": row["outcome_5d"],
                 "outcome_30d": row["outcome_30d"],
