@@ -27,7 +27,7 @@ async def test_a_waiting_request_is_not_overtaken_by_later_ones(database_url: st
 
         async def late() -> None:
             assert db.read_pool is not None
-            while db.read_pool.get_idle_size() == 0:  # poll each loop iteration for the release
+            while db.read_pool.get_idle_size() == 0:  # noqa: ASYNC110 - must poll every iteration
                 await asyncio.sleep(0)
             await request("late")
 
