@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
 from tickstock.pagination import encode_cursor
@@ -149,6 +150,43 @@ async def test_item_shape(
     assert isinstance(item["pattern_data"], dict) and "price" in item["pattern_data"]
     assert item["tier"] == "daily"
     assert "daily_pattern_id" not in item
+
+
+async def test_items_keep_exact_times_and_json_as_stored(
+    client: Any, auth_headers: dict[str, str], conn: asyncpg.Connection
+) -> None:
+    # Items are serialised by the database: times in UTC with Z (microseconds only when there
+    # are some), SQL NULL as null, and the JSON columns exactly as the producer wrote them.
+    data = {"note": 'quote " backslash \\ caf\u00e9 \u2713', "nested": {"list": [1, 2.5, None]}}
+    ids = [
+        await conn.fetchval(
+            "INSERT INTO daily_patterns (symbol, pattern_type, confidence, pattern_data,"
+            " detection_timestamp, expiration_date, levels, metadata)"
+            " VALUES ('ZZJSON', 'Breakout', $1, $2::jsonb, $3, NULL, $4, '{}') RETURNING id",
+            confidence,
+            orjson.dumps(data).decode(),
+            at,
+            levels,
+        )
+        for confidence, at, levels in [
+            (0.9, dt.datetime(2001, 2, 3, 4, 5, 6, 789012, tzinfo=dt.UTC), [10, 12.25]),
+            (0.5, dt.datetime(2001, 2, 3, 4, 5, 6, tzinfo=dt.UTC), []),
+        ]
+    ]
+    try:
+        response = await client.get("/api/patterns/ZZJSON", headers=auth_headers)
+        body = await response.get_json()
+    finally:
+        await conn.execute("DELETE FROM daily_patterns WHERE id = ANY($1::bigint[])", ids)
+    first, second = body["data"]
+    assert [first["id"], second["id"]] == ids
+    assert first["detected_at"] == "2001-02-03T04:05:06.789012Z"
+    assert second["detected_at"] == "2001-02-03T04:05:06Z"
+    assert first["expires_at"] is None
+    assert first["levels"] == [10, 12.25] and second["levels"] == []
+    assert first["pattern_data"] == data and first["metadata"] == {}
+    assert (first["confidence"], first["priority"]) == (0.9, "CRITICAL")
+    assert (second["confidence"], second["priority"]) == (0.5, "LOW")
 
 
 async def test_priority_follows_confidence(client: Any, auth_headers: dict[str, str]) -> None:
