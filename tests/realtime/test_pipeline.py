@@ -89,6 +89,28 @@ async def test_same_detection_on_two_channels_is_delivered_once(
     assert len(client.patterns()) == 1
 
 
+async def test_events_keep_flowing_after_redis_forgets_its_scripts(
+    served: Any, connect: Connect, publisher: Publisher
+) -> None:
+    # A Redis restart or SCRIPT FLUSH empties the script cache: the store loads it again and
+    # nothing is lost or stored twice, whether the events come alone or in a burst.
+    symbol = unique_symbol()
+    client = await connect(served.url)
+    await client.call("subscribe_patterns", {"symbols": [symbol]})
+    await publisher.publish("tickstock.events.patterns", pattern(symbol, "First"))
+    await client.wait_for("pattern_detected", 1)
+    total = 1
+    for burst in (1, 20):
+        await publisher.client.script_flush()
+        for index in range(burst):
+            await publisher.publish("tickstock.events.patterns", pattern(symbol, f"P{index}"))
+        total += burst
+        await client.wait_for("pattern_detected", total)
+    await client.settle(0.3)
+    offsets = [event["offset"] for event in client.patterns()]
+    assert len(offsets) == 22 and len(set(offsets)) == 22
+
+
 async def test_reconnect_with_offset_replays_missed_events_exactly_once(
     served: Any, connect: Connect, publisher: Publisher
 ) -> None:

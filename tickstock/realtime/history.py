@@ -7,12 +7,14 @@ and the history entry id is the event's ``offset`` everywhere.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from tickstock.jsonutil import dumps
 
@@ -36,6 +38,8 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
            'r', ARGV[6], 't', ARGV[1], 'o', offset, 'd', ARGV[2], 'ts', ARGV[3])
 return offset
 """
+
+_NOSCRIPT: Any = object()  # an EVALSHA reply meaning "Redis does not have the script"
 
 # Which room (and so which history) each event type belongs to.
 ROOM_KIND = {
@@ -125,7 +129,7 @@ class EventStore:
         self.fanout_max_events = fanout_max_events
         self.dedupe_seconds = dedupe_seconds or max(history_max_age_seconds, 60)
         self.fanout_key = f"{prefix}:fanout"
-        self._script = client.register_script(APPEND_SCRIPT)
+        self._sha = hashlib.sha1(APPEND_SCRIPT.encode()).hexdigest()
 
     def history_key(self, room: str) -> str:
         return f"{self.prefix}:history:{room}"
@@ -152,21 +156,58 @@ class EventStore:
         self, event_type: str, symbol: str | None, event_id: str, data: dict[str, Any]
     ) -> str | None:
         """Store one event; returns its offset ("" for system events), or None for a duplicate."""
-        keys, args = self._script_call(event_type, symbol, event_id, data)
-        return _offset(await self._script(keys=keys, args=args))
+        return (await self.append_many([(event_type, symbol, event_id, data)]))[0]
 
     async def append_many(
         self, events: Sequence[tuple[str, str | None, str, dict[str, Any]]]
     ) -> list[str | None]:
-        """Store several events in one round trip (in order); offsets as for ``append``."""
-        if len(events) == 1:
-            return [await self.append(*events[0])]
-        async with self.client.pipeline(transaction=False) as pipe:
-            for event in events:
-                keys, args = self._script_call(*event)
-                await self._script(keys=keys, args=args, client=pipe)
-            results = await pipe.execute()
-        return [_offset(result) for result in results]
+        """Store several events in one round trip (in order); offsets as for ``append``.
+
+        This runs for every event a node ingests, so the script calls are written on one pooled
+        connection directly (EVALSHA, loading the script when Redis does not have it), without the
+        client's per-command checkout, retry wrapper and pipeline bookkeeping.
+        """
+        if not events:
+            return []
+        calls = [self._script_call(*event) for event in events]
+        pool = self.client.connection_pool
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            replies = await self._evalsha(conn, calls)
+            if any(reply is _NOSCRIPT for reply in replies):
+                # Redis restarted or its script cache was flushed: load it, then store the rest.
+                await conn.send_command("SCRIPT", "LOAD", APPEND_SCRIPT)
+                await conn.read_response()
+                missing = [
+                    call for call, reply in zip(calls, replies, strict=True) if reply is _NOSCRIPT
+                ]
+                again = iter(await self._evalsha(conn, missing))
+                replies = [next(again) if reply is _NOSCRIPT else reply for reply in replies]
+        except BaseException:
+            # Replies may be left unread on it: never hand this connection out again.
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
+        return [_offset(reply) for reply in replies]
+
+    async def _evalsha(self, conn: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        commands = [("EVALSHA", self._sha, len(keys), *keys, *args) for keys, args in calls]
+        await conn.send_packed_command(conn.pack_commands(commands))
+        replies: list[Any] = []
+        error: redis.exceptions.ResponseError | None = None
+        for _ in commands:
+            try:
+                replies.append(await conn.read_response())
+            except redis.exceptions.NoScriptError:
+                replies.append(_NOSCRIPT)
+            except redis.exceptions.ResponseError as exc:
+                # Every reply is read before raising, so the connection stays in step.
+                error = error or exc
+                replies.append(None)
+        if error is not None:
+            raise error
+        return replies
 
     async def since(
         self, room: str, offset: str, *, limit: int | None = None
