@@ -60,3 +60,58 @@ async def test_tiny_fanout_run_accounts_every_delivery(
     assert result["received"] == result["expected"] - result["lost"]
     assert result["received"] > 0
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+
+
+async def test_reference_server_runs_the_same_benchmark(redis_url: str, monkeypatch: Any) -> None:
+    # The bare python-socketio relay docs/PERFORMANCE.md compares tickstock with: the benchmark
+    # runs against it unchanged and accounts for every delivery.
+    import asyncio
+    import contextlib
+
+    import aiohttp
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    from tests.conftest import free_port
+    from tickstock.bench import reference
+
+    monkeypatch.setenv("TICKSTOCK_REDIS_URL", redis_url)
+    port = free_port()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.graceful_timeout = 1
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(reference.app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                try:
+                    async with session.get(f"{url}/plain") as response:
+                        assert await response.json() == {"status": "success", "data": []}
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.025)
+        result = await run_fanout_bench(
+            FanoutConfig(
+                url=url,
+                token="ignored",
+                clients=4,
+                symbols_per_client=2,
+                universe=4,
+                rate=40,
+                duration=1.5,
+                warmup=0.5,
+                redis_url=redis_url,
+                processes=1,
+                drain=1.0,
+            )
+        )
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+    assert result["connected"] == 4
+    assert result["expected"] > 0
+    assert result["received"] == result["expected"]
+    assert (result["lost"], result["duplicates"], result["out_of_order"]) == (0, 0, 0)
