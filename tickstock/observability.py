@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import re
 import time
-import uuid
+from typing import Any
 
 from quart import Quart, Response, g, request
 
@@ -20,6 +21,7 @@ REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _VALID_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
 # Routes whose per-request line would drown the log (probes and scrapes).
 _QUIET = {"/health", "/metrics"}
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestIdFilter(logging.Filter):
@@ -35,39 +37,52 @@ class RequestIdFilter(logging.Filter):
 def init_observability(app: Quart) -> None:
     """Install the request hooks on ``app``."""
 
+    # Metric children by label values: labels() takes a lock and builds keys on every call.
+    counters: dict[tuple[str, str, int], Any] = {}
+    histograms: dict[str, Any] = {}
+
     @app.before_request
     async def _start() -> None:
         incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _VALID_ID.match(incoming) else os.urandom(16).hex()
         g.request_id = request_id
         g.request_started = time.perf_counter()
         REQUEST_ID.set(request_id)
 
     @app.after_request
     async def _finish(response: Response) -> Response:
+        req = request._get_current_object()  # type: ignore[attr-defined]
         request_id = getattr(g, "request_id", None)
         if request_id:
             response.headers["X-Request-ID"] = request_id
         started = getattr(g, "request_started", None)
         elapsed = time.perf_counter() - started if started else 0.0
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        HTTP_LATENCY.labels(route).observe(elapsed)
-        if log.isEnabledFor(logging.INFO) and (
-            request.path not in _QUIET or response.status_code >= 400
-        ):
+        rule = req.url_rule
+        route = rule.rule if rule is not None else "unmatched"
+        status = response.status_code
+        method = req.method if req.method in _METHODS else "OTHER"  # bounded label values
+        key = (method, route, status)
+        counter = counters.get(key)
+        if counter is None:
+            counter = counters[key] = HTTP_REQUESTS.labels(method, route, str(status))
+        counter.inc()
+        histogram = histograms.get(route)
+        if histogram is None:
+            histogram = histograms[route] = HTTP_LATENCY.labels(route)
+        histogram.observe(elapsed)
+        if log.isEnabledFor(logging.INFO) and (req.path not in _QUIET or status >= 400):
             log.info(
                 "%s %s %s %.1fms",
-                request.method,
-                request.path,
-                response.status_code,
+                req.method,
+                req.path,
+                status,
                 elapsed * 1000,
                 extra={
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status_code,
+                    "method": req.method,
+                    "path": req.path,
+                    "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
-                    "remote": request.remote_addr,
+                    "remote": req.remote_addr,
                 },
             )
         return response

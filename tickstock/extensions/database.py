@@ -145,19 +145,21 @@ class Database:
         if gate is None:
             gate = self._gates[id(pool)] = asyncio.Semaphore(pool.get_max_size())
         started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self._settings.db_connect_timeout):
-                await gate.acquire()
-        except TimeoutError as exc:
-            raise ServiceUnavailable("database", "no connection available") from exc
+        limit = self._settings.db_connect_timeout
+        if gate.locked():
+            try:
+                async with asyncio.timeout(limit):
+                    await gate.acquire()
+            except TimeoutError as exc:
+                raise ServiceUnavailable("database", "no connection available") from exc
+        else:
+            await gate.acquire()  # a free slot: returns at once
         try:
             try:
-                conn = await pool.acquire(
-                    timeout=max(
-                        0.001,
-                        self._settings.db_connect_timeout - (time.perf_counter() - started),
-                    )
-                )
+                # The gate leaves a connection free for us: this waits only when one has to be
+                # opened (asyncio.timeout rather than acquire(timeout=), which spawns a task).
+                async with asyncio.timeout(max(0.001, limit - (time.perf_counter() - started))):
+                    conn = await pool.acquire()
                 DB_POOL_WAIT.observe(time.perf_counter() - started)
             except DATABASE_DOWN as exc:
                 raise ServiceUnavailable("database") from exc
