@@ -367,6 +367,13 @@ def _print_result(result: dict[str, Any], as_json: bool, report: str) -> None:
     default=0.0,
     help="Fraction of clients that stop reading.",
 )
+@click.option(
+    "--batch-ms",
+    type=click.IntRange(0, 1000),
+    default=0,
+    show_default=True,
+    help="Clients ask for coalesced 'events' frames every N ms (0: one frame per event).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
 def bench_fanout(
     url: str,
@@ -383,6 +390,7 @@ def bench_fanout(
     server_pids: tuple[int, ...],
     processes: int,
     stalled: float,
+    batch_ms: int,
     as_json: bool,
 ) -> None:
     """N sockets on K symbols of U; events on Redis at R/s: loss, order, latency, server cost."""
@@ -410,6 +418,7 @@ def bench_fanout(
         server_pids=list(server_pids),
         processes=processes,
         stalled_fraction=stalled,
+        batch_ms=batch_ms,
     )
     result = _run(run_fanout_bench(config, progress_printer))
     _print_result(result, as_json, format_report(result))

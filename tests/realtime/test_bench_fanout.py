@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tickstock.bench.fanout import FanoutConfig, run_fanout_bench
 from tickstock.bench.stats import DeliveryLedger, latency_summary
 
@@ -32,10 +34,13 @@ def test_latency_percentiles() -> None:
     assert summary["max_ms"] == 1000
 
 
+@pytest.mark.parametrize("batch_ms", [0, 20])
 async def test_tiny_fanout_run_accounts_every_delivery(
-    served: Any, socket_auth: dict[str, Any], redis_url: str
+    served: Any, socket_auth: dict[str, Any], redis_url: str, batch_ms: int
 ) -> None:
+    # One frame per event, and coalesced frames (--batch-ms): the same accounting.
     config = FanoutConfig(
+        batch_ms=batch_ms,
         url=served.url,
         token=socket_auth["token"],
         clients=6,

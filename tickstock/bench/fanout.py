@@ -49,6 +49,7 @@ class FanoutConfig:
     seed: int = 7
     drain: float = 2.0
     connect_concurrency: int = 50
+    batch_ms: int = 0
 
 
 def universe_symbols(size: int) -> list[str]:
@@ -91,7 +92,7 @@ class LeanClient:
         session: aiohttp.ClientSession,
         ws_url: str,
         headers: dict[str, str],
-        auth: dict[str, str] | None,
+        auth: dict[str, Any] | None,
         ready: asyncio.Event,
     ) -> None:
         try:
@@ -142,18 +143,31 @@ class LeanClient:
             if text == "2":
                 await ws.send_str("3")
                 continue
-            if not text.startswith('42["pattern_detected"'):
+            if text.startswith('42["pattern_detected"'):
+                envelopes = None
+            elif text.startswith('42["events"'):  # coalesced (--batch-ms)
+                envelopes = True
+            else:
                 continue
             now = time.time()
             raw = text[2:].encode()
             if marker not in raw:
                 continue
-            data = orjson.loads(raw)[1]["data"]
-            meta = data.get("metadata", {})
-            seq = int(meta["bench_seq"])
-            self.received.setdefault(data["symbol"], []).append(seq)
-            self.latencies.append((now - float(meta["bench_sent"])) * 1000)
-            self.count += 1
+            decoded = orjson.loads(raw)
+            items = (
+                [env for kind, env in decoded[1] if kind == "pattern_detected"]
+                if envelopes
+                else [decoded[1]]
+            )
+            for envelope in items:
+                data = envelope["data"]
+                meta = data.get("metadata", {})
+                if meta.get("bench_run") != self.run_id:
+                    continue
+                seq = int(meta["bench_seq"])
+                self.received.setdefault(data["symbol"], []).append(seq)
+                self.latencies.append((now - float(meta["bench_sent"])) * 1000)
+                self.count += 1
 
 
 async def _worker_main(
@@ -161,7 +175,7 @@ async def _worker_main(
     indices: list[int],
     run_id: str,
     headers: dict[str, str],
-    auth: dict[str, str] | None,
+    auth: dict[str, Any] | None,
     inbox: Any,
     outbox: Any,
 ) -> None:
@@ -217,7 +231,7 @@ def _worker_entry(
     indices: list[int],
     run_id: str,
     headers: dict[str, str],
-    auth: dict[str, str] | None,
+    auth: dict[str, Any] | None,
     inbox: Any,
     outbox: Any,
 ) -> None:
@@ -240,7 +254,7 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def _login(config: FanoutConfig) -> tuple[dict[str, str], dict[str, str] | None]:
+async def _login(config: FanoutConfig) -> tuple[dict[str, str], dict[str, Any] | None]:
     """Headers and Socket.IO auth for the clients: a token, or a cookie from one login."""
     origin = config.url.rstrip("/")
     if config.token:
@@ -285,6 +299,8 @@ async def run_fanout_bench(
     _raise_fd_limit()
     run_id = uuid.uuid4().hex[:10]
     headers, auth = await _login(config)
+    if config.batch_ms:
+        auth = {**(auth or {}), "batch_ms": config.batch_ms}
     universe = universe_symbols(config.universe)
     subscriptions = {i: client_symbols(config, i, universe) for i in range(config.clients)}
 

@@ -303,8 +303,30 @@ def register_connect_handler(server: RealtimeServer) -> None:
             raise socketio.exceptions.ConnectionRefusedError("unavailable") from exc
         if identity is None:
             raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        batch_ms = batch_window(auth)
         await sio.save_session(sid, identity.to_session())
+        if batch_ms and hub is not None:
+            hub.delivery.set_batch_window(sid, batch_ms)
         for room in (user_room(identity.user_id), session_room(identity.session_id), "system"):
             await sio.enter_room(sid, room)
 
     sio.on("connect", connect)
+
+
+MAX_BATCH_MS = 1000
+
+
+def batch_window(auth: Any) -> int:
+    """The ``batch_ms`` a client asked for when connecting (0: one frame per event).
+
+    With it, the socket's events arrive coalesced: one ``events`` frame per window holding
+    ``[[name, envelope], ...]`` in delivery order (per-symbol order and offsets as usual).
+    """
+    value = auth.get("batch_ms", 0) if isinstance(auth, dict) else 0
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_BATCH_MS:
+        raise socketio.exceptions.ConnectionRefusedError(
+            f"batch_ms must be a whole number of milliseconds from 0 to {MAX_BATCH_MS}"
+        )
+    return value

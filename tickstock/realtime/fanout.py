@@ -23,6 +23,8 @@ from tickstock import metrics
 from tickstock.errors import REDIS_DOWN
 from tickstock.realtime.history import (
     StoredEvent,
+    encode_batch_item,
+    encode_envelope,
     encode_frame,
     parse_offset,
     stored_from_fanout,
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "/"
 ALL_PATTERNS_ROOM = "patterns:*"
+# The coalesced frame of a socket that connected with ``batch_ms``: [[name, envelope], ...].
+BATCH_EVENT = "events"
+BATCH_MAX_EVENTS = 500  # a frame is sent early when it holds this many events
 
 
 @dataclass
@@ -62,6 +67,15 @@ class Delivery:
         self.joining: dict[str, dict[str, list[StoredEvent]]] = {}
         self._dropping: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Sockets that asked for coalescing: sid -> window (s), their pending items and timers.
+        self.batch_windows: dict[str, float] = {}
+        self._pending: dict[str, list[bytes]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def set_batch_window(self, sid: str, milliseconds: int) -> None:
+        """Coalesce this socket's events into one ``events`` frame per ``milliseconds``."""
+        if milliseconds > 0:
+            self.batch_windows[sid] = milliseconds / 1000
 
     def deliver(self, room: str, event: StoredEvent) -> int:
         """Deliver one event to every local socket in its room(s); returns the recipient count."""
@@ -82,9 +96,23 @@ class Delivery:
                     held.append(event)
         if not recipients:
             return 0
-        packet = engineio.packet.Packet(engineio.packet.MESSAGE, encode_frame(event))
+        envelope = encode_envelope(event)
+        packet: engineio.packet.Packet | None = None
+        item: bytes | None = None
+        windows = self.batch_windows
         sent = 0
         for sid, eio_sid in recipients.items():
+            window = windows.get(sid) if windows else None
+            if window is not None:
+                if item is None:
+                    item = encode_batch_item(event, envelope)
+                self._add_to_batch(sid, window, item)
+                sent += 1
+                continue
+            if packet is None:
+                packet = engineio.packet.Packet(
+                    engineio.packet.MESSAGE, encode_frame(event, envelope)
+                )
             if self.send_packet(sid, eio_sid, packet):
                 sent += 1
         self.stats.deliveries += sent
@@ -96,6 +124,14 @@ class Delivery:
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
         if eio_sid is None:
             return 0
+        if sid in self.batch_windows:
+            # After what is pending (order), as frames of their own, sent now.
+            items = [encode_batch_item(event) for event in events]
+            self.flush_batch(sid, limit=False)
+            for start in range(0, len(items), BATCH_MAX_EVENTS):
+                self._send_batch(sid, eio_sid, items[start : start + BATCH_MAX_EVENTS], False)
+            self.stats.deliveries += len(items)
+            return len(items)
         sent = 0
         for event in events:
             packet = engineio.packet.Packet(engineio.packet.MESSAGE, encode_frame(event))
@@ -104,6 +140,34 @@ class Delivery:
             sent += 1
         self.stats.deliveries += sent
         return sent
+
+    def _add_to_batch(self, sid: str, window: float, item: bytes) -> None:
+        items = self._pending.get(sid)
+        if items is None:
+            self._pending[sid] = [item]
+            loop = asyncio.get_running_loop()
+            self._timers[sid] = loop.call_later(window, self.flush_batch, sid)
+            return
+        items.append(item)
+        if len(items) >= BATCH_MAX_EVENTS:
+            self.flush_batch(sid)
+
+    def flush_batch(self, sid: str, *, limit: bool = True) -> None:
+        """Send a socket's pending events now, as one ``events`` frame."""
+        timer = self._timers.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
+        items = self._pending.pop(sid, None)
+        if not items:
+            return
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+        if eio_sid is not None:
+            self._send_batch(sid, eio_sid, items, limit)
+
+    def _send_batch(self, sid: str, eio_sid: str, items: list[bytes], limit: bool) -> None:
+        frame = b'2["' + BATCH_EVENT.encode() + b'",[' + b",".join(items) + b"]]"
+        packet = engineio.packet.Packet(engineio.packet.MESSAGE, frame.decode())
+        self.send_packet(sid, eio_sid, packet, limit=limit)
 
     def send_packet(
         self, sid: str, eio_sid: str, packet: engineio.packet.Packet, *, limit: bool = True
@@ -159,6 +223,11 @@ class Delivery:
     def forget(self, sid: str) -> None:
         for held in self.joining.values():
             held.pop(sid, None)
+        self.batch_windows.pop(sid, None)
+        self._pending.pop(sid, None)
+        timer = self._timers.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
 
 
 class FanoutReader:

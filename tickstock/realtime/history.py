@@ -77,26 +77,35 @@ class StoredEvent:
     timestamp: bytes
 
 
-def encode_frame(event: StoredEvent) -> str:
-    """The Socket.IO EVENT packet text for one event, built once and sent to every recipient.
+def encode_envelope(event: StoredEvent) -> bytes:
+    """The client-facing envelope as JSON, built once per event and node.
 
     The payload is spliced rather than decoded and re-encoded: ``offset`` goes first in ``data``.
     """
     data = event.payload
     if event.offset:
         data = b'{"offset":"' + event.offset.encode() + b'",' + data[1:]
-    kind = event.event_type.encode()
     return (
-        b'2["'
-        + kind
-        + b'",{"type":"'
-        + kind
+        b'{"type":"'
+        + event.event_type.encode()
         + b'","timestamp":'
         + event.timestamp
         + b',"data":'
         + data
-        + b"}]"
-    ).decode()
+        + b"}"
+    )
+
+
+def encode_frame(event: StoredEvent, envelope: bytes | None = None) -> str:
+    """The Socket.IO EVENT packet text for one event, built once and sent to every recipient."""
+    envelope = envelope if envelope is not None else encode_envelope(event)
+    return (b'2["' + event.event_type.encode() + b'",' + envelope + b"]").decode()
+
+
+def encode_batch_item(event: StoredEvent, envelope: bytes | None = None) -> bytes:
+    """One ``[name, envelope]`` entry of a coalesced ``events`` frame."""
+    envelope = envelope if envelope is not None else encode_envelope(event)
+    return b'["' + event.event_type.encode() + b'",' + envelope + b"]"
 
 
 def decode_event(stored: StoredEvent) -> dict[str, Any]:
