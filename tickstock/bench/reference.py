@@ -15,7 +15,7 @@ delivery, per socket and per request on a machine: the floor under tickstock's o
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import os
 from typing import Any
 
@@ -27,6 +27,7 @@ from quart import Quart, Response
 from tickstock.jsonutil import SocketJSON
 
 CHANNEL = "tickstock.events.patterns"
+log = logging.getLogger(__name__)
 
 sio = socketio.AsyncServer(async_mode="asgi", json=SocketJSON, cors_allowed_origins=[])
 quart_app = Quart(__name__)
@@ -58,7 +59,8 @@ async def relay(redis_url: str) -> None:
             try:
                 event = orjson.loads(message["data"])
                 symbol = event["symbol"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
+            except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                log.warning("reference relay: skipping a message it cannot relay (%r)", exc)
                 continue
             # The same data shape as tickstock's (extra fields under "metadata").
             event["metadata"] = {k: v for k, v in event.items() if k.startswith("bench_")}
@@ -78,8 +80,12 @@ async def _stop() -> None:
     task = _relay.pop("task", None)
     if task is not None:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
+        try:
             await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("reference relay stopped with an error")
 
 
 app = socketio.ASGIApp(sio, other_asgi_app=quart_app, on_startup=_start, on_shutdown=_stop)

@@ -23,6 +23,7 @@ from tickstock import metrics
 from tickstock.errors import REDIS_DOWN
 from tickstock.realtime.history import (
     StoredEvent,
+    encode_batch_frame,
     encode_batch_item,
     encode_envelope,
     encode_frame,
@@ -34,8 +35,7 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "/"
 ALL_PATTERNS_ROOM = "patterns:*"
-# The coalesced frame of a socket that connected with ``batch_ms``: [[name, envelope], ...].
-BATCH_EVENT = "events"
+# Sockets that connected with ``batch_ms`` get coalesced ``events`` frames (encode_batch_frame).
 BATCH_MAX_EVENTS = 500  # a frame is sent early when it holds this many events
 
 
@@ -165,8 +165,7 @@ class Delivery:
             self._send_batch(sid, eio_sid, items, limit)
 
     def _send_batch(self, sid: str, eio_sid: str, items: list[bytes], limit: bool) -> None:
-        frame = b'2["' + BATCH_EVENT.encode() + b'",[' + b",".join(items) + b"]]"
-        packet = engineio.packet.Packet(engineio.packet.MESSAGE, frame.decode())
+        packet = engineio.packet.Packet(engineio.packet.MESSAGE, encode_batch_frame(items))
         self.send_packet(sid, eio_sid, packet, limit=limit)
 
     def send_packet(

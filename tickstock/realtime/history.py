@@ -108,6 +108,14 @@ def encode_batch_item(event: StoredEvent, envelope: bytes | None = None) -> byte
     return b'["' + event.event_type.encode() + b'",' + envelope + b"]"
 
 
+BATCH_EVENT = "events"
+
+
+def encode_batch_frame(items: list[bytes]) -> str:
+    """The Socket.IO EVENT packet text of a coalesced frame: ``events`` with its entries in order."""
+    return (b'2["' + BATCH_EVENT.encode() + b'",[' + b",".join(items) + b"]]").decode()
+
+
 def decode_event(stored: StoredEvent) -> dict[str, Any]:
     """The client-facing envelope as a dict (REST history and tests)."""
     from tickstock.jsonutil import loads
