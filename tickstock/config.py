@@ -6,22 +6,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from quart import Quart, current_app
+
+from tickstock.vocab import DEFAULT_CHANNELS
 
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
-
-DEFAULT_INGEST_CHANNELS = (
-    "tickstock.events.patterns",
-    "tickstock:patterns:streaming",
-    "tickstock:patterns:detected",
-    "tickstock.events.indicators",
-    "tickstock:indicators:streaming",
-    "tickstock:alerts:indicators",
-    "tickstock:alerts:critical",
-    "tickstock:streaming:health",
-    "tickstock:streaming:session_started",
-    "tickstock:streaming:session_stopped",
-    "tickstock.health.status",
-)
+# Where create_app keeps the Settings in ``app.config``; read them with get_settings().
+CONFIG_KEY = "SETTINGS"
 
 
 class ConfigError(RuntimeError):
@@ -68,7 +59,7 @@ class Settings(BaseSettings):
 
     # Realtime ingest and delivery.
     ingest_channels: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: list(DEFAULT_INGEST_CHANNELS)
+        default_factory=lambda: list(DEFAULT_CHANNELS)
     )
     ingest_mode: Literal["pubsub", "stream"] = "pubsub"
     ingest_stream: str = "tickstock:ingest"
@@ -157,4 +148,10 @@ def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment and ``.env``, with explicit overrides on top."""
     settings = Settings(**overrides)
     settings.check_secrets()
+    return settings
+
+
+def get_settings(app: Quart | None = None) -> Settings:
+    """The settings of ``app`` (default: the current app), as ``create_app`` stored them."""
+    settings: Settings = (app or current_app).config[CONFIG_KEY]
     return settings

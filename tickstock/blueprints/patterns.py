@@ -18,7 +18,6 @@ from tickstock.errors import APIError
 from tickstock.extensions.database import get_db
 from tickstock.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, paginate, success
 from tickstock.queries.patterns import (
-    ALL_TIERS,
     TABLE_TIERS,
     TIER_WINDOWS,
     ComboItem,
@@ -26,7 +25,6 @@ from tickstock.queries.patterns import (
     PatternItem,
     PatternKey,
     Priority,
-    Tier,
     select_combo,
     select_pattern_definitions,
     select_patterns,
@@ -41,6 +39,7 @@ from tickstock.validation import (
     documented,
     parse_symbol,
 )
+from tickstock.vocab import TIERS, Tier
 
 blueprint = Blueprint("patterns", __name__)
 
@@ -49,8 +48,8 @@ TierName = Annotated[
     str,
     Field(
         max_length=32,
-        description="One of " + ", ".join(ALL_TIERS),
-        json_schema_extra={"enum": list(ALL_TIERS)},
+        description="One of " + ", ".join(TIERS),
+        json_schema_extra={"enum": list(TIERS)},
     ),
 ]
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}")]
@@ -142,19 +141,17 @@ class DefinitionList(BaseModel):
 
 
 def _tier(name: str) -> Tier:
-    for tier in ALL_TIERS:
+    for tier in TIERS:
         if tier == name:
             return tier
-    raise APIError(
-        404, "unknown_tier", f"unknown tier {name[:32]!r}; tiers: {', '.join(ALL_TIERS)}"
-    )
+    raise APIError(404, "unknown_tier", f"unknown tier {name[:32]!r}; tiers: {', '.join(TIERS)}")
 
 
 def _after(cursor: str | None) -> PatternKey | None:
     if cursor is None:
         return None
     detected_at, tier, ident = decode_cursor(cursor, ("time", "text", "int"))
-    if tier not in ALL_TIERS:
+    if tier not in TIERS:
         raise APIError(400, "invalid_cursor", "cursor is not valid; use next_cursor as returned")
     assert isinstance(detected_at, dt.datetime) and isinstance(tier, str)
     assert isinstance(ident, int)

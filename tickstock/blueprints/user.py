@@ -13,7 +13,6 @@ from tickstock.auth import current_user, login_required
 from tickstock.errors import APIError
 from tickstock.extensions.database import get_db
 from tickstock.pagination import MAX_LIMIT, success
-from tickstock.queries.patterns import Tier
 from tickstock.queries.symbols import select_unknown_symbols
 from tickstock.queries.user_settings import (
     UserSettings,
@@ -22,6 +21,7 @@ from tickstock.queries.user_settings import (
     upsert_watchlist,
 )
 from tickstock.validation import MAX_SYMBOLS, check_symbols, documented
+from tickstock.vocab import Tier
 
 blueprint = Blueprint("user", __name__, url_prefix="/api/user")
 

@@ -17,9 +17,9 @@ import asyncpg
 
 from tickstock.jsonutil import raw_json
 from tickstock.queries._sql import Params
+from tickstock.vocab import TIERS, Tier
 
 __all__ = [
-    "ALL_TIERS",
     "TABLE_TIERS",
     "TIER_WINDOWS",
     "ComboItem",
@@ -28,27 +28,16 @@ __all__ = [
     "PatternItem",
     "PatternKey",
     "Priority",
-    "Tier",
     "priority",
     "select_combo",
     "select_pattern_definitions",
     "select_patterns",
 ]
 
-Tier = Literal["daily", "intraday", "hourly", "weekly", "monthly", "combo", "daily_intraday"]
 Priority = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]
 
-ALL_TIERS: Final[tuple[Tier, ...]] = (
-    "daily",
-    "intraday",
-    "hourly",
-    "weekly",
-    "monthly",
-    "combo",
-    "daily_intraday",
-)
 # Tiers stored as one pattern table each; "combo" is pattern_detections (another shape).
-TABLE_TIERS: Final[tuple[Tier, ...]] = tuple(t for t in ALL_TIERS if t != "combo")
+TABLE_TIERS: Final[tuple[Tier, ...]] = tuple(t for t in TIERS if t != "combo")
 
 # How far back GET /api/patterns/tiers/<tier> looks, measured from the request time.
 TIER_WINDOWS: Final[dict[Tier, dt.timedelta]] = {

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal, cast
+from typing import Annotated, Any, Final, cast
 
 import orjson
 from pydantic import (
@@ -28,6 +28,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
+
+from tickstock.vocab import CHANNEL_KINDS, DEFAULT_CHANNELS, TIERS, Tier
 
 __all__ = [
     "CHANNEL_KINDS",
@@ -47,23 +49,6 @@ MAX_MESSAGE_BYTES_DEFAULT: Final = 65536
 # SPEC §6 symbols, matched after strip + upper. \Z, not $: "$" would also accept a trailing "\n"
 # for callers using .match().
 SYMBOL_RE: Final = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,9}\Z")
-TIERS: Final = ("daily", "hourly", "intraday", "weekly", "monthly", "daily_intraday", "combo")
-Tier = Literal["daily", "hourly", "intraday", "weekly", "monthly", "daily_intraday", "combo"]
-
-CHANNEL_KINDS: Final[dict[str, str]] = {
-    "tickstock.events.patterns": "pattern",
-    "tickstock:patterns:streaming": "pattern",
-    "tickstock:patterns:detected": "pattern",
-    "tickstock.events.indicators": "indicator",
-    "tickstock:indicators:streaming": "indicator",
-    "tickstock:alerts:indicators": "alert",
-    "tickstock:alerts:critical": "alert",
-    "tickstock:streaming:health": "health",
-    "tickstock:streaming:session_started": "session",
-    "tickstock:streaming:session_stopped": "session",
-    "tickstock.health.status": "health",
-}
-DEFAULT_CHANNELS: Final = tuple(CHANNEL_KINDS)
 
 # Every Reject.reason normalise can return (stable: metrics are labelled with them).
 REJECT_REASONS: Final = (
