@@ -13,8 +13,9 @@ import asyncpg
 import orjson
 from quart import Quart, current_app
 
-from tickstock.config import Settings
+from tickstock.config import Settings, get_settings
 from tickstock.errors import DATABASE_DOWN, ServiceUnavailable
+from tickstock.health import register_health_check
 from tickstock.metrics import DB_POOL_WAIT
 
 log = logging.getLogger(__name__)
@@ -80,12 +81,11 @@ class Database:
 
     def init_app(self, app: Quart) -> None:
         app.extensions[EXTENSION_KEY] = self
-        self.settings = app.config["SETTINGS"]
+        self.settings = get_settings(app)
         app.before_serving(self.open)
         app.after_serving(self.close)
-        if self.settings is not None and self.settings.database_read_url:
-            from tickstock.blueprints.health import register_health_check
-
+        register_health_check(app, "database", self.check, critical=True)
+        if self.settings.database_read_url:
             # A replica that is down degrades the service (reads fail); it is not unhealthy.
             register_health_check(app, "database_replica", self.check_replica)
 
@@ -228,7 +228,7 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def get_db() -> Database:
-    """The current app's database extension."""
-    db: Database = current_app.extensions[EXTENSION_KEY]
+def get_db(app: Quart | None = None) -> Database:
+    """The database extension of ``app`` (default: the current app)."""
+    db: Database = (app or current_app).extensions[EXTENSION_KEY]
     return db

@@ -14,8 +14,9 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
-from tickstock.config import Settings
+from tickstock.config import Settings, get_settings
 from tickstock.errors import REDIS_DOWN
+from tickstock.health import register_health_check
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +122,11 @@ class RedisClient:
 
     def init_app(self, app: Quart) -> None:
         app.extensions[EXTENSION_KEY] = self
-        self.settings = app.config["SETTINGS"]
+        self.settings = get_settings(app)
         app.before_serving(self.open)
         app.after_serving(self.close)
+        # Redis down degrades the service: REST reads still work, live delivery does not.
+        register_health_check(app, "redis", self.check)
 
     async def open(self) -> None:
         assert self.settings is not None
@@ -160,15 +163,15 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-def get_redis_ext() -> RedisClient:
-    """The current app's Redis extension."""
-    ext: RedisClient = current_app.extensions[EXTENSION_KEY]
+def get_redis_ext(app: Quart | None = None) -> RedisClient:
+    """The Redis extension of ``app`` (default: the current app)."""
+    ext: RedisClient = (app or current_app).extensions[EXTENSION_KEY]
     return ext
 
 
-def get_redis() -> aioredis.Redis:
-    """The current app's command client."""
-    client = get_redis_ext().client
+def get_redis(app: Quart | None = None) -> aioredis.Redis:
+    """The command client of ``app`` (default: the current app); 503 before it is started."""
+    client = get_redis_ext(app).client
     if client is None:
         from tickstock.errors import ServiceUnavailable
 

@@ -19,7 +19,8 @@ from quart import Quart, current_app
 
 from tickstock import metrics
 from tickstock.config import Settings
-from tickstock.extensions.redis import make_client
+from tickstock.extensions.database import get_db
+from tickstock.extensions.redis import get_redis, make_client
 from tickstock.realtime.fanout import Delivery, FanoutReader
 from tickstock.realtime.history import EventStore
 from tickstock.realtime.ingest import ErrorLogWriter, IngestConsumer
@@ -148,8 +149,8 @@ class RealtimeHub:
 
     async def start(self) -> None:
         settings = self.settings
-        database = self.app.extensions["tickstock.db"]
-        command_client = self.app.extensions["tickstock.redis"].client
+        database = get_db(self.app)
+        command_client = get_redis(self.app)
         self.store = self.make_store(command_client)
         self.errors = ErrorLogWriter(database, settings.error_log_max_per_minute, self.node_id)
         self.recorder = SubscriptionRecorder(database, self.node_id)

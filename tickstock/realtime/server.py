@@ -41,7 +41,7 @@ class RealtimeServer:
         app.extensions[EXTENSION_KEY] = self
         register_connect_handler(self)
 
-        from tickstock.blueprints.health import register_health_check
+        from tickstock.health import register_health_check
         from tickstock.realtime.handlers import SubscriptionHandlers
         from tickstock.realtime.hub import RealtimeHub
 
