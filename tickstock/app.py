@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 from quart import Quart
 from quart.sessions import SessionInterface, SessionMixin
@@ -11,21 +11,55 @@ from quart.wrappers import BaseRequestWebsocket, Response
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from tickstock.auth import init_auth
-from tickstock.config import Settings, load_settings
+from tickstock.blueprints import (
+    admin_users,
+    admin_views,
+    auth,
+    docs,
+    health,
+    indicators,
+    metrics,
+    pages,
+    pages_auth,
+    patterns,
+    streaming,
+    symbols,
+    user,
+)
+from tickstock.config import CONFIG_KEY, Settings, load_settings
 from tickstock.errors import register_error_handlers
 from tickstock.extensions.database import Database
 from tickstock.extensions.redis import RedisClient
 from tickstock.jsonutil import OrjsonProvider
 from tickstock.logconfig import configure_logging
 from tickstock.observability import init_observability
+from tickstock.openapi import init_schema
+from tickstock.realtime.server import RealtimeServer
 
 log = logging.getLogger(__name__)
+
+# Every HTTP area, in registration order.
+BLUEPRINTS: Final = (
+    admin_users.blueprint,
+    admin_views.blueprint,
+    auth.blueprint,
+    docs.blueprint,
+    health.blueprint,
+    indicators.blueprint,
+    metrics.blueprint,
+    pages.blueprint,
+    pages_auth.blueprint,
+    patterns.blueprint,
+    streaming.blueprint,
+    symbols.blueprint,
+    user.blueprint,
+)
 
 
 def create_app(
     overrides: dict[str, Any] | None = None, *, settings: Settings | None = None
 ) -> Quart:
-    """Build a fresh Quart app: settings, extensions, blueprints and the one error path.
+    """Build a fresh Quart app: settings, extensions, validation, error handlers, blueprints.
 
     ``overrides`` are setting values (``{"database_url": ...}``) applied over the environment.
     """
@@ -37,27 +71,29 @@ def create_app(
     app.json = OrjsonProvider(app)
     app.session_interface = NoSessions()  # type: ignore[assignment]
     app.config.update(
-        SETTINGS=settings,
-        SECRET_KEY=settings.secret_key,
-        MAX_CONTENT_LENGTH=settings.max_request_bytes,
-        BODY_TIMEOUT=30,
-        RESPONSE_TIMEOUT=60,
-        JSON_SORT_KEYS=False,
+        {
+            CONFIG_KEY: settings,
+            "SECRET_KEY": settings.secret_key,
+            "MAX_CONTENT_LENGTH": settings.max_request_bytes,
+            "BODY_TIMEOUT": 30,
+            "RESPONSE_TIMEOUT": 60,
+            "JSON_SORT_KEYS": False,
+        }
     )
 
+    # Extensions, in start-up order (each registers its serving hooks and health check).
     init_observability(app)
     Database(app)
     RedisClient(app)
     init_auth(app)
-
-    from tickstock.realtime.server import RealtimeServer
-
     RealtimeServer(app)
 
-    from tickstock.blueprints import register_blueprints
-
-    register_blueprints(app)
+    # Request validation and the OpenAPI document, then the one error path (SPEC §5).
+    init_schema(app)
     register_error_handlers(app)
+
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
     return app
 
 
@@ -72,8 +108,3 @@ class NoSessions(SessionInterface):
         self, app: Quart, session: SessionMixin, response: Response | WerkzeugResponse | None
     ) -> None:
         return None
-
-
-def get_settings(app: Quart) -> Settings:
-    settings: Settings = app.config["SETTINGS"]
-    return settings

@@ -1,7 +1,7 @@
-"""Shared request validation: symbols (SPEC §6), bounded text, timestamps, and the 400 envelope.
+"""Shared request validation: symbols (SPEC §6), bounded text, timestamps, documented responses.
 
-quart-schema validates query strings and bodies into pydantic models; :func:`register` turns its
-validation errors into the SPEC §5 envelope, naming the offending parameter::
+quart-schema validates query strings and bodies into pydantic models; the error handlers
+(tickstock.errors) turn its validation errors into the SPEC §5 envelope, naming the parameter::
 
     {"status": "error", "code": "validation_error", "message": "limit: Input should be ..."}
 """
@@ -9,15 +9,13 @@ validation errors into the SPEC §5 envelope, naming the offending parameter::
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Final, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from quart import Quart, Response, request
-from quart_schema import RequestSchemaValidationError, document_response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from quart_schema import document_response
 
-from tickstock.errors import APIError, error_response
+from tickstock.errors import APIError
 from tickstock.realtime.events import SYMBOL_RE
 
 __all__ = [
@@ -30,19 +28,14 @@ __all__ = [
     "Timestamp",
     "check_symbols",
     "documented",
-    "format_validation_error",
     "normalise_symbol",
     "parse_symbol",
     "parse_symbol_csv",
-    "register",
 ]
-
-log = logging.getLogger(__name__)
 
 MAX_SYMBOLS: Final = 200
 MAX_SYMBOL_CSV: Final = MAX_SYMBOLS * 11
 SYMBOL_RULE: Final = "^[A-Z0-9][A-Z0-9.-]{0,9}$"
-_MAX_MESSAGE: Final = 500
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -161,40 +154,3 @@ def documented(model: type[BaseModel], *errors: int) -> Callable[[F], F]:
         return func
 
     return decorator
-
-
-def format_validation_error(error: BaseException) -> str:
-    """``"limit: Input should be less than or equal to 500; ..."`` from a pydantic error."""
-    if isinstance(error, ValidationError):
-        parts = []
-        for item in error.errors(include_url=False, include_input=False):
-            location = ".".join(str(part) for part in item["loc"])
-            message = str(item["msg"]).removeprefix("Value error, ")
-            parts.append(f"{location}: {message}" if location else message)
-        text = "; ".join(parts)
-    else:
-        text = str(error) or "invalid request"
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
-
-
-def register(app: Quart) -> None:
-    """Answer quart-schema's request/query-string validation errors with the 400 envelope."""
-
-    @app.errorhandler(RequestSchemaValidationError)
-    async def _validation_error(error: RequestSchemaValidationError) -> Response:
-        message = format_validation_error(error.validation_error)
-        return error_response(400, "validation_error", message)
-
-    @app.errorhandler(UnicodeDecodeError)
-    async def _undecodable(error: UnicodeDecodeError) -> Response:
-        # Quart decodes a JSON body before its own error handling starts, so a body that is not
-        # UTF-8 surfaces here; any other decode error is a bug like any other.
-        body = await request.get_data(True, False, False)
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            return error_response(400, "bad_request", "request body is not valid UTF-8")
-        log.error("unhandled error on %s %s", request.method, request.path, exc_info=error)
-        return error_response(500, "internal_error", "internal server error")
-
-    del _validation_error, _undecodable

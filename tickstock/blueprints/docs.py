@@ -1,112 +1,21 @@
 """The OpenAPI document and a server-rendered API docs page, both behind login.
 
-Registering this blueprint installs quart-schema on the app: request validation errors become
-the 400 envelope, and the OpenAPI document is built from the routes, their query/body models and
-docstrings. quart-schema's own documentation routes (Swagger UI, ReDoc, Scalar) load scripts from
-a CDN and are public, so they are disabled; ``/docs`` renders the document here instead.
+quart-schema itself is installed by ``create_app`` (tickstock.openapi): removing this blueprint
+removes these two pages and nothing else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, Final
 
-from quart import Blueprint, Quart, Response, current_app, render_template_string
-from quart.blueprints import BlueprintSetupState
-from quart_schema import (
-    APIKeySecurityScheme,
-    HttpSecurityScheme,
-    OpenAPIProvider,
-    QuartSchema,
-    hide,
-)
-from werkzeug.routing import BaseConverter, Rule
+from quart import Blueprint, Response, render_template_string
+from quart_schema import hide
 
-from tickstock import __version__
 from tickstock.auth import login_required
-from tickstock.jsonutil import OrjsonProvider, dumps
-from tickstock.queries.patterns import ALL_TIERS
-from tickstock.validation import SYMBOL_RULE, register
+from tickstock.jsonutil import dumps
+from tickstock.openapi import openapi_document
 
 blueprint = Blueprint("docs", __name__)
-
-SCHEMA_CACHE_KEY: Final = "tickstock.openapi"
-_SYMBOL_PARAMETER: Final = {
-    "type": "string",
-    "pattern": SYMBOL_RULE.replace("A-Z", "A-Za-z"),
-    "maxLength": 10,
-    "description": "Ticker symbol (case-insensitive), e.g. AAPL, BRK.B",
-}
-_TIER_PARAMETER: Final = {"type": "string", "enum": list(ALL_TIERS)}
-
-
-class TickstockOpenAPI(OpenAPIProvider):
-    """Tags operations by blueprint and describes the shared path parameters."""
-
-    def generate_rules(self) -> Iterable[Rule]:
-        # Static files (the app's and any blueprint's under /static/) are not part of the API.
-        return (
-            rule
-            for rule in super().generate_rules()
-            if rule.endpoint != "static" and not rule.rule.startswith("/static/")
-        )
-
-    def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
-        paths, components = super().build_paths(rule)
-        area = rule.endpoint.rsplit(".", 1)[0] if "." in rule.endpoint else None
-        for operations in paths.values():
-            for operation in operations.values():
-                if area is not None:
-                    operation.setdefault("tags", [area])
-        return paths, components
-
-    def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
-        parameter = super().build_path_parameter(name, converter)
-        if name == "symbol":
-            parameter["schema"] = dict(_SYMBOL_PARAMETER)
-        elif name == "tier":
-            parameter["schema"] = dict(_TIER_PARAMETER)
-        return parameter
-
-
-def install_schema(app: Quart) -> QuartSchema:
-    """quart-schema on ``app`` with tickstock's JSON provider kept (it would install its own)."""
-    settings = app.config["SETTINGS"]
-    schema = QuartSchema(
-        app,
-        openapi_path=None,
-        info={"title": "tickstock API", "version": __version__},
-        security_schemes={
-            "bearer": HttpSecurityScheme(scheme="bearer"),
-            "session": APIKeySecurityScheme(name=settings.cookie_name, in_="cookie"),
-        },
-        security=[{"bearer": []}, {"session": []}],
-        openapi_provider_class=TickstockOpenAPI,
-    )
-    # quart-schema swaps in a stdlib-json provider; tickstock's orjson one (UTC 'Z'
-    # timestamps, Decimal as numbers) must stay.
-    app.json = OrjsonProvider(app)
-    register(app)
-    return schema
-
-
-def _install(state: BlueprintSetupState) -> None:
-    app = state.app
-    assert isinstance(app, Quart)
-    install_schema(app)
-
-
-blueprint.record_once(_install)
-
-
-def openapi_document() -> dict[str, Any]:
-    """The app's OpenAPI document, built once (routes do not change while serving)."""
-    cached: dict[str, Any] | None = current_app.extensions.get(SCHEMA_CACHE_KEY)
-    if cached is None:
-        extension: QuartSchema = current_app.extensions["QUART_SCHEMA"]
-        cached = extension.openapi_provider.schema()
-        current_app.extensions[SCHEMA_CACHE_KEY] = cached
-    return cached
 
 
 @blueprint.get("/openapi.json")

@@ -1,0 +1,92 @@
+"""quart-schema on the app: request validation for every blueprint, and the OpenAPI document.
+
+quart-schema's own documentation routes (Swagger UI, ReDoc, Scalar) load scripts from a CDN and are
+public, so they are off; the docs blueprint serves the document and a page behind login instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final
+
+from quart import Quart, current_app
+from quart_schema import APIKeySecurityScheme, HttpSecurityScheme, OpenAPIProvider, QuartSchema
+from werkzeug.routing import BaseConverter, Rule
+
+from tickstock import __version__
+from tickstock.config import get_settings
+from tickstock.jsonutil import OrjsonProvider
+from tickstock.validation import SYMBOL_RULE
+from tickstock.vocab import TIERS
+
+__all__ = ["TickstockOpenAPI", "init_schema", "openapi_document"]
+
+SCHEMA_CACHE_KEY: Final = "tickstock.openapi"
+_SYMBOL_PARAMETER: Final = {
+    "type": "string",
+    "pattern": SYMBOL_RULE.replace("A-Z", "A-Za-z"),
+    "maxLength": 10,
+    "description": "Ticker symbol (case-insensitive), e.g. AAPL, BRK.B",
+}
+_TIER_PARAMETER: Final = {"type": "string", "enum": list(TIERS)}
+
+
+class TickstockOpenAPI(OpenAPIProvider):
+    """Tags operations by blueprint and describes the shared path parameters."""
+
+    def generate_rules(self) -> Iterable[Rule]:
+        # Static files (the app's and any blueprint's under /static/) are not part of the API.
+        return (
+            rule
+            for rule in super().generate_rules()
+            if rule.endpoint != "static" and not rule.rule.startswith("/static/")
+        )
+
+    def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
+        paths, components = super().build_paths(rule)
+        area = rule.endpoint.rsplit(".", 1)[0] if "." in rule.endpoint else None
+        for operations in paths.values():
+            for operation in operations.values():
+                if area is not None:
+                    operation.setdefault("tags", [area])
+        return paths, components
+
+    def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
+        parameter = super().build_path_parameter(name, converter)
+        if name == "symbol":
+            parameter["schema"] = dict(_SYMBOL_PARAMETER)
+        elif name == "tier":
+            parameter["schema"] = dict(_TIER_PARAMETER)
+        return parameter
+
+
+def init_schema(app: Quart) -> QuartSchema:
+    """Install quart-schema on ``app``, keeping tickstock's JSON provider (it would swap its own).
+
+    Its validation errors become the 400 envelope in :func:`tickstock.errors.register_error_handlers`.
+    """
+    schema = QuartSchema(
+        app,
+        openapi_path=None,
+        info={"title": "tickstock API", "version": __version__},
+        security_schemes={
+            "bearer": HttpSecurityScheme(scheme="bearer"),
+            "session": APIKeySecurityScheme(name=get_settings(app).cookie_name, in_="cookie"),
+        },
+        security=[{"bearer": []}, {"session": []}],
+        openapi_provider_class=TickstockOpenAPI,
+    )
+    # quart-schema swaps in a stdlib-json provider; tickstock's orjson one (UTC 'Z'
+    # timestamps, Decimal as numbers) must stay.
+    app.json = OrjsonProvider(app)
+    return schema
+
+
+def openapi_document() -> dict[str, Any]:
+    """The current app's OpenAPI document, built once (routes do not change while serving)."""
+    cached: dict[str, Any] | None = current_app.extensions.get(SCHEMA_CACHE_KEY)
+    if cached is None:
+        extension: QuartSchema = current_app.extensions["QUART_SCHEMA"]
+        cached = extension.openapi_provider.schema()
+        current_app.extensions[SCHEMA_CACHE_KEY] = cached
+    return cached
