@@ -98,20 +98,17 @@ class ErrorLogWriter:
         )
         self._window_start = time.monotonic()
         self._window_count = 0
-        self.dropped = 0
 
     def add(self, reason: str, channel: str, message: str, context: dict[str, Any]) -> None:
         now = time.monotonic()
         if now - self._window_start >= 60:
             self._window_start, self._window_count = now, 0
         if self._window_count >= self.per_minute:
-            self.dropped += 1
             return
         self._window_count += 1
-        try:
+        # A full queue means the writer is behind: the row is dropped like any flood.
+        with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait(("ingest", reason, channel, message, context))
-        except asyncio.QueueFull:
-            self.dropped += 1
 
     async def run(self) -> None:
         while True:
@@ -128,8 +125,7 @@ class ErrorLogWriter:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                # The database being down must not stop ingest; these rows are lost, and counted.
-                self.dropped += len(rows)
+                # The database being down must not stop ingest; these rows are lost (logged).
                 log.warning("could not write %d error log row(s): %r", len(rows), exc)
                 await asyncio.sleep(1)
 
@@ -278,10 +274,6 @@ class IngestConsumer:
         )
         # Acknowledged once stored: a crash before this replays them, and dedupe absorbs that.
         await client.xack(stream, STREAM_GROUP, *[entry_id for entry_id, _ in entries])
-
-    async def process(self, store: EventStore, channel: str, raw: bytes | str) -> NormaliseResult:
-        """Normalise one message and append its events; rejects are recorded, never raised."""
-        return (await self.process_batch(store, [(channel, raw)]))[0]
 
     async def process_batch(
         self, store: EventStore, messages: list[tuple[str, bytes | str]]
