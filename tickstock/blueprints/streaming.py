@@ -3,34 +3,47 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Literal, get_args
 
-from quart import Blueprint, current_app, request
+from pydantic import AfterValidator, Field
+from quart import Blueprint, Response, current_app
+from quart_schema import validate_querystring
 
 from tickstock.auth import login_required
-from tickstock.errors import APIError
 from tickstock.extensions.redis import get_redis_ext
-from tickstock.realtime.events import SYMBOL_RE
+from tickstock.pagination import success
 from tickstock.realtime.history import decode_event, parse_offset
 from tickstock.realtime.hub import get_hub
+from tickstock.validation import QueryModel, parse_symbol
 
 blueprint = Blueprint("streaming", __name__, url_prefix="/api/streaming")
 
-HISTORY_KINDS = ("patterns", "indicators")
+HistoryKind = Literal["patterns", "indicators"]
+HISTORY_KINDS: tuple[HistoryKind, ...] = get_args(HistoryKind)
 
 
-def _envelope(data: Any, **meta: Any) -> dict[str, Any]:
-    return {"status": "success", "data": data, "meta": meta}
+def _offset(value: str) -> str:
+    if parse_offset(value) is None:
+        raise ValueError("must be an offset such as 1764167400000-0")
+    return value
+
+
+class HistoryQuery(QueryModel):
+    kind: HistoryKind = Field("patterns", description="patterns or indicators")
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    since: Annotated[str, Field(max_length=41), AfterValidator(_offset)] | None = Field(
+        None, description="Only events after this offset (as returned in meta.last_offset)"
+    )
 
 
 @blueprint.get("/redis-status")
 @login_required
-async def redis_status() -> dict[str, Any]:
+async def redis_status() -> Response:
     """Redis connectivity: the command client, the ingest consumer and the fan-out reader."""
     hub = get_hub()
     check = await get_redis_ext().check()
     ingest = hub.ingest.stats if hub.ingest else None
-    return _envelope(
+    return success(
         {
             "command_client": check,
             "ingest": {
@@ -50,7 +63,7 @@ async def redis_status() -> dict[str, Any]:
 
 @blueprint.get("/status")
 @login_required
-async def status() -> dict[str, Any]:
+async def status() -> Response:
     """Ingest counters per channel, rejects by reason, last event age, sockets and rooms."""
     hub = get_hub()
     sio = hub.sio
@@ -69,7 +82,7 @@ async def status() -> dict[str, Any]:
         except Exception as exc:  # Redis down: the rest of the status is still useful.
             current_app.logger.warning("history sizes unavailable: %r", exc)
     fanout = hub.delivery.stats
-    return _envelope(
+    return success(
         {
             "node_id": hub.node_id,
             "uptime_s": round(time.time() - hub.started_at, 1),
@@ -90,34 +103,26 @@ async def status() -> dict[str, Any]:
 
 @blueprint.get("/history/<symbol>")
 @login_required
-async def history(symbol: str) -> dict[str, Any]:
+@validate_querystring(HistoryQuery)
+async def history(symbol: str, query_args: HistoryQuery) -> Response:
     """Events of a symbol after ``since`` (an offset), oldest first; ``kind`` patterns|indicators."""
-    symbol = symbol.strip().upper()
-    if not SYMBOL_RE.match(symbol):
-        raise APIError(400, "invalid_symbol", "symbol must match ^[A-Z0-9][A-Z0-9.-]{0,9}$")
-    kind = request.args.get("kind", "patterns")
-    if kind not in HISTORY_KINDS:
-        raise APIError(400, "invalid_kind", "kind must be 'patterns' or 'indicators'")
-    limit_arg = request.args.get("limit", "100")
-    if not limit_arg.isdigit() or not 1 <= int(limit_arg) <= 1000:
-        raise APIError(400, "invalid_limit", "limit must be an integer from 1 to 1000")
-    limit = int(limit_arg)
+    symbol = parse_symbol(symbol)
+    q = query_args
     hub = get_hub()
     assert hub.store is not None
-    room = f"{kind}:{symbol}"
-    since = request.args.get("since")
-    if since is not None:
-        if parse_offset(since) is None:
-            raise APIError(400, "invalid_offset", "since must be an offset such as 1764167400000-0")
-        events, recovered = await hub.store.since(room, since, limit=limit)
+    room = f"{q.kind}:{symbol}"
+    if q.since is not None:
+        events, recovered = await hub.store.since(room, q.since, limit=q.limit)
     else:
-        events, recovered = await hub.store.latest(room, limit), True
+        events, recovered = await hub.store.latest(room, q.limit), True
     items = [decode_event(event) for event in events]
-    return _envelope(
+    return success(
         items,
-        symbol=symbol,
-        kind=kind,
-        recovered=recovered,
-        count=len(items),
-        last_offset=events[-1].offset if events else since,
+        {
+            "symbol": symbol,
+            "kind": q.kind,
+            "recovered": recovered,
+            "count": len(items),
+            "last_offset": events[-1].offset if events else q.since,
+        },
     )
