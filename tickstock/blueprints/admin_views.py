@@ -53,25 +53,15 @@ class ConnectionsBody(BaseModel):
     """Recorded subscriptions grouped by socket or by user; meta has this node's live sockets."""
 
     status: Literal["success"]
-    data: list[dict[str, Any]]
+    data: list[ConnectionItem] | list[UserConnectionsItem]
     meta: PageMeta
-
-
-class ErrorLogOut(BaseModel):
-    id: int
-    created_at: dt.datetime
-    source: str
-    reason: str
-    channel: str | None
-    message: str
-    context: Any
 
 
 class ErrorsBody(BaseModel):
     """Logged errors, newest first."""
 
     status: Literal["success"]
-    data: list[ErrorLogOut]
+    data: list[ErrorLogItem]
     meta: PageMeta
 
 

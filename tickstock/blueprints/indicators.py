@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -13,7 +12,12 @@ from tickstock.auth import login_required
 from tickstock.errors import APIError
 from tickstock.extensions.database import get_db
 from tickstock.pagination import success
-from tickstock.queries.indicators import SOURCES, Source, select_latest_indicators
+from tickstock.queries.indicators import (
+    SOURCES,
+    IndicatorItem,
+    Source,
+    select_latest_indicators,
+)
 from tickstock.queries.symbols import symbol_exists
 from tickstock.validation import QueryModel, SymbolCSV, documented, parse_symbol
 
@@ -28,21 +32,11 @@ class SymbolsQuery(SourceQuery):
     symbols: SymbolCSV
 
 
-class IndicatorOut(BaseModel):
-    symbol: str
-    source: Source
-    indicator: str
-    value: Any
-    timeframe: str | None
-    calculated_at: dt.datetime
-    metadata: Any
-
-
 class IndicatorList(BaseModel):
     """Latest value per indicator type, ordered by symbol, source, indicator."""
 
     status: Literal["success"]
-    data: list[IndicatorOut]
+    data: list[IndicatorItem]
     meta: dict[str, Any]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from quart import Blueprint, Response
 from quart_schema import validate_querystring
 
@@ -21,10 +21,10 @@ from tickstock.queries.patterns import (
     TABLE_TIERS,
     TIER_WINDOWS,
     ComboItem,
+    PatternDefinition,
     PatternFilter,
     PatternItem,
     PatternKey,
-    Priority,
     select_combo,
     select_pattern_definitions,
     select_patterns,
@@ -93,50 +93,19 @@ class DefinitionsQuery(QueryModel):
     category: Annotated[SafeText, Field(max_length=64)] | None = None
 
 
-class PatternOut(BaseModel):
-    """A detection (combo items add pattern_id, category, price, volume and outcomes)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: int
-    tier: Literal["daily", "intraday", "hourly", "weekly", "monthly", "combo", "daily_intraday"]
-    symbol: str
-    pattern: str
-    confidence: float
-    priority: Priority
-    detected_at: dt.datetime
-    timeframe: str | None = None
-    expires_at: dt.datetime | None = None
-    levels: list[float | None] = []
-    pattern_data: Any = None
-    metadata: Any = None
-
-
 class PatternPage(BaseModel):
     """A page of detections, newest first."""
 
     status: Literal["success"]
-    data: list[PatternOut]
+    data: list[PatternItem | ComboItem]
     meta: PageMeta
-
-
-class DefinitionOut(BaseModel):
-    id: int
-    name: str
-    short_description: str | None
-    category: str | None
-    enabled: bool
-    confidence_threshold: float
-    risk_level: str | None
-    applicable_timeframes: list[str]
-    display_order: int
 
 
 class DefinitionList(BaseModel):
     """Pattern definitions in display order."""
 
     status: Literal["success"]
-    data: list[DefinitionOut]
+    data: list[PatternDefinition]
     meta: dict[str, Any]
 
 

@@ -14,6 +14,8 @@ from tickstock.errors import APIError
 from tickstock.extensions.database import get_db
 from tickstock.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, paginate, success
 from tickstock.queries.symbols import (
+    Bar,
+    SymbolDetail,
     SymbolItem,
     select_ohlcv,
     select_symbol,
@@ -60,35 +62,11 @@ class OhlcvQuery(QueryModel):
         return self
 
 
-class SymbolOut(BaseModel):
-    symbol: str
-    name: str
-    exchange: str | None
-    type: str | None
-    sector: str | None
-    industry: str | None
-    market_cap: int | None
-    active: bool
-
-
-class BarOut(BaseModel):
-    date: dt.date
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: int
-
-
-class SymbolDetailOut(SymbolOut):
-    last_bar: BarOut | None
-
-
 class SymbolPage(BaseModel):
     """Symbols in ticker order."""
 
     status: Literal["success"]
-    data: list[SymbolOut]
+    data: list[SymbolItem]
     meta: PageMeta
 
 
@@ -96,7 +74,7 @@ class SymbolDetailBody(BaseModel):
     """One symbol with its latest daily bar."""
 
     status: Literal["success"]
-    data: SymbolDetailOut
+    data: SymbolDetail
     meta: dict[str, Any]
 
 
@@ -104,7 +82,7 @@ class BarList(BaseModel):
     """Daily bars, oldest first."""
 
     status: Literal["success"]
-    data: list[BarOut]
+    data: list[Bar]
     meta: dict[str, Any]
 
 

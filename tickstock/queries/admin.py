@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Final, TypedDict
+from typing import Any, Final
 
 import asyncpg
+from typing_extensions import TypedDict
 
 from tickstock.queries._sql import Params
 

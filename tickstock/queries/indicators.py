@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, Final, Literal, TypedDict
+from typing import Any, Final, Literal
 
 import asyncpg
+from typing_extensions import TypedDict
 
 __all__ = ["SOURCES", "IndicatorItem", "Source", "build_latest_query", "select_latest_indicators"]
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, NotRequired, TypedDict
+from typing import Any, Final, Literal, NotRequired
 
 import asyncpg
+from typing_extensions import TypedDict
 
 from tickstock.jsonutil import raw_json
 from tickstock.queries._sql import Params
@@ -110,19 +111,23 @@ class PatternKey:
     id: int
 
 
+# Row shapes are TypedDicts (typing_extensions', which pydantic reads on Python 3.11): built
+# from the SQL rows here, serialised as they are, and described to OpenAPI by the blueprints.
+
+
 class PatternItem(TypedDict):
     """A detection from one of the tier tables, as the API returns it."""
 
     id: int
-    tier: str
+    tier: Tier
     symbol: str
     pattern: str
     confidence: float
     priority: Priority
-    timeframe: str
+    timeframe: str | None
     detected_at: dt.datetime
     expires_at: dt.datetime | None
-    levels: list[float]
+    levels: list[float | None] | None
     pattern_data: Any
     metadata: Any
     daily_pattern_id: NotRequired[int | None]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Final, TypedDict
+from typing import Final
 
 import asyncpg
+from typing_extensions import TypedDict
 
 from tickstock.queries._sql import Params, escape_like
 
