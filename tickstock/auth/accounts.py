@@ -94,7 +94,7 @@ async def authenticate_password(username: str, password: str) -> User:
     argon2 work, so responses do not reveal whether an account exists.
     """
     auth = get_auth()
-    settings = auth._settings
+    settings = auth.settings
     await auth.check_login_rate(client_address())
     failed = APIError(401, "invalid_credentials", INVALID_CREDENTIALS)
     if not username or len(username) > 150 or not password or len(password) > 1024:
@@ -126,7 +126,7 @@ async def login(username: str, password: str, *, remember: bool = True) -> Ident
     auth = get_auth()
     assert auth.quart_auth is not None
     previous = auth.quart_auth.load_user().auth_id
-    lifetime = dt.timedelta(seconds=auth._settings.session_lifetime_seconds)
+    lifetime = dt.timedelta(seconds=auth.settings.session_lifetime_seconds)
     async with auth.db.write() as conn:
         await update_login_success(conn, user.id)
         if previous:

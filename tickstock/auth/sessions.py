@@ -119,7 +119,7 @@ class Auth:
 
     def __init__(self, app: Quart | None = None) -> None:
         self.app: Quart | None = None
-        self.settings: Settings | None = None
+        self._settings: Settings | None = None
         self.quart_auth: QuartAuth | None = None
         self.rate_limit: LoginRateLimit | None = None
         self._db: Database | None = None
@@ -131,7 +131,7 @@ class Auth:
     def init_app(self, app: Quart) -> None:
         settings: Settings = app.config["SETTINGS"]
         self.app = app
-        self.settings = settings
+        self._settings = settings
         self.rate_limit = LoginRateLimit(settings)
         self.quart_auth = QuartAuth(
             app,
@@ -158,9 +158,9 @@ class Auth:
         return self._db
 
     @property
-    def _settings(self) -> Settings:
-        assert self.settings is not None, "Auth.init_app was not called"
-        return self.settings
+    def settings(self) -> Settings:
+        assert self._settings is not None, "Auth.init_app was not called"
+        return self._settings
 
     # ---- sessions
 
