@@ -36,8 +36,8 @@ from tickstock.auth import (
     csrf_token,
     get_auth,
     hash_password,
-    insert_user,
 )
+from tickstock.queries.users import insert_user
 
 SHARED_PASSWORD = "test-pw-" + secrets.token_urlsafe(12)
 

@@ -386,7 +386,7 @@ async def test_rate_limit_has_no_burst_at_the_minute_boundary(
     app = create_app(overrides)
     minute = (int(time.time() // 60) + 10) * 60  # a window no other attempt has touched
     clock = [minute + 59.5]
-    monkeypatch.setattr("tickstock.auth._now", lambda: clock[0])
+    monkeypatch.setattr("tickstock.auth.ratelimit._now", lambda: clock[0])
     async with app.test_app():
         client = app.test_client()
         before = [(await _login(client, "someone", "pw")).status_code for _ in range(3)]

@@ -4,29 +4,25 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from quart import Blueprint, Response, request
+from quart_schema import validate_request
 
 from tickstock.auth import (
     Role,
     admin_required,
-    after_user_sessions_ended,
     check_password,
     check_username,
-    get_auth,
     hash_password,
-    insert_user,
-    revoke_user_sessions,
-    select_active_admin_ids,
-    select_user,
-    select_users,
-    update_user,
+    update_account,
 )
-from tickstock.blueprints.auth import ok, parse_body
 from tickstock.errors import APIError
+from tickstock.extensions.database import get_db
+from tickstock.pagination import success
+from tickstock.queries.users import insert_user, select_users
 
 blueprint = Blueprint("admin_users", __name__)
 
@@ -39,7 +35,7 @@ class CreateUserBody(BaseModel):
 
     username: str = Field(max_length=64)
     password: str = Field(max_length=1024)
-    role: Literal["user", "admin"] = "user"
+    role: Role = "user"
 
     _username = field_validator("username")(check_username)
     _password = field_validator("password")(check_password)
@@ -48,7 +44,7 @@ class CreateUserBody(BaseModel):
 class UpdateUserBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Literal["user", "admin"] | None = None
+    role: Role | None = None
     active: bool | None = None
     password: str | None = Field(default=None, max_length=1024)
 
@@ -106,65 +102,42 @@ def _limit() -> int:
 
 @blueprint.get("/api/admin/users")
 @admin_required
-async def list_users() -> tuple[Response, int]:
+async def list_users() -> Response:
     """Accounts, newest first; ``q`` searches usernames; paginated by ``limit`` and ``cursor``."""
     limit = _limit()
     before_id = _before_id(request.args.get("cursor"))
     search = request.args.get("q", "").strip()[:64] or None
-    async with get_auth().db.read() as conn:
+    async with get_db().read() as conn:
         rows = await select_users(conn, before_id=before_id, limit=limit + 1, search=search)
     page = rows[:limit]
     next_cursor = _cursor(page[-1]["id"]) if len(rows) > limit else None
     meta = {"limit": limit, "count": len(page), "next_cursor": next_cursor}
-    return ok([_user_row(row) for row in page], meta)
+    return success([_user_row(row) for row in page], meta)
 
 
 @blueprint.post("/api/admin/users")
 @admin_required
-async def create_user() -> tuple[Response, int]:
+@validate_request(CreateUserBody)
+async def create_user(data: CreateUserBody) -> Response:
     """Create an account (409 when the name is taken, in any letter case)."""
-    body = await parse_body(CreateUserBody)
-    password_hash = await hash_password(body.password)
+    password_hash = await hash_password(data.password)
     try:
-        async with get_auth().db.write() as conn:
-            user = await insert_user(conn, body.username, password_hash, body.role)
+        async with get_db().write() as conn:
+            user = await insert_user(conn, data.username, password_hash, data.role)
     except asyncpg.UniqueViolationError:
         raise APIError(409, "username_taken", "that username is already taken") from None
-    return ok(user.to_json(), status=201)
+    return success(user.to_json(), status=201)
 
 
 @blueprint.patch("/api/admin/users/<int:user_id>")
 @admin_required
-async def update(user_id: int) -> tuple[Response, int]:
+@validate_request(UpdateUserBody)
+async def update(user_id: int, data: UpdateUserBody) -> Response:
     """Change role, active flag or password; deactivation and a new password end all sessions.
 
     The last active administrator can be neither demoted nor deactivated (409).
     """
-    body = await parse_body(UpdateUserBody)
-    password_hash = await hash_password(body.password) if body.password is not None else None
-    ended = False
-    async with get_auth().db.write() as conn:
-        # Lock the admins' rows: two admins demoting each other at once cannot both succeed.
-        admins = await select_active_admin_ids(conn, lock=True)
-        target = await select_user(conn, user_id)
-        if target is None:
-            raise APIError(404, "user_not_found", "no such user")
-        loses_admin = body.role == "user" or body.active is False
-        if target.is_admin and loses_admin and admins == [target.id]:
-            raise APIError(
-                409, "last_admin", "the last active administrator cannot be demoted or deactivated"
-            )
-        role: Role | None = body.role
-        user = await update_user(
-            conn, user_id, role=role, active=body.active, password_hash=password_hash
-        )
-        assert user is not None
-        if password_hash is not None or (body.active is False and target.active):
-            await revoke_user_sessions(conn, user_id)
-            ended = True
-    if ended:
-        await after_user_sessions_ended(user_id)
-    else:
-        # A new role applies to the user's next request on this node (others within a second).
-        get_auth().forget(user_id=user_id)
-    return ok(user.to_json(), {"sessions_revoked": ended})
+    change = await update_account(
+        user_id, role=data.role, active=data.active, password=data.password
+    )
+    return success(change.user.to_json(), {"sessions_revoked": change.sessions_ended})

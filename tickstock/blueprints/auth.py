@@ -3,65 +3,53 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from quart import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field
+from quart import Blueprint, Response, request
+from quart_schema import validate_request
 
 from tickstock.auth import (
     CSRF_HEADER,
-    MAX_TOKENS_PER_USER,
     Identity,
     check_origin,
-    client_address,
-    create_session,
     csrf_token,
     current_identity,
     current_user,
-    get_auth,
+    issue_token,
     login,
     login_required,
     logout,
     revoke_token,
-    select_tokens,
 )
 from tickstock.errors import APIError
+from tickstock.extensions.database import get_db
+from tickstock.pagination import success
+from tickstock.queries.users import select_tokens
 
 blueprint = Blueprint("auth", __name__)
 
-M = TypeVar("M", bound=BaseModel)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-def ok(data: Any, meta: dict[str, Any] | None = None, status: int = 200) -> tuple[Response, int]:
-    """The success envelope of SPEC §5."""
-    response = jsonify({"status": "success", "data": data, "meta": meta or {}})
-    return response, status
+def no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
-async def parse_body(model: type[M]) -> M:
-    """The JSON body validated by ``model``; 400 ``validation_error`` naming the field."""
-    body = await request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise APIError(400, "validation_error", "expected a JSON object body")
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        errors = [
-            {"field": ".".join(str(part) for part in err["loc"]), "message": err["msg"]}
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
-        first = errors[0]
-        raise APIError(
-            400,
-            "validation_error",
-            f"{first['field']}: {first['message']}" if first["field"] else first["message"],
-            extra={"errors": errors},
-        ) from None
+def origin_checked(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """A request sent with an ``Origin`` must come from this site (403 before anything else)."""
 
+    @wraps(func)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        if request.headers.get("Origin"):
+            check_origin()
+        return await func(*args, **kwargs)
 
-def no_store(result: tuple[Response, int]) -> tuple[Response, int]:
-    result[0].headers["Cache-Control"] = "no-store"
-    return result
+    return wrapper
 
 
 class LoginBody(BaseModel):
@@ -88,73 +76,54 @@ def session_meta(identity: Identity) -> dict[str, Any]:
 
 
 @blueprint.post("/api/auth/login")
-async def login_api() -> tuple[Response, int]:
+@origin_checked
+@validate_request(LoginBody)
+async def login_api(data: LoginBody) -> Response:
     """Log in with username and password; sets the session cookie and returns the user."""
-    if request.headers.get("Origin"):
-        check_origin()
-    body = await parse_body(LoginBody)
-    identity = await login(body.username, body.password, remember=body.remember)
-    return no_store(ok(identity.user.to_json(), session_meta(identity)))
+    identity = await login(data.username, data.password, remember=data.remember)
+    return no_store(success(identity.user.to_json(), session_meta(identity)))
 
 
 @blueprint.post("/api/auth/logout")
 @login_required
-async def logout_api() -> tuple[Response, int]:
+async def logout_api() -> Response:
     """End this session (or revoke this API token) and disconnect its sockets."""
     await logout()
-    return no_store(ok({"logged_out": True}))
+    return no_store(success({"logged_out": True}))
 
 
 @blueprint.get("/api/auth/me")
 @login_required
-async def me() -> tuple[Response, int]:
+async def me() -> Response:
     """The logged-in user, how they authenticated, and the CSRF token of a cookie session."""
     identity = current_identity()
-    return no_store(ok(identity.user.to_json(), session_meta(identity)))
+    return no_store(success(identity.user.to_json(), session_meta(identity)))
 
 
 @blueprint.get("/api/auth/tokens")
 @login_required
-async def list_tokens() -> tuple[Response, int]:
+async def list_tokens() -> Response:
     """The caller's live API tokens (never their secrets)."""
-    async with get_auth().db.connection() as conn:
+    async with get_db().connection() as conn:
         tokens = await select_tokens(conn, current_user().id)
-    return ok([token.to_json() for token in tokens], {"count": len(tokens)})
+    return success([token.to_json() for token in tokens], {"count": len(tokens)})
 
 
 @blueprint.post("/api/auth/tokens")
 @login_required
-async def create_token() -> tuple[Response, int]:
+@validate_request(TokenBody)
+async def create_token(data: TokenBody) -> Response:
     """Create an API token; its secret is shown in this response only."""
-    body = await parse_body(TokenBody)
-    user = current_user()
-    lifetime = dt.timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    async with get_auth().db.write() as conn:
-        # Serialise this user's token creation so the cap below cannot be raced past.
-        await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user.id)
-        if len(await select_tokens(conn, user.id)) >= MAX_TOKENS_PER_USER:
-            raise APIError(
-                409,
-                "too_many_tokens",
-                f"at most {MAX_TOKENS_PER_USER} live tokens per user; delete one first",
-            )
-        token_id, token, expires_at = await create_session(
-            conn,
-            user.id,
-            "token",
-            lifetime=lifetime,
-            name=body.name,
-            address=client_address(),
-            user_agent=request.headers.get("User-Agent"),
-        )
-    data = {"id": token_id, "name": body.name, "token": token, "expires_at": expires_at}
-    return no_store(ok(data, {"shown_once": True}, 201))
+    lifetime = dt.timedelta(days=data.expires_in_days) if data.expires_in_days else None
+    token_id, token, expires_at = await issue_token(current_user(), data.name, lifetime)
+    body = {"id": token_id, "name": data.name, "token": token, "expires_at": expires_at}
+    return no_store(success(body, {"shown_once": True}, 201))
 
 
 @blueprint.delete("/api/auth/tokens/<token_id>")
 @login_required
-async def delete_token(token_id: str) -> tuple[Response, int]:
+async def delete_token(token_id: str) -> Response:
     """Revoke one of the caller's API tokens (404 for anyone else's)."""
     if len(token_id) > 128 or not await revoke_token(current_user(), token_id):
         raise APIError(404, "token_not_found", "no such API token")
-    return ok({"id": token_id, "revoked": True})
+    return success({"id": token_id, "revoked": True})

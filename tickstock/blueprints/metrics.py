@@ -8,7 +8,7 @@ from typing import Any
 
 from quart import Blueprint, Response, current_app, request
 
-from tickstock.auth import ACCESS_ATTRIBUTE, load_identity
+from tickstock.auth import bearer_token, load_identity, mark_access
 from tickstock.config import Settings
 from tickstock.errors import APIError
 from tickstock.metrics import render
@@ -18,12 +18,11 @@ blueprint = Blueprint("metrics", __name__)
 
 def _token_matches() -> bool:
     settings: Settings = current_app.config["SETTINGS"]
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
+    token = bearer_token(request.headers.get("Authorization"))
     return bool(
         settings.metrics_token
-        and scheme.lower() == "bearer"
-        and hmac.compare_digest(value.strip().encode(), settings.metrics_token.encode())
+        and token is not None
+        and hmac.compare_digest(token.encode(), settings.metrics_token.encode())
     )
 
 
@@ -42,8 +41,7 @@ def metrics_access(func: Any) -> Any:
                 raise APIError(403, "forbidden", "administrator role required")
         return await func(*args, **kwargs)
 
-    setattr(wrapper, ACCESS_ATTRIBUTE, "admin")
-    return wrapper
+    return mark_access(wrapper, "admin")
 
 
 @blueprint.get("/metrics")

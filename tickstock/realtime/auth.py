@@ -15,12 +15,11 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import socketio
 from quart import Quart
 
-from tickstock.auth import Identity, get_auth
+from tickstock.auth import Identity, bearer_token, get_auth, same_origin
 from tickstock.config import Settings
 from tickstock.errors import DATABASE_DOWN, APIError
 from tickstock.extensions.redis import socketio_manager_url
@@ -200,12 +199,13 @@ async def disconnect_local_room(
 
 
 async def disconnect_user_sockets(
-    user_id: int, session_id: str | None = None, *, reason: str = "revoked"
+    sio: socketio.AsyncServer,
+    user_id: int,
+    session_id: str | None = None,
+    *,
+    reason: str = "revoked",
 ) -> None:
     """Disconnect a user's sockets on every node: all of them, or those of one session."""
-    from tickstock.realtime.server import get_sio
-
-    sio = get_sio()
     room = session_room(session_id) if session_id else user_room(user_id)
     manager = sio.manager
     if isinstance(manager, ClusterManager):
@@ -254,9 +254,7 @@ def _origin_allowed(environ: Mapping[str, Any], settings: Settings) -> bool:
     origin = _header(environ, "HTTP_ORIGIN")
     if not origin:
         return True
-    if origin in settings.cors_origins:
-        return True
-    return urlsplit(origin).netloc == _header(environ, "HTTP_HOST")
+    return same_origin(origin, _header(environ, "HTTP_HOST"), settings.cors_origins)
 
 
 async def authenticate_socket(
@@ -271,9 +269,8 @@ async def authenticate_socket(
     settings: Settings = app.config["SETTINGS"]
     identity: Identity | None = None
     token = auth.get("token") if isinstance(auth, dict) else None
-    header = _header(environ, "HTTP_AUTHORIZATION")
-    if not token and header[:7].lower() == "bearer ":
-        token = header[7:].strip()
+    if not token:
+        token = bearer_token(_header(environ, "HTTP_AUTHORIZATION")) or token
     if token is not None:
         if isinstance(token, str) and token:
             identity = await ext.check_token(token, fresh=True)
@@ -286,10 +283,18 @@ async def authenticate_socket(
 
 
 def register_connect_handler(server: RealtimeServer) -> None:
-    """Install the ``connect`` handler: refuse unauthenticated sockets, save who they are."""
+    """Install the ``connect`` handler: refuse unauthenticated sockets, save who they are.
+
+    Also registers with the auth extension, so ending sessions disconnects their sockets.
+    """
     sio = server.sio
     app = server.app
     assert sio is not None and app is not None
+
+    async def sessions_ended(user_id: int, session_id: str | None) -> None:
+        await disconnect_user_sockets(sio, user_id, session_id)
+
+    get_auth(app).on_sessions_ended(sessions_ended)
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         hub = getattr(server, "hub", None)
