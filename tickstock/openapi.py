@@ -13,10 +13,10 @@ from quart import Quart, current_app
 from quart_schema import APIKeySecurityScheme, HttpSecurityScheme, OpenAPIProvider, QuartSchema
 from werkzeug.routing import BaseConverter, Rule
 
-from tickstock import __version__
 from tickstock.config import get_settings
 from tickstock.jsonutil import OrjsonProvider
 from tickstock.validation import SYMBOL_RULE
+from tickstock.version import __version__
 from tickstock.vocab import TIERS
 
 __all__ = ["TickstockOpenAPI", "init_schema", "openapi_document"]

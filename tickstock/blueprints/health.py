@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, jsonify
 
-from tickstock import __version__
 from tickstock.health import run_health_checks
+from tickstock.version import __version__
 
 blueprint = Blueprint("health", __name__)
 
