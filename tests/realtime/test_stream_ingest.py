@@ -10,7 +10,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from tests.realtime.helpers import pattern, unique_symbol
-from tickstock.realtime.history import decode_event
+from tickstock.realtime.wire import decode_event
 
 
 async def test_stream_mode_delivers_and_loses_nothing_across_a_restart(

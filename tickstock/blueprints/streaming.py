@@ -12,7 +12,8 @@ from quart_schema import validate_querystring
 from tickstock.auth import login_required
 from tickstock.extensions.redis import get_redis_ext
 from tickstock.pagination import success
-from tickstock.realtime.history import decode_event, parse_offset
+from tickstock.realtime.history import parse_offset
+from tickstock.realtime.wire import decode_event
 from tickstock.realtime.hub import get_hub
 from tickstock.validation import QueryModel, parse_symbol
 

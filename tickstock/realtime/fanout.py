@@ -1,8 +1,10 @@
-"""Per-node delivery: read the shared fan-out stream and put each event on local sockets' queues.
+"""Per-node delivery: read the shared fan-out stream and write each event to local sockets.
 
-Each event is encoded once per node; every recipient gets the same packet object put on its
-engine.io queue without awaiting it, so a stalled client can never slow the loop. A queue over its
-bound marks the client as a slow consumer, which is then disconnected.
+Each event is encoded and framed once per node. A websocket recipient gets that frame written to
+its transport directly (wsdirect.py): no task switch, queue hop or re-encoding per recipient, and
+nothing awaited, so a stalled client can never slow the loop. Sockets the direct path does not
+cover (long-polling, HTTP/2) get the same packet on their engine.io queue. Either way a client
+whose outbound buffer passes its bound is a slow consumer and is disconnected.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,15 +23,15 @@ import socketio
 
 from tickstock import metrics
 from tickstock.errors import REDIS_DOWN
-from tickstock.realtime.history import (
-    StoredEvent,
+from tickstock.realtime.history import StoredEvent, parse_offset, stored_from_fanout
+from tickstock.realtime.wire import (
     encode_batch_frame,
     encode_batch_item,
     encode_envelope,
     encode_frame,
-    parse_offset,
-    stored_from_fanout,
+    engineio_message,
 )
+from tickstock.realtime.wsdirect import DirectWrites, EventFrames, Link
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,9 @@ NAMESPACE = "/"
 ALL_PATTERNS_ROOM = "patterns:*"
 # Sockets that connected with ``batch_ms`` get coalesced ``events`` frames (encode_batch_frame).
 BATCH_MAX_EVENTS = 500  # a frame is sent early when it holds this many events
+SLOW_CONSUMER_ABORT_S = 2.0  # a dropped slow consumer's connection is cut if still open by then
+
+Since = Callable[[str, str], Awaitable[tuple[list[StoredEvent], bool]]]
 
 
 @dataclass
@@ -57,14 +62,23 @@ def offset_after(offset: str, other: str) -> bool:
 
 
 class Delivery:
-    """Puts encoded events on the queues of this node's sockets."""
+    """Writes encoded events to this node's sockets, live and replayed, in per-socket order."""
 
-    def __init__(self, sio: socketio.AsyncServer, *, queue_limit: int) -> None:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        *,
+        queue_limit: int,
+        buffer_limit: int = 1 << 20,
+        direct: DirectWrites | None = None,
+    ) -> None:
         self.sio = sio
-        self.queue_limit = queue_limit
+        self.queue_limit = queue_limit  # packets on an engine.io queue (ordinary path)
+        self.buffer_limit = buffer_limit  # bytes in a transport's write buffer (direct path)
+        self.direct = direct
         self.stats = FanoutStats()
         # Sockets catching up from history: room -> sid -> live events held back until replay ends.
-        self.joining: dict[str, dict[str, list[StoredEvent]]] = {}
+        self._joining: dict[str, dict[str, list[StoredEvent]]] = {}
         self._dropping: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         # Sockets that asked for coalescing: sid -> window (s), their pending items and timers.
@@ -76,6 +90,15 @@ class Delivery:
         """Coalesce this socket's events into one ``events`` frame per ``milliseconds``."""
         if milliseconds > 0:
             self.batch_windows[sid] = milliseconds / 1000
+
+    def _link(self, eio_sid: str) -> Link | None:
+        direct = self.direct
+        if direct is None:
+            return None
+        link = direct.links.get(eio_sid)
+        if link is None or link.installed:
+            return link
+        return direct.link_for(eio_sid, self.sio.eio.sockets.get(eio_sid))
 
     def deliver(self, room: str, event: StoredEvent) -> int:
         """Deliver one event to every local socket in its room(s); returns the recipient count."""
@@ -89,7 +112,7 @@ class Delivery:
                 members = namespace_rooms.get(name)
                 if members:
                     recipients.update(members._fwdm)
-        joining = self.joining.get(room)
+        joining = self._joining.get(room)
         if joining:
             for sid, held in joining.items():
                 if sid not in recipients:
@@ -97,27 +120,68 @@ class Delivery:
         if not recipients:
             return 0
         envelope = encode_envelope(event)
-        packet: engineio.packet.Packet | None = None
+        frames: EventFrames | None = None
+        frame: bytes | None = None
         item: bytes | None = None
         windows = self.batch_windows
+        links = self.direct.links if self.direct is not None else None
+        limit = self.buffer_limit
         sent = 0
         for sid, eio_sid in recipients.items():
-            window = windows.get(sid) if windows else None
-            if window is not None:
+            if windows and sid in windows:
                 if item is None:
                     item = encode_batch_item(event, envelope)
-                self._add_to_batch(sid, window, item)
+                self._add_to_batch(sid, windows[sid], item)
                 sent += 1
                 continue
-            if packet is None:
-                packet = engineio.packet.Packet(
-                    engineio.packet.MESSAGE, encode_frame(event, envelope)
-                )
-            if self.send_packet(sid, eio_sid, packet):
+            link = links.get(eio_sid) if links else None
+            if link is not None and not link.installed:
+                link = self._link(eio_sid)
+            if frame is None:
+                frame = encode_frame(event, envelope)
+            if link is not None:
+                if link.transport.get_write_buffer_size() > limit:
+                    self._drop_slow_consumer(sid, eio_sid)
+                    continue
+                if frames is None:
+                    frames = EventFrames(engineio_message(frame))
+                if link.write_frame(frames):
+                    sent += 1
+                continue
+            if self.send_packet(sid, eio_sid, frame):
                 sent += 1
         self.stats.deliveries += sent
         metrics.DELIVERIES.inc(sent)
         return sent
+
+    async def join(self, sid: str, room: str, offset: str, since: Since) -> tuple[bool, int]:
+        """Send the room's history after ``offset`` to ``sid``, then add it to the room, with no
+        gap and no duplicate at the seam. Returns (whether history reached back, events sent)."""
+        held = self._joining.setdefault(room, {}).setdefault(sid, [])
+        try:
+            events, recovered = await since(room, offset)
+        except BaseException:
+            self._leave_joining(room, sid)
+            raise
+        # No await from here on: live events cannot slip between the replay and the join.
+        sent = 0
+        last = offset
+        if recovered and events:
+            sent = self.send_events(sid, events)
+            last = events[-1].offset
+        pending = [event for event in held if offset_after(event.offset, last)]
+        sent += self.send_events(sid, pending)
+        self._leave_joining(room, sid)
+        if self.sio.manager.is_connected(sid, NAMESPACE):
+            self.sio.manager.basic_enter_room(sid, NAMESPACE, room)
+        return recovered, sent
+
+    def _leave_joining(self, room: str, sid: str) -> None:
+        waiting = self._joining.get(room)
+        if waiting is not None:
+            waiting.pop(sid, None)
+            if not waiting:
+                self._joining.pop(room, None)
 
     def send_events(self, sid: str, events: Iterable[StoredEvent]) -> int:
         """Send events to one socket (history replay), in order."""
@@ -129,13 +193,14 @@ class Delivery:
             items = [encode_batch_item(event) for event in events]
             self.flush_batch(sid, limit=False)
             for start in range(0, len(items), BATCH_MAX_EVENTS):
-                self._send_batch(sid, eio_sid, items[start : start + BATCH_MAX_EVENTS], False)
+                self.send_packet(
+                    sid, eio_sid, encode_batch_frame(items[start : start + BATCH_MAX_EVENTS]), False
+                )
             self.stats.deliveries += len(items)
             return len(items)
         sent = 0
         for event in events:
-            packet = engineio.packet.Packet(engineio.packet.MESSAGE, encode_frame(event))
-            if not self.send_packet(sid, eio_sid, packet, limit=False):
+            if not self.send_packet(sid, eio_sid, encode_frame(event), limit=False):
                 break
             sent += 1
         self.stats.deliveries += sent
@@ -162,15 +227,16 @@ class Delivery:
             return
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
         if eio_sid is not None:
-            self._send_batch(sid, eio_sid, items, limit)
+            self.send_packet(sid, eio_sid, encode_batch_frame(items), limit)
 
-    def _send_batch(self, sid: str, eio_sid: str, items: list[bytes], limit: bool) -> None:
-        packet = engineio.packet.Packet(engineio.packet.MESSAGE, encode_batch_frame(items))
-        self.send_packet(sid, eio_sid, packet, limit=limit)
-
-    def send_packet(
-        self, sid: str, eio_sid: str, packet: engineio.packet.Packet, *, limit: bool = True
-    ) -> bool:
+    def send_packet(self, sid: str, eio_sid: str, frame: bytes, limit: bool = True) -> bool:
+        """One Socket.IO packet to one socket, after everything sent to it before."""
+        link = self._link(eio_sid)
+        if link is not None:
+            if limit and link.transport.get_write_buffer_size() > self.buffer_limit:
+                self._drop_slow_consumer(sid, eio_sid)
+                return False
+            return link.write_frame(EventFrames(engineio_message(frame)))
         socket = self.sio.eio.sockets.get(eio_sid)
         if socket is None or socket.closed:
             return False
@@ -178,7 +244,7 @@ class Delivery:
         if limit and queue.qsize() >= self.queue_limit:
             self._drop_slow_consumer(sid, eio_sid)
             return False
-        queue.put_nowait(packet)
+        queue.put_nowait(engineio.packet.Packet(engineio.packet.MESSAGE, frame.decode()))
         return True
 
     def _drop_slow_consumer(self, sid: str, eio_sid: str) -> None:
@@ -187,16 +253,15 @@ class Delivery:
         self._dropping.add(sid)
         self.stats.slow_consumer_disconnects += 1
         metrics.SLOW_CONSUMERS.inc()
-        log.warning(
-            "disconnecting slow consumer %s (outbound queue over %d)", sid, self.queue_limit
-        )
+        log.warning("disconnecting slow consumer %s (outbound buffer over its bound)", sid)
         task = asyncio.create_task(self._disconnect_slow(sid, eio_sid))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _disconnect_slow(self, sid: str, eio_sid: str) -> None:
+        link = self.direct.links.get(eio_sid) if self.direct is not None else None
         socket = self.sio.eio.sockets.get(eio_sid)
-        if socket is not None:
+        if socket is not None and link is None:
             # What is queued will not be read in time: replace it with the reason.
             queue: asyncio.Queue[Any] = socket.queue
             while not queue.empty():
@@ -218,9 +283,13 @@ class Delivery:
             log.exception("error disconnecting slow consumer %s", sid)
         finally:
             self._dropping.discard(sid)
+        if link is not None:
+            # Its transport still holds what the client did not read; a client that reads again
+            # gets the reason and the close, one that does not is cut off.
+            asyncio.get_running_loop().call_later(SLOW_CONSUMER_ABORT_S, link.abort)
 
     def forget(self, sid: str) -> None:
-        for held in self.joining.values():
+        for held in self._joining.values():
             held.pop(sid, None)
         self.batch_windows.pop(sid, None)
         self._pending.pop(sid, None)

@@ -9,7 +9,7 @@ from typing import Any
 import socketio
 
 from tickstock.realtime.events import SYMBOL_RE
-from tickstock.realtime.fanout import NAMESPACE, offset_after
+from tickstock.realtime.fanout import NAMESPACE
 from tickstock.realtime.history import parse_offset
 from tickstock.realtime.hub import RealtimeHub
 
@@ -159,29 +159,9 @@ class SubscriptionHandlers:
 
     async def _join_with_replay(self, sid: str, room: str, offset: str) -> tuple[bool, int]:
         """Send history after ``offset``, then join the room with no gap and no duplicate."""
-        delivery = self.hub.delivery
-        held = delivery.joining.setdefault(room, {}).setdefault(sid, [])
-        try:
-            assert self.hub.store is not None
-            events, recovered = await self.hub.store.since(room, offset)
-        except BaseException:
-            delivery.joining.get(room, {}).pop(sid, None)
-            raise
-        # No await from here on: live events cannot slip between the replay and the join.
-        sent = 0
-        last = offset
-        if recovered and events:
-            sent = delivery.send_events(sid, events)
-            last = events[-1].offset
-        pending = [event for event in held if offset_after(event.offset, last)]
-        sent += delivery.send_events(sid, pending)
-        waiting = delivery.joining.get(room, {})
-        waiting.pop(sid, None)
-        if not waiting:
-            delivery.joining.pop(room, None)
-        if sid in self.clients:
-            self.sio.manager.basic_enter_room(sid, NAMESPACE, room)
-        return recovered, sent
+        store = self.hub.store
+        assert store is not None
+        return await self.hub.delivery.join(sid, room, offset, store.since)
 
     async def unsubscribe(self, sid: str, kind: str, payload: Any) -> dict[str, Any]:
         symbols, _ = parse_request(payload, allow_since=False)

@@ -77,55 +77,6 @@ class StoredEvent:
     timestamp: bytes
 
 
-def encode_envelope(event: StoredEvent) -> bytes:
-    """The client-facing envelope as JSON, built once per event and node.
-
-    The payload is spliced rather than decoded and re-encoded: ``offset`` goes first in ``data``.
-    """
-    data = event.payload
-    if event.offset:
-        data = b'{"offset":"' + event.offset.encode() + b'",' + data[1:]
-    return (
-        b'{"type":"'
-        + event.event_type.encode()
-        + b'","timestamp":'
-        + event.timestamp
-        + b',"data":'
-        + data
-        + b"}"
-    )
-
-
-def encode_frame(event: StoredEvent, envelope: bytes | None = None) -> str:
-    """The Socket.IO EVENT packet text for one event, built once and sent to every recipient."""
-    envelope = envelope if envelope is not None else encode_envelope(event)
-    return (b'2["' + event.event_type.encode() + b'",' + envelope + b"]").decode()
-
-
-def encode_batch_item(event: StoredEvent, envelope: bytes | None = None) -> bytes:
-    """One ``[name, envelope]`` entry of a coalesced ``events`` frame."""
-    envelope = envelope if envelope is not None else encode_envelope(event)
-    return b'["' + event.event_type.encode() + b'",' + envelope + b"]"
-
-
-BATCH_EVENT = "events"
-
-
-def encode_batch_frame(items: list[bytes]) -> str:
-    """The Socket.IO EVENT packet text of a coalesced frame: ``events`` with its entries in order."""
-    return (b'2["' + BATCH_EVENT.encode() + b'",[' + b",".join(items) + b"]]").decode()
-
-
-def decode_event(stored: StoredEvent) -> dict[str, Any]:
-    """The client-facing envelope as a dict (REST history and tests)."""
-    from tickstock.jsonutil import loads
-
-    data = loads(stored.payload)
-    if stored.offset:
-        data = {"offset": stored.offset, **data}
-    return {"type": stored.event_type, "timestamp": float(stored.timestamp), "data": data}
-
-
 class EventStore:
     """Appends events (deduplicated) and reads a symbol's history since an offset."""
 

@@ -24,6 +24,7 @@ from tickstock.extensions.redis import get_redis, make_client
 from tickstock.realtime.fanout import Delivery, FanoutReader
 from tickstock.realtime.history import EventStore
 from tickstock.realtime.ingest import ErrorLogWriter, IngestConsumer
+from tickstock.realtime.wsdirect import DirectWrites
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,17 @@ class RealtimeHub:
         self.sio = sio
         self.settings: Settings = app.config["SETTINGS"]
         self.node_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.delivery = Delivery(sio, queue_limit=self.settings.client_queue_size)
+        self.direct = DirectWrites(
+            compression=self.settings.ws_compression == "on",
+            enabled=self.settings.ws_direct_writes,
+        )
+        self.direct.install(sio.eio)
+        self.delivery = Delivery(
+            sio,
+            queue_limit=self.settings.client_queue_size,
+            buffer_limit=self.settings.client_buffer_bytes,
+            direct=self.direct,
+        )
         self.store: EventStore | None = None
         self.ingest: IngestConsumer | None = None
         self.errors: ErrorLogWriter | None = None
