@@ -60,7 +60,7 @@ def _stores() -> Iterator[Stores]:
     if _reachable(dsn, 5432) and _reachable(redis_url, 6379):
         yield Stores(dsn, redis_url)
         return
-    from tickstock.localstack import LocalStack
+    from tickstock.dev.localstack import LocalStack
 
     stack = LocalStack(ROOT / ".tickstock-test")
     urls = stack.start()
@@ -79,7 +79,7 @@ def _with_database(dsn: str, name: str) -> str:
 async def _database_url(stores: Stores) -> AsyncIterator[str]:
     """A fresh database for this test session, migrated and seeded, dropped afterwards."""
     from tickstock.db.migrate import migrate
-    from tickstock.db.seed import seed
+    from tickstock.dev.seed import seed
 
     name = f"tickstock_test_{SESSION_ID}"
     admin = await asyncpg.connect(stores.admin_dsn)

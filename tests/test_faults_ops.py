@@ -113,7 +113,7 @@ def _postgres_bin() -> Path:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: p.parts[-3])
     if found:
         return found[-1].parent
-    from tickstock.localstack import _find_pg_bin_dir
+    from tickstock.dev.localstack import _find_pg_bin_dir
 
     return _find_pg_bin_dir()
 
@@ -256,7 +256,7 @@ async def test_postgres_stopped_under_rest_load_answers_503_quickly_and_recovers
     private_postgres: PrivatePostgres, serve_app: Any
 ) -> None:
     from tickstock.db.migrate import migrate
-    from tickstock.db.seed import seed
+    from tickstock.dev.seed import seed
 
     admin = await asyncpg.connect(private_postgres.dsn())
     await admin.execute("CREATE DATABASE tickstock_fault")

@@ -109,7 +109,7 @@ class RedisServer:
         found = shutil.which("redis-server")
         if found:
             return found
-        from tickstock.localstack import _find_redis_server
+        from tickstock.dev.localstack import _find_redis_server
 
         return str(_find_redis_server())
 

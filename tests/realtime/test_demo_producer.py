@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
-from tickstock.realtime.demo_producer import (
+from tickstock.dev.demo_producer import (
     DEFAULT_SYMBOLS,
     PATTERN_SHAPES,
     DemoChannels,

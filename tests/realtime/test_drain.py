@@ -17,7 +17,7 @@ import pytest
 import socketio
 
 from tests.conftest import free_port
-from tickstock.cli import _drain_workers
+from tickstock.cli.serve import _drain_workers
 
 pytestmark = pytest.mark.fault
 
