@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import ServedApp
+from tests.support.served import ServedApp
 
 MAX_EXAMPLES = 30
 

@@ -12,8 +12,8 @@ import pytest
 import socketio
 from quart import Quart
 
-from tests.auth_fixtures import MakeToken, MakeUser, UserLogin, fresh_rate_limit
-from tests.conftest import free_port
+from tests.support.auth import MakeToken, MakeUser, UserLogin, fresh_rate_limit, post_login
+from tests.support.env import free_port
 from tickstock.app import create_app
 from tickstock.auth import login_required
 
@@ -21,12 +21,6 @@ from tickstock.auth import login_required
 @pytest.fixture(name="settings_overrides")
 def _settings_overrides(settings_overrides: dict[str, Any]) -> dict[str, Any]:
     return fresh_rate_limit(settings_overrides)
-
-
-async def _login(client: Any, username: str, password: str, **extra: Any) -> Any:
-    return await client.post(
-        "/api/auth/login", json={"username": username, "password": password, **extra}
-    )
 
 
 def _cookie_name(app: Quart) -> str:
@@ -38,7 +32,7 @@ def _cookie_name(app: Quart) -> str:
 
 
 async def test_login_me_logout_with_cookie(app: Quart, client: Any, user: UserLogin) -> None:
-    response = await _login(client, user.username.upper(), user.password)
+    response = await post_login(client, user.username.upper(), user.password)
     assert response.status_code == 200
     body = await response.get_json()
     assert body["status"] == "success"
@@ -306,14 +300,14 @@ async def test_repeated_failures_lock_the_account_without_revealing_it(
         client = app.test_client()
         answers = []
         for _ in range(6):
-            response = await _login(client, account.username, "wrong password")
+            response = await post_login(client, account.username, "wrong password")
             answers.append((response.status_code, await response.get_json()))
-        locked = await _login(client, account.username, account.password)
+        locked = await post_login(client, account.username, account.password)
         answers.append((locked.status_code, await locked.get_json()))
 
         unknown = []
         for _ in range(7):
-            response = await _login(client, f"nobody-{uuid.uuid4().hex[:8]}", "wrong password")
+            response = await post_login(client, f"nobody-{uuid.uuid4().hex[:8]}", "wrong password")
             unknown.append((response.status_code, await response.get_json()))
 
         # Identical answers: wrong password, locked with the right password, unknown user.
@@ -323,7 +317,7 @@ async def test_repeated_failures_lock_the_account_without_revealing_it(
         assert "Set-Cookie" not in locked.headers
 
         await asyncio.sleep(3.2)
-        unlocked = await _login(client, account.username, account.password)
+        unlocked = await post_login(client, account.username, account.password)
         assert unlocked.status_code == 200
 
 
@@ -336,7 +330,7 @@ async def test_unknown_user_costs_as_much_as_a_wrong_password(
         # CPU time of this process (argon2 runs in its threads), not wall time: a busy machine
         # cannot make one path look cheaper than the other.
         started = time.process_time()
-        response = await _login(client, username, "not the password")
+        response = await post_login(client, username, "not the password")
         assert response.status_code == 401
         return time.process_time() - started
 
@@ -349,7 +343,7 @@ async def test_unknown_user_costs_as_much_as_a_wrong_password(
 
 async def test_inactive_user_cannot_log_in(client: Any, make_user: MakeUser) -> None:
     account = await make_user(active=False)
-    response = await _login(client, account.username, account.password)
+    response = await post_login(client, account.username, account.password)
     assert response.status_code == 401
     assert (await response.get_json())["code"] == "invalid_credentials"
 
@@ -368,8 +362,8 @@ async def test_login_rate_limited_per_address(
     app = create_app(overrides)
     async with app.test_app():
         client = app.test_client()
-        codes = [(await _login(client, "someone", "pw")).status_code for _ in range(4)]
-        limited = await _login(client, "someone", "pw")
+        codes = [(await post_login(client, "someone", "pw")).status_code for _ in range(4)]
+        limited = await post_login(client, "someone", "pw")
     assert codes[:3] == [401, 401, 401]
     assert codes[3] == 429 and limited.status_code == 429
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
@@ -389,11 +383,11 @@ async def test_rate_limit_has_no_burst_at_the_minute_boundary(
     monkeypatch.setattr("tickstock.auth._now", lambda: clock[0])
     async with app.test_app():
         client = app.test_client()
-        before = [(await _login(client, "someone", "pw")).status_code for _ in range(3)]
+        before = [(await post_login(client, "someone", "pw")).status_code for _ in range(3)]
         clock[0] = minute + 60.5  # a new minute: a fixed window would allow 3 more at once
-        after = (await _login(client, "someone", "pw")).status_code
+        after = (await post_login(client, "someone", "pw")).status_code
         clock[0] = minute + 60 + 45  # most of the old minute has slid out of the window
-        later = (await _login(client, "someone", "pw")).status_code
+        later = (await post_login(client, "someone", "pw")).status_code
     assert before == [401, 401, 401]
     assert after == 429
     assert later == 401
@@ -406,9 +400,9 @@ async def test_rate_limit_falls_back_to_process_when_redis_is_down(
     app = create_app({**settings_overrides, "redis_url": dead_redis, "login_rate_per_minute": 2})
     async with app.test_app():
         client = app.test_client()
-        first = await _login(client, user.username, user.password)
-        second = await _login(client, user.username, "wrong")
-        third = await _login(client, user.username, user.password)
+        first = await post_login(client, user.username, user.password)
+        second = await post_login(client, user.username, "wrong")
+        third = await post_login(client, user.username, user.password)
     assert first.status_code == 200  # logins keep working without Redis
     assert second.status_code == 401
     assert third.status_code == 429

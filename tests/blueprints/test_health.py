@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
+from tests.support.env import free_port
 from tickstock.app import create_app
 
 

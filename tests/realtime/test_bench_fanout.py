@@ -77,7 +77,7 @@ async def test_reference_server_runs_the_same_benchmark(redis_url: str, monkeypa
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
-    from tests.conftest import free_port
+    from tests.support.env import free_port
     from tickstock.bench import reference
 
     monkeypatch.setenv("TICKSTOCK_REDIS_URL", redis_url)

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 import socketio
 
-from tests.auth_fixtures import MakeToken, UserLogin, new_cookie_session
+from tests.support.auth import MakeToken, UserLogin, new_cookie_session
 from tickstock.realtime.auth import SocketIdentity, authenticate_socket
 
 
