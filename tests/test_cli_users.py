@@ -11,6 +11,8 @@ import pytest
 from tests.support.auth import MakeToken, MakeUser, fresh_rate_limit, login_status, unique_username
 from tests.support.env import session_env
 
+pytestmark = pytest.mark.ops  # each test runs the real command in a child process
+
 
 @pytest.fixture(name="settings_overrides")
 def _settings_overrides(settings_overrides: dict[str, Any]) -> dict[str, Any]:

@@ -49,7 +49,7 @@ from tests.support.realtime import (
     unique_symbol,
 )
 
-pytestmark = pytest.mark.fault
+pytestmark = [pytest.mark.fault, pytest.mark.ops]
 
 
 # --------------------------------------------------------------------------- helpers

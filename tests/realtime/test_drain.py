@@ -18,7 +18,7 @@ import socketio
 from tests.support.env import free_port, session_env
 from tickstock.cli.serve import _drain_workers
 
-pytestmark = pytest.mark.fault
+pytestmark = [pytest.mark.fault, pytest.mark.ops]
 
 
 async def _health(url: str) -> tuple[int, dict[str, Any]]:
