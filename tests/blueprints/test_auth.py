@@ -9,11 +9,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-import socketio
 from quart import Quart
 
 from tests.support.auth import MakeToken, MakeUser, UserLogin, fresh_rate_limit, post_login
 from tests.support.env import free_port
+from tests.support.realtime import connect_socket
 from tickstock.app import create_app
 from tickstock.auth import login_required
 
@@ -26,6 +26,17 @@ def _settings_overrides(settings_overrides: dict[str, Any]) -> dict[str, Any]:
 def _cookie_name(app: Quart) -> str:
     name: str = app.config["SETTINGS"].cookie_name
     return name
+
+
+async def _login_served(http: aiohttp.ClientSession, served: Any, user: UserLogin) -> str:
+    """Log ``http`` in through the login endpoint of a served app; returns its Cookie header."""
+    async with http.post(
+        f"{served.url}/api/auth/login",
+        json={"username": user.username, "password": user.password},
+    ) as response:
+        assert response.status == 200
+    name = _cookie_name(served.app)
+    return f"{name}={ {c.key: c.value for c in http.cookie_jar}[name] }"
 
 
 # --------------------------------------------------------------------------- login, me, logout
@@ -82,13 +93,7 @@ async def test_secure_cookie_outside_development(
 async def test_copied_cookie_stops_working_after_logout(served: Any, user: UserLogin) -> None:
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(cookie_jar=jar) as http:
-        async with http.post(
-            f"{served.url}/api/auth/login",
-            json={"username": user.username, "password": user.password},
-        ) as response:
-            assert response.status == 200
-        cookie = {c.key: c.value for c in jar}[_cookie_name(served.app)]
-        headers = {"Cookie": f"{_cookie_name(served.app)}={cookie}"}
+        headers = {"Cookie": await _login_served(http, served, user)}
         async with aiohttp.ClientSession() as copy:
             async with copy.get(f"{served.url}/api/auth/me", headers=headers) as response:
                 assert response.status == 200
@@ -224,25 +229,11 @@ async def test_token_body_is_validated(client: Any, auth_headers: dict[str, str]
 # --------------------------------------------------------------------------- revocation + sockets
 
 
-async def _socket(url: str, **connect: Any) -> tuple[socketio.AsyncClient, asyncio.Event]:
-    sio = socketio.AsyncClient(reconnection=False)
-    gone = asyncio.Event()
-    sio.on("disconnect", lambda *args: gone.set())
-    await sio.connect(url, transports=["websocket"], wait_timeout=5, **connect)
-    return sio, gone
-
-
 async def test_logout_disconnects_the_sessions_socket(served: Any, user: UserLogin) -> None:
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(cookie_jar=jar) as http:
-        async with http.post(
-            f"{served.url}/api/auth/login",
-            json={"username": user.username, "password": user.password},
-        ) as response:
-            assert response.status == 200
-        name = _cookie_name(served.app)
-        cookie = {c.key: c.value for c in jar}[name]
-        sio, gone = await _socket(served.url, headers={"Cookie": f"{name}={cookie}"})
+        cookie = await _login_served(http, served, user)
+        sio, gone = await connect_socket(served.url, headers={"Cookie": cookie})
         revoked: list[Any] = []
         sio.on("session_revoked", revoked.append)
         try:
@@ -256,7 +247,7 @@ async def test_logout_disconnects_the_sessions_socket(served: Any, user: UserLog
             assert time.monotonic() - started < 1.0
             assert revoked == [{"reason": "revoked"}]
             async with http.get(
-                f"{served.url}/api/auth/me", headers={"Cookie": f"{name}={cookie}"}
+                f"{served.url}/api/auth/me", headers={"Cookie": cookie}
             ) as response:
                 assert response.status == 401
         finally:
@@ -267,8 +258,8 @@ async def test_token_deletion_disconnects_its_socket_only(
     served: Any, user: UserLogin, make_token: MakeToken
 ) -> None:
     doomed, kept = await make_token(user, name="doomed"), await make_token(user, name="kept")
-    sio_doomed, gone_doomed = await _socket(served.url, auth={"token": doomed})
-    sio_kept, gone_kept = await _socket(served.url, auth={"token": kept})
+    sio_doomed, gone_doomed = await connect_socket(served.url, auth={"token": doomed})
+    sio_kept, gone_kept = await connect_socket(served.url, auth={"token": kept})
     try:
         async with aiohttp.ClientSession() as http:
             headers = {"Authorization": f"Bearer {kept}"}

@@ -71,6 +71,15 @@ class Recorder:
         await self.client.shutdown()
 
 
+async def connect_socket(url: str, **connect: Any) -> tuple[socketio.AsyncClient, asyncio.Event]:
+    """A bare Socket.IO client over websocket and an event set when the server drops it."""
+    sio = socketio.AsyncClient(reconnection=False)
+    gone = asyncio.Event()
+    sio.on("disconnect", lambda *args: gone.set())
+    await sio.connect(url, transports=["websocket"], wait_timeout=5, **connect)
+    return sio, gone
+
+
 class Publisher:
     """Publishes producer messages on Redis, as the producer would."""
 
