@@ -157,11 +157,10 @@ def _start_local_stack(settings: Settings, env: dict[str, str]) -> tuple[Any, di
     env = dict(env)
     env["TICKSTOCK_DATABASE_URL"] = urls.database_url
     env["TICKSTOCK_REDIS_URL"] = urls.redis_url
-    if password:
-        click.echo(
-            f"Demo login: user {settings.demo_user!r}, password {password!r} "
-            f"(stored in {data_dir / 'demo-login.txt'})"
-        )
+    click.echo(
+        f"Demo login: user {settings.demo_user!r}, password {password!r} "
+        f"(stored in {data_dir / 'demo-login.txt'})"
+    )
     return stack, env
 
 
