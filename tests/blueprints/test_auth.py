@@ -361,7 +361,7 @@ async def test_login_rate_limited_per_address(
     assert (await limited.get_json())["code"] == "too_many_requests"
 
 
-@pytest.mark.parametrize("redis_up", [True, False])
+@pytest.mark.parametrize("redis_up", [True, pytest.param(False, marks=pytest.mark.fault)])
 async def test_rate_limit_has_no_burst_at_the_minute_boundary(
     settings_overrides: dict[str, Any], monkeypatch: pytest.MonkeyPatch, redis_up: bool
 ) -> None:
@@ -384,6 +384,7 @@ async def test_rate_limit_has_no_burst_at_the_minute_boundary(
     assert later == 401
 
 
+@pytest.mark.fault
 async def test_rate_limit_falls_back_to_process_when_redis_is_down(
     settings_overrides: dict[str, Any], user: UserLogin
 ) -> None:
