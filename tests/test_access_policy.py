@@ -13,7 +13,7 @@ import pytest
 from quart import Quart
 from werkzeug.routing import Rule
 
-from tests.auth_fixtures import fresh_rate_limit
+from tests.support.auth import fresh_rate_limit
 from tickstock.auth import required_access
 
 # (method, rule) pairs anyone may call. Socket.IO is mounted outside Quart (its own auth).

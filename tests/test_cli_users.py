@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from typing import Any
 
 import pytest
 
-from tests.auth_fixtures import MakeToken, MakeUser, fresh_rate_limit, unique_username
+from tests.support.auth import MakeToken, MakeUser, fresh_rate_limit, login_status, unique_username
+from tests.support.env import session_env
+
+pytestmark = pytest.mark.ops  # each test runs the real command in a child process
 
 
 @pytest.fixture(name="settings_overrides")
@@ -20,13 +22,6 @@ def _settings_overrides(settings_overrides: dict[str, Any]) -> dict[str, Any]:
 async def tickstock(
     settings_overrides: dict[str, Any], *args: str, stdin: str = ""
 ) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKSTOCK_")}
-    env.update(
-        TICKSTOCK_ENV="test",
-        TICKSTOCK_DATABASE_URL=settings_overrides["database_url"],
-        TICKSTOCK_REDIS_URL=settings_overrides["redis_url"],
-        TICKSTOCK_KEY_PREFIX=settings_overrides["key_prefix"],
-    )
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -35,19 +30,11 @@ async def tickstock(
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=env,
+        env=session_env(settings_overrides),
     )
     out, err = await asyncio.wait_for(process.communicate(stdin.encode()), 60)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
-
-
-async def _login(client: Any, username: str, password: str) -> int:
-    response = await client.post(
-        "/api/auth/login", json={"username": username, "password": password}
-    )
-    status: int = response.status_code
-    return status
 
 
 async def test_create_with_password_stdin_then_login(
@@ -66,7 +53,7 @@ async def test_create_with_password_stdin_then_login(
     assert code == 0, err
     assert f"created admin {name!r}" in out
     assert "a cli password" not in out + err
-    assert await _login(client, name, "a cli password") == 200
+    assert await login_status(client, name, "a cli password") == 200
     me = await (await client.get("/api/auth/me")).get_json()
     assert me["data"]["role"] == "admin"
 
@@ -122,8 +109,8 @@ async def test_set_password_revokes_sessions(
     assert "1 session(s) ended" in out
     await asyncio.sleep(1.1)  # past the per-process session cache
     assert (await client.get("/api/auth/me", headers=bearer)).status_code == 401
-    assert await _login(client, account.username, account.password) == 401
-    assert await _login(client, account.username, "the new password") == 200
+    assert await login_status(client, account.username, account.password) == 401
+    assert await login_status(client, account.username, "the new password") == 200
 
     code, _, err = await tickstock(
         settings_overrides,
@@ -143,4 +130,4 @@ async def test_deactivate(
     code, out, err = await tickstock(settings_overrides, "users", "deactivate", account.username)
     assert code == 0, err
     assert "deactivated" in out
-    assert await _login(client, account.username, account.password) == 401
+    assert await login_status(client, account.username, account.password) == 401

@@ -17,18 +17,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import pwd
-import shutil
-import signal
-import sys
-import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -39,164 +30,35 @@ import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
 
-from tests.conftest import ROOT, free_port
-from tests.realtime.helpers import Publisher, Recorder, RedisServer, pattern, unique_symbol
-from tickstock.auth import create_session, ensure_user
+from tests.support.auth import new_api_token
+from tests.support.processes import (
+    Node,
+    PrivatePostgres,
+    SentinelSetup,
+    get_json,
+    node_env,
+    wait_until,
+)
+from tests.support.realtime import (
+    PATTERNS,
+    Producer,
+    Publisher,
+    Recorder,
+    RedisServer,
+    pattern,
+    unique_symbol,
+)
 
-pytestmark = pytest.mark.fault
-
-PATTERNS = "tickstock.events.patterns"
-SECRET_KEY = "fault-test-secret-key-" + "y" * 32
-
-
-# --------------------------------------------------------------------------- small helpers
-
-
-async def _get(
-    session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None
-) -> tuple[int, Any]:
-    async with session.get(url, headers=headers) as response:
-        body = await response.json(content_type=None) if await response.read() else None
-        return response.status, body
-
-
-async def _wait_until(
-    check: Callable[[], Awaitable[bool]], within: float, what: str, step: float = 0.05
-) -> float:
-    """Poll ``check`` until it is true; returns the seconds it took."""
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > within:
-            pytest.fail(f"not within {within:.0f}s: {what}")
-        await asyncio.sleep(step)
-    return time.monotonic() - started
+pytestmark = [pytest.mark.fault, pytest.mark.ops]
 
 
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-async def _run(*args: str, what: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    output, _ = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"{what} failed ({process.returncode}): {output.decode()[-2000:]}")
-
-
-async def _new_token(dsn: str) -> str:
-    """An API token of a fresh user in the database at ``dsn``."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        user = await ensure_user(conn, f"ops-{uuid.uuid4().hex[:10]}", uuid.uuid4().hex)
-        _, token, _ = await create_session(conn, user.id, "token", lifetime=None)
-    finally:
-        await conn.close()
-    assert token is not None
-    return token
+# --------------------------------------------------------------------------- helpers
 
 
 def _rest_path(app: Any) -> str:
     """An authenticated endpoint that reads the database on every request."""
     rules = {rule.rule for rule in app.url_map.iter_rules()}
     return "/api/patterns/AAPL" if "/api/patterns/<symbol>" in rules else "/api/auth/me"
-
-
-# --------------------------------------------------------------------------- private PostgreSQL
-
-
-def _postgres_bin() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: p.parts[-3])
-    if found:
-        return found[-1].parent
-    from tickstock.localstack import _find_pg_bin_dir
-
-    return _find_pg_bin_dir()
-
-
-class PrivatePostgres:
-    """A throwaway PostgreSQL cluster on a free loopback port (its own data dir, own process).
-
-    As root, it runs as the ``postgres`` OS user (``nobody`` when that user does not exist).
-    """
-
-    def __init__(self) -> None:
-        self.bin = _postgres_bin()
-        self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="tickstock-fault-pg-"))
-        self.data = self.root / "data"
-        self.log = self.root / "postgres.log"
-        self.run_as: str | None = None
-        if os.geteuid() == 0:
-            self.run_as = "postgres"
-            try:
-                pwd.getpwnam("postgres")
-            except KeyError:
-                self.run_as = "nobody"
-            entry = pwd.getpwnam(self.run_as)
-            os.chown(self.root, entry.pw_uid, entry.pw_gid)
-        self.root.chmod(0o700)
-
-    def dsn(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
-
-    def _cmd(self, tool: str, *args: str) -> list[str]:
-        command = [str(self.bin / tool), *args]
-        return ["runuser", "-u", self.run_as, "--", *command] if self.run_as else command
-
-    async def init(self) -> None:
-        await _run(
-            *self._cmd(
-                "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync"
-            ),
-            what="initdb",
-        )
-
-    async def start(self) -> None:
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        await _run(
-            *self._cmd("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options),
-            "-w",
-            "start",
-            what="pg_ctl start",
-        )
-
-    async def stop(self, mode: str = "immediate") -> None:
-        await _run(
-            *self._cmd("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop"),
-            what="pg_ctl stop",
-        )
-
-    async def destroy(self) -> None:
-        with contextlib.suppress(RuntimeError):
-            await self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-@pytest.fixture(name="private_postgres")
-async def _private_postgres() -> AsyncIterator[PrivatePostgres]:
-    cluster = PrivatePostgres()
-    try:
-        await cluster.init()
-        await cluster.start()
-        yield cluster
-    finally:
-        await cluster.destroy()
-
-
-@pytest.fixture(name="private_redis")
-async def _private_redis() -> AsyncIterator[RedisServer]:
-    server = RedisServer(free_port())
-    await server.start()
-    yield server
-    await server.stop()
 
 
 # --------------------------------------------------------------------------- PostgreSQL outage
@@ -234,7 +96,7 @@ class RestLoad:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                status, body = await _get(self._session, self.url, self.headers)
+                status, body = await get_json(self._session, self.url, self.headers)
                 code = None
                 if isinstance(body, dict) and body.get("status") == "error" and body["message"]:
                     code = body.get("code")
@@ -256,7 +118,7 @@ async def test_postgres_stopped_under_rest_load_answers_503_quickly_and_recovers
     private_postgres: PrivatePostgres, serve_app: Any
 ) -> None:
     from tickstock.db.migrate import migrate
-    from tickstock.db.seed import seed
+    from tickstock.dev.seed import seed
 
     admin = await asyncpg.connect(private_postgres.dsn())
     await admin.execute("CREATE DATABASE tickstock_fault")
@@ -268,7 +130,7 @@ async def test_postgres_stopped_under_rest_load_answers_503_quickly_and_recovers
         await seed(conn, symbols=20, days=5)
     finally:
         await conn.close()
-    token = await _new_token(dsn)
+    token = await new_api_token(dsn, "ops")
     pool_max = 4
     served = await serve_app(database_url=dsn, db_pool_min=2, db_pool_max=pool_max)
     path = _rest_path(served.app)
@@ -281,17 +143,17 @@ async def test_postgres_stopped_under_rest_load_answers_503_quickly_and_recovers
         await private_postgres.stop("immediate")
         t_stopped = time.monotonic()
         await asyncio.sleep(3.0)
-        status, body = await _get(http, served.url + "/health")
+        status, body = await get_json(http, served.url + "/health")
         assert status == 503 and body["status"] == "unhealthy", body
         assert body["components"]["database"]["status"] == "down"
         t_restart = time.monotonic()
         await private_postgres.start()
 
         async def answers_200() -> bool:
-            status, _ = await _get(http, served.url + path, load.headers)
+            status, _ = await get_json(http, served.url + path, load.headers)
             return status == 200
 
-        recovery = await _wait_until(answers_200, 15, "REST answers 200 after restart")
+        recovery = await wait_until(answers_200, 15, "REST answers 200 after restart")
         t_recovered = time.monotonic()
         await asyncio.sleep(1.5)
     finally:
@@ -338,164 +200,22 @@ async def test_rest_keeps_answering_while_redis_is_down(
         await private_redis.stop()
 
         async def degraded() -> bool:
-            _, body = await _get(http, served.url + "/health")
+            _, body = await get_json(http, served.url + "/health")
             return bool(body["status"] == "degraded")
 
-        await _wait_until(degraded, 15, "/health reports degraded")
+        await wait_until(degraded, 15, "/health reports degraded")
         started = time.monotonic()
-        results = await asyncio.gather(*(_get(http, served.url + path) for _ in range(20)))
+        results = await asyncio.gather(*(get_json(http, served.url + path) for _ in range(20)))
         elapsed = time.monotonic() - started
         assert [status for status, _ in results] == [200] * 20, results[0]
         assert elapsed < 3.0
-        status, body = await _get(http, served.url + "/api/streaming/status")
+        status, body = await get_json(http, served.url + "/api/streaming/status")
         assert status == 200 and body["data"]["ingest"]["connected"] is False
-        status, body = await _get(http, served.url + "/health")
+        status, body = await get_json(http, served.url + "/health")
         assert status == 200 and body["components"]["redis"]["status"] == "down"
 
 
 # --------------------------------------------------------------------------- hypercorn nodes
-
-
-@dataclass
-class Node:
-    """A hypercorn process serving ``tickstock.asgi:app`` (its own process group)."""
-
-    port: int
-    process: asyncio.subprocess.Process
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def kill(self) -> None:
-        """SIGKILL the whole node (master and workers), as a crashed machine would vanish."""
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-
-    async def stop(self) -> None:
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 10)
-            except TimeoutError:
-                self.kill()
-        await self.process.wait()
-        # Workers of a killed master may linger a moment; the group is ours alone.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-
-
-def _node_env(database_url: str, redis_url: str, key_prefix: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKSTOCK_")}
-    env.update(
-        TICKSTOCK_ENV="test",
-        TICKSTOCK_SECRET_KEY=SECRET_KEY,
-        TICKSTOCK_DATABASE_URL=database_url,
-        TICKSTOCK_REDIS_URL=redis_url,
-        TICKSTOCK_KEY_PREFIX=key_prefix,
-        TICKSTOCK_DEMO_PRODUCER="false",
-        TICKSTOCK_LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-@pytest.fixture(name="start_node")
-async def _start_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Node]]]:
-    """Factory: ``node = await start_node(env, workers=1)``, healthy when returned."""
-    nodes: list[Node] = []
-
-    async def start(env: dict[str, str], *, workers: int = 1) -> Node:
-        port = free_port()
-        log = tmp_path / f"node-{port}.log"
-        with log.open("wb") as out:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "hypercorn",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                "--worker-class",
-                "uvloop",
-                "--graceful-timeout",
-                "2",
-                "tickstock.asgi:app",
-                env=env,
-                cwd=ROOT,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-        node = Node(port, process, log)
-        nodes.append(node)
-        async with aiohttp.ClientSession() as http:
-
-            async def healthy() -> bool:
-                if process.returncode is not None:
-                    pytest.fail(f"node exited ({process.returncode}):\n{_tail(log)}")
-                try:
-                    _, body = await _get(http, node.url + "/health")
-                except aiohttp.ClientError:
-                    return False
-                return bool(body["status"] == "healthy")
-
-            await _wait_until(healthy, 30, f"node {port} healthy\n{_tail(log)}", step=0.1)
-        return node
-
-    yield start
-    await asyncio.gather(*(node.stop() for node in nodes))
-
-
-class Producer:
-    """Publishes numbered detections of one symbol at a steady rate, in the background."""
-
-    def __init__(
-        self,
-        publish: Callable[[str, bytes], Awaitable[int]],
-        symbol: str,
-        prefix: str,
-        rate: float = 50.0,
-    ) -> None:
-        self.publish = publish
-        self.symbol = symbol
-        self.prefix = prefix
-        self.interval = 1 / rate
-        self.published: list[tuple[str, int, float]] = []  # (pattern, receivers, time)
-        self.failures = 0
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._base = time.time() - 3600
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            index = len(self.published)
-            name = f"{self.prefix}{index:05d}"
-            message = pattern(self.symbol, name, timestamp=self._base + index)
-            try:
-                receivers = await self.publish(PATTERNS, orjson.dumps(message))
-            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError):
-                self.failures += 1  # the producer's Redis is failing over too: try again
-                await asyncio.sleep(0.05)
-                continue
-            self.published.append((name, receivers, time.monotonic()))
-            await asyncio.sleep(self.interval)
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-
-    def names(self) -> list[str]:
-        return [name for name, _, _ in self.published]
 
 
 async def test_node_killed_mid_stream_client_resumes_on_other_node_exactly_once(
@@ -504,9 +224,9 @@ async def test_node_killed_mid_stream_client_resumes_on_other_node_exactly_once(
     redis_url: str,
     key_prefix: str,
 ) -> None:
-    env = _node_env(database_url, redis_url, key_prefix)
+    env = node_env(database_url, redis_url, key_prefix)
     node_a, node_b = await asyncio.gather(start_node(env), start_node(env))
-    token = await _new_token(database_url)
+    token = await new_api_token(database_url, "ops")
     symbol = unique_symbol()
     first, second = Recorder(), Recorder()
     publisher = Publisher(redis_url)
@@ -562,7 +282,7 @@ async def test_two_hypercorn_workers_both_consume_and_deliver_each_event_once(
     key_prefix: str,
     private_redis: RedisServer,
 ) -> None:
-    env = _node_env(database_url, private_redis.url, f"{key_prefix}:w2")
+    env = node_env(database_url, private_redis.url, f"{key_prefix}:w2")
     node = await start_node(env, workers=2)
     redis = aioredis.Redis.from_url(private_redis.url)
 
@@ -570,11 +290,11 @@ async def test_two_hypercorn_workers_both_consume_and_deliver_each_event_once(
         counts: Any = await redis.pubsub_numsub(PATTERNS)
         return bool(counts[0][1] == 2)
 
-    token = await _new_token(database_url)
+    token = await new_api_token(database_url, "ops")
     symbol = unique_symbol()
     client = Recorder()
     try:
-        await _wait_until(both_workers_subscribed, 20, "both workers consume the channel")
+        await wait_until(both_workers_subscribed, 20, "both workers consume the channel")
         await client.connect(node.url, auth={"token": token})
         await client.call("subscribe_patterns", {"symbol": symbol})
         total = 200
@@ -598,87 +318,6 @@ async def test_two_hypercorn_workers_both_consume_and_deliver_each_event_once(
 
 
 # --------------------------------------------------------------------------- Redis Sentinel
-
-
-@dataclass
-class SentinelSetup:
-    master: RedisServer
-    replica: RedisServer
-    sentinel_port: int
-    sentinel: asyncio.subprocess.Process | None = None
-
-    @property
-    def sentinels(self) -> list[str]:
-        return [f"127.0.0.1:{self.sentinel_port}"]
-
-
-async def _redis_process(*args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        RedisServer.executable(),
-        *args,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-
-
-@pytest.fixture(name="sentinel_setup")
-async def _sentinel_setup(tmp_path: Path) -> AsyncIterator[SentinelSetup]:
-    """A master, its replica and one sentinel (quorum 1), each on a free loopback port."""
-    master = RedisServer(free_port())
-    replica = RedisServer(free_port())
-    setup = SentinelSetup(master, replica, free_port())
-    replica_client = aioredis.Redis.from_url(replica.url, decode_responses=True)
-    sentinel_client = aioredis.Redis(port=setup.sentinel_port, decode_responses=True)
-    try:
-        await master.start()
-        replica.process = await _redis_process(
-            "--port", str(replica.port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-            "no", "--replicaof", "127.0.0.1", str(master.port),
-        )  # fmt: skip
-
-        async def replica_in_sync() -> bool:
-            with contextlib.suppress(aioredis.ConnectionError, OSError):
-                info = await replica_client.info("replication")
-                return bool(info.get("master_link_status") == "up")
-            return False
-
-        await _wait_until(replica_in_sync, 15, "replica in sync")
-        config = tmp_path / "sentinel.conf"
-        config.write_text(
-            f"port {setup.sentinel_port}\nbind 127.0.0.1\ndaemonize no\n"
-            f"dir {tmp_path}\n"
-            f"sentinel monitor mymaster 127.0.0.1 {master.port} 1\n"
-            "sentinel down-after-milliseconds mymaster 1000\n"
-            "sentinel failover-timeout mymaster 3000\n"
-            "sentinel parallel-syncs mymaster 1\n"
-        )
-        sentinel_binary = shutil.which("redis-sentinel")
-        if sentinel_binary:
-            setup.sentinel = await asyncio.create_subprocess_exec(
-                sentinel_binary,
-                str(config),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-        else:  # the same binary in sentinel mode
-            setup.sentinel = await _redis_process(str(config), "--sentinel")
-
-        async def sentinel_knows_replica() -> bool:
-            with contextlib.suppress(aioredis.ConnectionError, OSError):
-                replicas: Any = await sentinel_client.sentinel_slaves("mymaster")
-                return any(int(entry["port"]) == replica.port for entry in replicas)
-            return False
-
-        await _wait_until(sentinel_knows_replica, 20, "sentinel discovers the replica")
-        yield setup
-    finally:
-        await replica_client.aclose()
-        await sentinel_client.aclose()
-        if setup.sentinel is not None and setup.sentinel.returncode is None:
-            setup.sentinel.kill()
-            await setup.sentinel.wait()
-        await replica.stop()
-        await master.stop()
 
 
 async def test_sentinel_failover_is_followed_and_events_flow_again(
@@ -717,7 +356,7 @@ async def test_sentinel_failover_is_followed_and_events_flow_again(
         async def replicated() -> bool:
             return bool(await replica.xlen(history_key) == before)
 
-        await _wait_until(replicated, 5, "history replicated to the replica")
+        await wait_until(replicated, 5, "history replicated to the replica")
 
         producer.start()
         await asyncio.sleep(0.3)
@@ -732,7 +371,7 @@ async def test_sentinel_failover_is_followed_and_events_flow_again(
         async def flowing_again() -> bool:
             return len(delivered_after_kill()) >= 10
 
-        failover = await _wait_until(flowing_again, 20, "events flow after the failover")
+        failover = await wait_until(flowing_again, 20, "events flow after the failover")
         await producer.stop()
         received_names = {p["pattern"] for p in client.patterns()}
         ingested = [name for name, receivers, _ in producer.published if receivers > 0]
@@ -741,14 +380,16 @@ async def test_sentinel_failover_is_followed_and_events_flow_again(
             received = {p["pattern"] for p in client.patterns()}
             return received >= set(ingested)
 
-        await _wait_until(all_ingested_delivered, 5, "every ingested event delivered")
+        await wait_until(all_ingested_delivered, 5, "every ingested event delivered")
 
         async def healthy() -> bool:
-            _, body = await _get(http, served.url + "/health")
+            _, body = await get_json(http, served.url + "/health")
             return bool(body["status"] == "healthy")
 
-        await _wait_until(healthy, 10, "/health healthy on the new master")
-        status, body = await _get(http, served.url + f"/api/streaming/history/{symbol}?limit=1000")
+        await wait_until(healthy, 10, "/health healthy on the new master")
+        status, body = await get_json(
+            http, served.url + f"/api/streaming/history/{symbol}?limit=1000"
+        )
         assert status == 200
         history = [item["data"]["pattern"] for item in body["data"]]
         manager_redis = aioredis.Redis(port=setup.replica.port)
@@ -759,7 +400,7 @@ async def test_sentinel_failover_is_followed_and_events_flow_again(
                 return bool(counts[0][1] >= 1)
 
             # python-socketio's manager retries with its own backoff (1, 2, 4 s...).
-            await _wait_until(manager_listening, 20, "Socket.IO manager on the new master")
+            await wait_until(manager_listening, 20, "Socket.IO manager on the new master")
         finally:
             await manager_redis.aclose()
     finally:
@@ -833,7 +474,7 @@ async def test_huge_and_malformed_ingest_messages_are_rejected_counted_and_bound
         elapsed = time.monotonic() - started
         await client.settle(0.3)
         async with aiohttp.ClientSession() as http:
-            status, body = await _get(
+            status, body = await get_json(
                 http,
                 served.url + "/api/streaming/status",
                 {"Authorization": f"Bearer {token}"},

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import ServedApp
+from tests.support.served import ServedApp
 
 MAX_EXAMPLES = 30
 
@@ -108,6 +108,7 @@ async def _document(served: ServedApp, headers: dict[str, str]) -> dict[str, Any
         return document
 
 
+@pytest.mark.fuzz
 @pytest.mark.timeout(180)
 async def test_schemathesis_finds_no_server_error(
     served: ServedApp, auth_headers: dict[str, str], admin_headers: dict[str, str]

@@ -14,14 +14,10 @@ import aiohttp
 import psutil
 import pytest
 
-from tests.conftest import free_port
-from tests.realtime.helpers import Recorder
+from tests.support.env import free_port, tickstock_env
+from tests.support.realtime import Recorder
 
 pytestmark = pytest.mark.slow
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("TICKSTOCK_")}
 
 
 def _processes_under(folder: Path) -> list[psutil.Process]:
@@ -44,7 +40,7 @@ async def test_serve_brings_up_the_local_stack_and_live_events(tmp_path: Path) -
         server = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", "tickstock", "serve", "--bind", f"127.0.0.1:{port}"],
             cwd=tmp_path,
-            env={**_clean_env(), "TICKSTOCK_DEMO_PRODUCER_RATE": "20"},
+            env=tickstock_env(demo_producer_rate="20"),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -99,11 +95,10 @@ def test_configured_but_unreachable_database_is_a_clear_error(tmp_path: Path) ->
     result = subprocess.run(
         [sys.executable, "-m", "tickstock", "serve", "--bind", f"127.0.0.1:{free_port()}"],
         cwd=tmp_path,
-        env={
-            **_clean_env(),
-            "TICKSTOCK_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{dead}/x",
-            "TICKSTOCK_REDIS_URL": "redis://127.0.0.1:6379/0",
-        },
+        env=tickstock_env(
+            database_url=f"postgresql://postgres@127.0.0.1:{dead}/x",
+            redis_url="redis://127.0.0.1:6379/0",
+        ),
         capture_output=True,
         text=True,
         timeout=60,

@@ -9,20 +9,19 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.auth_fixtures import MakeToken, MakeUser, UserLogin, fresh_rate_limit, unique_username
+from tests.support.auth import (
+    MakeToken,
+    MakeUser,
+    UserLogin,
+    fresh_rate_limit,
+    login_status,
+    unique_username,
+)
 
 
 @pytest.fixture(name="settings_overrides")
 def _settings_overrides(settings_overrides: dict[str, Any]) -> dict[str, Any]:
     return fresh_rate_limit(settings_overrides)
-
-
-async def _login(client: Any, username: str, password: str) -> int:
-    response = await client.post(
-        "/api/auth/login", json={"username": username, "password": password}
-    )
-    status: int = response.status_code
-    return status
 
 
 async def test_admin_routes_need_admin(
@@ -53,7 +52,7 @@ async def test_create_user_then_login(client: Any, admin_headers: dict[str, str]
     assert body["status"] == "success"
     assert body["data"]["username"] == name and body["data"]["role"] == "user"
     assert "password" not in str(body) and "hash" not in str(body)
-    assert await _login(client, name.lower(), "a fine password") == 200
+    assert await login_status(client, name.lower(), "a fine password") == 200
 
     duplicate = await client.post(
         "/api/admin/users",
@@ -144,11 +143,11 @@ async def test_deactivation_revokes_sessions(
     )
     assert response.status_code == 200
     assert (await client.get("/api/auth/me", headers=headers)).status_code == 401
-    assert await _login(client, user.username, user.password) == 401
+    assert await login_status(client, user.username, user.password) == 401
     # Re-activation does not bring the old token back, but the password works again.
     await client.patch(f"/api/admin/users/{user.id}", json={"active": True}, headers=admin_headers)
     assert (await client.get("/api/auth/me", headers=headers)).status_code == 401
-    assert await _login(client, user.username, user.password) == 200
+    assert await login_status(client, user.username, user.password) == 200
 
 
 async def test_password_change_revokes_sessions(
@@ -163,8 +162,8 @@ async def test_password_change_revokes_sessions(
     assert response.status_code == 200
     assert (await response.get_json())["meta"]["sessions_revoked"] is True
     assert (await client.get("/api/auth/me", headers=headers)).status_code == 401
-    assert await _login(client, user.username, user.password) == 401
-    assert await _login(client, user.username, "a brand new password") == 200
+    assert await login_status(client, user.username, user.password) == 401
+    assert await login_status(client, user.username, "a brand new password") == 200
 
 
 @pytest.fixture(name="sole_admin")

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 
-from tests.auth_fixtures import UserLogin
-
-
-@pytest.fixture(name="conn")
-async def _conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
+from tests.support.auth import UserLogin
 
 
 async def test_admin_only(

@@ -9,11 +9,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-import socketio
 from quart import Quart
 
-from tests.auth_fixtures import MakeToken, MakeUser, UserLogin, fresh_rate_limit
-from tests.conftest import free_port
+from tests.support.auth import MakeToken, MakeUser, UserLogin, fresh_rate_limit, post_login
+from tests.support.env import free_port
+from tests.support.realtime import connect_socket
 from tickstock.app import create_app
 from tickstock.auth import login_required
 
@@ -23,22 +23,27 @@ def _settings_overrides(settings_overrides: dict[str, Any]) -> dict[str, Any]:
     return fresh_rate_limit(settings_overrides)
 
 
-async def _login(client: Any, username: str, password: str, **extra: Any) -> Any:
-    return await client.post(
-        "/api/auth/login", json={"username": username, "password": password, **extra}
-    )
-
-
 def _cookie_name(app: Quart) -> str:
     name: str = app.config["SETTINGS"].cookie_name
     return name
+
+
+async def _login_served(http: aiohttp.ClientSession, served: Any, user: UserLogin) -> str:
+    """Log ``http`` in through the login endpoint of a served app; returns its Cookie header."""
+    async with http.post(
+        f"{served.url}/api/auth/login",
+        json={"username": user.username, "password": user.password},
+    ) as response:
+        assert response.status == 200
+    name = _cookie_name(served.app)
+    return f"{name}={ {c.key: c.value for c in http.cookie_jar}[name] }"
 
 
 # --------------------------------------------------------------------------- login, me, logout
 
 
 async def test_login_me_logout_with_cookie(app: Quart, client: Any, user: UserLogin) -> None:
-    response = await _login(client, user.username.upper(), user.password)
+    response = await post_login(client, user.username.upper(), user.password)
     assert response.status_code == 200
     body = await response.get_json()
     assert body["status"] == "success"
@@ -88,13 +93,7 @@ async def test_secure_cookie_outside_development(
 async def test_copied_cookie_stops_working_after_logout(served: Any, user: UserLogin) -> None:
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(cookie_jar=jar) as http:
-        async with http.post(
-            f"{served.url}/api/auth/login",
-            json={"username": user.username, "password": user.password},
-        ) as response:
-            assert response.status == 200
-        cookie = {c.key: c.value for c in jar}[_cookie_name(served.app)]
-        headers = {"Cookie": f"{_cookie_name(served.app)}={cookie}"}
+        headers = {"Cookie": await _login_served(http, served, user)}
         async with aiohttp.ClientSession() as copy:
             async with copy.get(f"{served.url}/api/auth/me", headers=headers) as response:
                 assert response.status == 200
@@ -230,25 +229,11 @@ async def test_token_body_is_validated(client: Any, auth_headers: dict[str, str]
 # --------------------------------------------------------------------------- revocation + sockets
 
 
-async def _socket(url: str, **connect: Any) -> tuple[socketio.AsyncClient, asyncio.Event]:
-    sio = socketio.AsyncClient(reconnection=False)
-    gone = asyncio.Event()
-    sio.on("disconnect", lambda *args: gone.set())
-    await sio.connect(url, transports=["websocket"], wait_timeout=5, **connect)
-    return sio, gone
-
-
 async def test_logout_disconnects_the_sessions_socket(served: Any, user: UserLogin) -> None:
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(cookie_jar=jar) as http:
-        async with http.post(
-            f"{served.url}/api/auth/login",
-            json={"username": user.username, "password": user.password},
-        ) as response:
-            assert response.status == 200
-        name = _cookie_name(served.app)
-        cookie = {c.key: c.value for c in jar}[name]
-        sio, gone = await _socket(served.url, headers={"Cookie": f"{name}={cookie}"})
+        cookie = await _login_served(http, served, user)
+        sio, gone = await connect_socket(served.url, headers={"Cookie": cookie})
         revoked: list[Any] = []
         sio.on("session_revoked", revoked.append)
         try:
@@ -262,7 +247,7 @@ async def test_logout_disconnects_the_sessions_socket(served: Any, user: UserLog
             assert time.monotonic() - started < 1.0
             assert revoked == [{"reason": "revoked"}]
             async with http.get(
-                f"{served.url}/api/auth/me", headers={"Cookie": f"{name}={cookie}"}
+                f"{served.url}/api/auth/me", headers={"Cookie": cookie}
             ) as response:
                 assert response.status == 401
         finally:
@@ -273,8 +258,8 @@ async def test_token_deletion_disconnects_its_socket_only(
     served: Any, user: UserLogin, make_token: MakeToken
 ) -> None:
     doomed, kept = await make_token(user, name="doomed"), await make_token(user, name="kept")
-    sio_doomed, gone_doomed = await _socket(served.url, auth={"token": doomed})
-    sio_kept, gone_kept = await _socket(served.url, auth={"token": kept})
+    sio_doomed, gone_doomed = await connect_socket(served.url, auth={"token": doomed})
+    sio_kept, gone_kept = await connect_socket(served.url, auth={"token": kept})
     try:
         async with aiohttp.ClientSession() as http:
             headers = {"Authorization": f"Bearer {kept}"}
@@ -306,14 +291,14 @@ async def test_repeated_failures_lock_the_account_without_revealing_it(
         client = app.test_client()
         answers = []
         for _ in range(6):
-            response = await _login(client, account.username, "wrong password")
+            response = await post_login(client, account.username, "wrong password")
             answers.append((response.status_code, await response.get_json()))
-        locked = await _login(client, account.username, account.password)
+        locked = await post_login(client, account.username, account.password)
         answers.append((locked.status_code, await locked.get_json()))
 
         unknown = []
         for _ in range(7):
-            response = await _login(client, f"nobody-{uuid.uuid4().hex[:8]}", "wrong password")
+            response = await post_login(client, f"nobody-{uuid.uuid4().hex[:8]}", "wrong password")
             unknown.append((response.status_code, await response.get_json()))
 
         # Identical answers: wrong password, locked with the right password, unknown user.
@@ -323,7 +308,7 @@ async def test_repeated_failures_lock_the_account_without_revealing_it(
         assert "Set-Cookie" not in locked.headers
 
         await asyncio.sleep(3.2)
-        unlocked = await _login(client, account.username, account.password)
+        unlocked = await post_login(client, account.username, account.password)
         assert unlocked.status_code == 200
 
 
@@ -336,7 +321,7 @@ async def test_unknown_user_costs_as_much_as_a_wrong_password(
         # CPU time of this process (argon2 runs in its threads), not wall time: a busy machine
         # cannot make one path look cheaper than the other.
         started = time.process_time()
-        response = await _login(client, username, "not the password")
+        response = await post_login(client, username, "not the password")
         assert response.status_code == 401
         return time.process_time() - started
 
@@ -349,7 +334,7 @@ async def test_unknown_user_costs_as_much_as_a_wrong_password(
 
 async def test_inactive_user_cannot_log_in(client: Any, make_user: MakeUser) -> None:
     account = await make_user(active=False)
-    response = await _login(client, account.username, account.password)
+    response = await post_login(client, account.username, account.password)
     assert response.status_code == 401
     assert (await response.get_json())["code"] == "invalid_credentials"
 
@@ -368,15 +353,15 @@ async def test_login_rate_limited_per_address(
     app = create_app(overrides)
     async with app.test_app():
         client = app.test_client()
-        codes = [(await _login(client, "someone", "pw")).status_code for _ in range(4)]
-        limited = await _login(client, "someone", "pw")
+        codes = [(await post_login(client, "someone", "pw")).status_code for _ in range(4)]
+        limited = await post_login(client, "someone", "pw")
     assert codes[:3] == [401, 401, 401]
     assert codes[3] == 429 and limited.status_code == 429
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
     assert (await limited.get_json())["code"] == "too_many_requests"
 
 
-@pytest.mark.parametrize("redis_up", [True, False])
+@pytest.mark.parametrize("redis_up", [True, pytest.param(False, marks=pytest.mark.fault)])
 async def test_rate_limit_has_no_burst_at_the_minute_boundary(
     settings_overrides: dict[str, Any], monkeypatch: pytest.MonkeyPatch, redis_up: bool
 ) -> None:
@@ -389,16 +374,17 @@ async def test_rate_limit_has_no_burst_at_the_minute_boundary(
     monkeypatch.setattr("tickstock.auth.ratelimit._now", lambda: clock[0])
     async with app.test_app():
         client = app.test_client()
-        before = [(await _login(client, "someone", "pw")).status_code for _ in range(3)]
+        before = [(await post_login(client, "someone", "pw")).status_code for _ in range(3)]
         clock[0] = minute + 60.5  # a new minute: a fixed window would allow 3 more at once
-        after = (await _login(client, "someone", "pw")).status_code
+        after = (await post_login(client, "someone", "pw")).status_code
         clock[0] = minute + 60 + 45  # most of the old minute has slid out of the window
-        later = (await _login(client, "someone", "pw")).status_code
+        later = (await post_login(client, "someone", "pw")).status_code
     assert before == [401, 401, 401]
     assert after == 429
     assert later == 401
 
 
+@pytest.mark.fault
 async def test_rate_limit_falls_back_to_process_when_redis_is_down(
     settings_overrides: dict[str, Any], user: UserLogin
 ) -> None:
@@ -406,9 +392,9 @@ async def test_rate_limit_falls_back_to_process_when_redis_is_down(
     app = create_app({**settings_overrides, "redis_url": dead_redis, "login_rate_per_minute": 2})
     async with app.test_app():
         client = app.test_client()
-        first = await _login(client, user.username, user.password)
-        second = await _login(client, user.username, "wrong")
-        third = await _login(client, user.username, user.password)
+        first = await post_login(client, user.username, user.password)
+        second = await post_login(client, user.username, "wrong")
+        third = await post_login(client, user.username, user.password)
     assert first.status_code == 200  # logins keep working without Redis
     assert second.status_code == 401
     assert third.status_code == 429

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
+from tests.support.env import free_port
 from tickstock.app import create_app
 
 
@@ -23,6 +23,7 @@ async def test_health_reports_components(client: Any) -> None:
         assert body["components"][name]["latency_ms"] >= 0
 
 
+@pytest.mark.fault
 async def test_health_is_unhealthy_fast_when_database_unreachable(
     settings_overrides: dict[str, Any],
 ) -> None:
@@ -40,6 +41,7 @@ async def test_health_is_unhealthy_fast_when_database_unreachable(
     assert elapsed < 2
 
 
+@pytest.mark.fault
 async def test_health_is_degraded_when_redis_unreachable(
     settings_overrides: dict[str, Any],
 ) -> None:
@@ -52,6 +54,7 @@ async def test_health_is_degraded_when_redis_unreachable(
     assert body["components"]["redis"]["status"] == "down"
 
 
+@pytest.mark.fault
 async def test_read_replica_down_degrades(settings_overrides: dict[str, Any]) -> None:
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/replica"
     app = create_app({**settings_overrides, "database_read_url": dead})

@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import orjson
-import pytest
-
-
-@pytest.fixture(name="conn")
-async def _conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def _latest(conn: asyncpg.Connection, source: str, symbol: str) -> dict[str, Any]:

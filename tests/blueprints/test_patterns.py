@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -23,15 +22,6 @@ WINDOWS = {
     "combo": dt.timedelta(days=30),
     "daily_intraday": dt.timedelta(hours=72),
 }
-
-
-@pytest.fixture(name="conn")
-async def _conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 def _union(where: str, tiers: tuple[str, ...] = TABLE_TIERS) -> str:

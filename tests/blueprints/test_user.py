@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.auth_fixtures import MakeToken, MakeUser
+from tests.support.auth import MakeToken, MakeUser
 
 
 async def _headers(make_user: MakeUser, make_token: MakeToken) -> dict[str, str]:

@@ -27,9 +27,9 @@ from playwright.async_api import (
     expect,
 )
 
-from tests.auth_fixtures import MakeUser, UserLogin, fresh_rate_limit, new_cookie_session
-from tests.conftest import ServedApp
-from tests.realtime.helpers import Publisher, pattern
+from tests.support.auth import MakeUser, UserLogin, fresh_rate_limit, new_cookie_session
+from tests.support.realtime import Publisher, pattern
+from tests.support.served import ServedApp
 
 pytestmark = pytest.mark.browser
 

@@ -55,15 +55,6 @@ async def _database_url() -> AsyncIterator[str]:
         await admin.close()
 
 
-@pytest.fixture(name="conn")
-async def _conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
 def all_keys() -> list[str]:
     return [m.key for set_name in MIGRATION_SETS for m in available_migrations(set_name)]
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import pytest
 
-from tests.realtime.helpers import Publisher, Recorder
-from tickstock.auth import create_session, ensure_user
+from tests.support.auth import new_api_token
+from tests.support.realtime import Publisher, Recorder
 
 
 @pytest.fixture(name="publisher")
@@ -23,16 +21,7 @@ async def _publisher(redis_url: str) -> AsyncIterator[Publisher]:
 @pytest.fixture(name="socket_auth", scope="session")
 async def _socket_auth(database_url: str) -> dict[str, Any]:
     """Socket.IO credentials: an API token of a dedicated test user."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        user = await ensure_user(
-            conn, f"realtime-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
-        )
-        _session_id, token, _expires = await create_session(conn, user.id, "token", lifetime=None)
-    finally:
-        await conn.close()
-    assert token is not None
-    return {"token": token}
+    return {"token": await new_api_token(database_url, "realtime")}
 
 
 @pytest.fixture(name="connect")

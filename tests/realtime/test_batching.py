@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import socketio
 
-from tests.realtime.helpers import Publisher, Recorder, pattern, unique_symbol
+from tests.support.realtime import Publisher, Recorder, pattern, unique_symbol
 from tickstock.realtime.history import parse_offset
 
 Connect = Callable[..., Awaitable[Recorder]]

@@ -34,6 +34,7 @@ def test_latency_percentiles() -> None:
     assert summary["max_ms"] == 1000
 
 
+@pytest.mark.ops
 @pytest.mark.parametrize("batch_ms", [0, 20])
 async def test_tiny_fanout_run_accounts_every_delivery(
     served: Any, socket_auth: dict[str, Any], redis_url: str, batch_ms: int
@@ -67,6 +68,7 @@ async def test_tiny_fanout_run_accounts_every_delivery(
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
 
 
+@pytest.mark.ops
 async def test_reference_server_runs_the_same_benchmark(redis_url: str, monkeypatch: Any) -> None:
     # The bare python-socketio relay docs/PERFORMANCE.md compares tickstock with: the benchmark
     # runs against it unchanged and accounts for every delivery.
@@ -77,7 +79,7 @@ async def test_reference_server_runs_the_same_benchmark(redis_url: str, monkeypa
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
-    from tests.conftest import free_port
+    from tests.support.env import free_port
     from tickstock.bench import reference
 
     monkeypatch.setenv("TICKSTOCK_REDIS_URL", redis_url)

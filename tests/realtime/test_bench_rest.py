@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
+
 from tickstock.bench.rest import format_rest_report, run_rest_bench
 
 
+@pytest.mark.ops
 async def test_tiny_rest_run_counts_requests_and_errors(
     served: Any, socket_auth: dict[str, Any]
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -16,27 +15,15 @@ import psutil
 import pytest
 import socketio
 
-from tests.conftest import free_port
-from tickstock.cli import _drain_workers
+from tests.support.env import free_port, session_env
+from tickstock.cli.serve import _drain_workers
 
-pytestmark = pytest.mark.fault
+pytestmark = [pytest.mark.fault, pytest.mark.ops]
 
 
 async def _health(url: str) -> tuple[int, dict[str, Any]]:
     async with aiohttp.ClientSession() as http, http.get(f"{url}/health") as response:
         return response.status, await response.json()
-
-
-def _serve_env(settings_overrides: dict[str, Any]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKSTOCK_")}
-    env.update(
-        TICKSTOCK_DATABASE_URL=settings_overrides["database_url"],
-        TICKSTOCK_REDIS_URL=settings_overrides["redis_url"],
-        TICKSTOCK_KEY_PREFIX=settings_overrides["key_prefix"],
-        TICKSTOCK_SECRET_KEY=settings_overrides["secret_key"],
-        TICKSTOCK_ENV="test",
-    )
-    return env
 
 
 async def _wait_healthy(url: str, serve: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -60,7 +47,7 @@ async def test_killed_serve_leaves_no_server_behind(
         serve = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", "tickstock", "serve", "--bind", f"127.0.0.1:{port}"],
             cwd=tmp_path,
-            env=_serve_env(settings_overrides),
+            env=session_env(settings_overrides, secret_key=settings_overrides["secret_key"]),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -83,7 +70,7 @@ async def test_sigterm_drains_sockets_then_stops_quickly(
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = _serve_env(settings_overrides)
+    env = session_env(settings_overrides, secret_key=settings_overrides["secret_key"])
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         serve = subprocess.Popen(  # noqa: ASYNC220

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 
-from tests.conftest import free_port
-from tests.realtime.helpers import Publisher, RedisServer, pattern, unique_symbol
+from tests.support.realtime import Publisher, RedisServer, pattern, unique_symbol
 
 pytestmark = pytest.mark.fault
-
-
-@pytest.fixture(name="private_redis")
-async def _private_redis() -> AsyncIterator[RedisServer]:
-    server = RedisServer(free_port())
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def _health(url: str) -> dict[str, Any]:

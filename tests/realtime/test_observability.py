@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.realtime.helpers import Publisher, pattern, unique_symbol
+from tests.support.realtime import Publisher, pattern, unique_symbol
 from tickstock.config import load_settings
 from tickstock.logconfig import JSONFormatter
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.realtime.helpers import Publisher, Recorder, pattern, unique_symbol
+from tests.support.realtime import Publisher, Recorder, pattern, unique_symbol
 
 PATTERN_CHANNELS = (
     "tickstock.events.patterns",

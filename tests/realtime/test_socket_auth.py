@@ -10,16 +10,9 @@ import asyncpg
 import pytest
 import socketio
 
-from tests.auth_fixtures import MakeToken, UserLogin, new_cookie_session
+from tests.support.auth import MakeToken, UserLogin, new_cookie_session
+from tests.support.realtime import connect_socket
 from tickstock.realtime.auth import SocketIdentity, authenticate_socket
-
-
-async def _connect(url: str, **kwargs: Any) -> tuple[socketio.AsyncClient, asyncio.Event]:
-    sio = socketio.AsyncClient(reconnection=False)
-    gone = asyncio.Event()
-    sio.on("disconnect", lambda *args: gone.set())
-    await sio.connect(url, transports=["websocket"], wait_timeout=5, **kwargs)
-    return sio, gone
 
 
 async def _refused(url: str, **kwargs: Any) -> None:
@@ -35,7 +28,7 @@ async def test_token_socket_joins_its_rooms_and_saves_who_it_is(
     served: Any, user: UserLogin, socket_token: Any
 ) -> None:
     token = await socket_token(user)
-    sio, _ = await _connect(served.url, auth={"token": token})
+    sio, _ = await connect_socket(served.url, auth={"token": token})
     try:
         server = served.app.extensions["tickstock.sio"].sio
         sid = sio.get_sid()
@@ -58,7 +51,7 @@ async def test_cookie_socket_is_accepted(
 ) -> None:
     _, cookie, _ = await new_cookie_session(auth_pool, served.app, user)
     name = served.app.config["SETTINGS"].cookie_name
-    sio, _ = await _connect(served.url, headers={"Cookie": f"other=1; {name}={cookie}"})
+    sio, _ = await connect_socket(served.url, headers={"Cookie": f"other=1; {name}={cookie}"})
     assert sio.connected
     await sio.disconnect()
 
@@ -136,7 +129,7 @@ async def test_logout_on_one_node_disconnects_socket_on_another(
     node_a, node_b = await serve_app(), await serve_app()
     token = await make_token(user)
     session_id = token.split(".")[0]
-    sio, gone = await _connect(node_b.url, auth={"token": token})
+    sio, gone = await connect_socket(node_b.url, auth={"token": token})
     try:
         async with (
             aiohttp.ClientSession() as http,
@@ -163,8 +156,8 @@ async def test_admin_deactivation_disconnects_all_the_users_sockets(
     target = await make_user()
     _, cookie, _ = await new_cookie_session(auth_pool, served.app, target)
     name = served.app.config["SETTINGS"].cookie_name
-    first, gone_first = await _connect(served.url, auth={"token": await make_token(target)})
-    second, gone_second = await _connect(served.url, headers={"Cookie": f"{name}={cookie}"})
+    first, gone_first = await connect_socket(served.url, auth={"token": await make_token(target)})
+    second, gone_second = await connect_socket(served.url, headers={"Cookie": f"{name}={cookie}"})
     try:
         async with (
             aiohttp.ClientSession() as http,

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from tests.realtime.helpers import pattern, unique_symbol
+from tests.support.realtime import pattern, unique_symbol
 from tickstock.realtime.wire import decode_event
 
 

@@ -13,8 +13,8 @@ from tickstock.auth import login_required
 from tickstock.extensions.redis import get_redis_ext
 from tickstock.pagination import success
 from tickstock.realtime.history import parse_offset
-from tickstock.realtime.wire import decode_event
 from tickstock.realtime.hub import get_hub
+from tickstock.realtime.wire import decode_event
 from tickstock.validation import QueryModel, parse_symbol
 
 blueprint = Blueprint("streaming", __name__, url_prefix="/api/streaming")

@@ -1,4 +1,4 @@
-"""Schema migrations and demo data for tickstock's PostgreSQL database."""
+"""Schema migrations for tickstock's PostgreSQL database (demo data lives in ``tickstock.dev``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from tickstock.db.migrate import (
     available_migrations,
     migrate,
 )
-from tickstock.db.seed import seed, table_counts
 
 __all__ = [
     "MIGRATION_SETS",
@@ -17,6 +16,4 @@ __all__ = [
     "MigrationError",
     "available_migrations",
     "migrate",
-    "seed",
-    "table_counts",
 ]

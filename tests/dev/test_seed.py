@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from tickstock.db.migrate import migrate
-from tickstock.db.seed import SEED_TABLES, demo_symbols, seed, table_counts
+from tickstock.dev.seed import SEED_TABLES, demo_symbols, seed, table_counts
 
 ADMIN_DSN = os.environ.get(
     "TICKSTOCK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

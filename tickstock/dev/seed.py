@@ -30,7 +30,7 @@ from decimal import Decimal
 import asyncpg
 import orjson
 
-from tickstock.db.seed_data import (
+from tickstock.dev.seed_data import (
     COMPANY_SUFFIXES,
     KNOWN_SYMBOLS,
     NAME_ROOTS,

@@ -1,15 +1,19 @@
-"""Helpers for realtime tests: a recording Socket.IO client and a Redis publisher."""
+"""Helpers for realtime tests: a recording Socket.IO client, Redis publishers, a private Redis."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 import socketio
+
+PATTERNS = "tickstock.events.patterns"  # the producer's pattern channel
 
 
 def unique_symbol() -> str:
@@ -67,6 +71,15 @@ class Recorder:
         await self.client.shutdown()
 
 
+async def connect_socket(url: str, **connect: Any) -> tuple[socketio.AsyncClient, asyncio.Event]:
+    """A bare Socket.IO client over websocket and an event set when the server drops it."""
+    sio = socketio.AsyncClient(reconnection=False)
+    gone = asyncio.Event()
+    sio.on("disconnect", lambda *args: gone.set())
+    await sio.connect(url, transports=["websocket"], wait_timeout=5, **connect)
+    return sio, gone
+
+
 class Publisher:
     """Publishes producer messages on Redis, as the producer would."""
 
@@ -109,7 +122,7 @@ class RedisServer:
         found = shutil.which("redis-server")
         if found:
             return found
-        from tickstock.localstack import _find_redis_server
+        from tickstock.dev.localstack import _find_redis_server
 
         return str(_find_redis_server())
 
@@ -146,3 +159,50 @@ class RedisServer:
             self.process.kill()
             await self.process.wait()
         self.process = None
+
+
+class Producer:
+    """Publishes numbered detections of one symbol at a steady rate, in the background."""
+
+    def __init__(
+        self,
+        publish: Callable[[str, bytes], Awaitable[int]],
+        symbol: str,
+        prefix: str,
+        rate: float = 50.0,
+    ) -> None:
+        self.publish = publish
+        self.symbol = symbol
+        self.prefix = prefix
+        self.interval = 1 / rate
+        self.published: list[tuple[str, int, float]] = []  # (pattern, receivers, time)
+        self.failures = 0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._base = time.time() - 3600
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            index = len(self.published)
+            name = f"{self.prefix}{index:05d}"
+            message = pattern(self.symbol, name, timestamp=self._base + index)
+            try:
+                receivers = await self.publish(PATTERNS, orjson.dumps(message))
+            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError):
+                self.failures += 1  # the producer's Redis is failing over too: try again
+                await asyncio.sleep(0.05)
+                continue
+            self.published.append((name, receivers, time.monotonic()))
+            await asyncio.sleep(self.interval)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.published]

@@ -295,7 +295,7 @@ class LocalStack:
         self.pg_log = self.data_dir / "postgres.log"
         self.redis_log = self.data_dir / "redis.log"
         self._lock_path = self.data_dir / ".localstack.lock"
-        self._log = log or logging.getLogger("tickstock.localstack")
+        self._log = log or logging.getLogger(__name__)
         self._redis_persist = redis_persist
         self._mutex = threading.RLock()
         self._lock_fd: int | None = None

@@ -11,6 +11,10 @@
 - ``socket_token(user)`` -> a token for ``socketio.AsyncClient().connect(url,
   auth={"token": t}, transports=["websocket"])``.
 
+Helpers: ``post_login(client, username, password)`` posts to ``/api/auth/login`` with a Quart
+test client (``login_status`` gives just its status code); ``new_api_token(dsn)`` makes a fresh
+account and an API token in any database, also one a test started itself.
+
 Sessions and tokens are created directly in the database (exactly what a login records), so
 fixtures never spend the per-address login rate limit that the login tests exercise.
 """
@@ -34,6 +38,7 @@ from tickstock.auth import (
     User,
     create_session,
     csrf_token,
+    ensure_user,
     get_auth,
     hash_password,
 )
@@ -88,6 +93,31 @@ def fresh_rate_limit(settings_overrides: dict[str, Any]) -> dict[str, Any]:
 
 def unique_username(prefix: str = "u") -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+async def post_login(client: Any, username: str, password: str, **extra: Any) -> Any:
+    """``POST /api/auth/login`` through a Quart test client; returns the response."""
+    return await client.post(
+        "/api/auth/login", json={"username": username, "password": password, **extra}
+    )
+
+
+async def login_status(client: Any, username: str, password: str) -> int:
+    """The status code of a login through a Quart test client."""
+    status: int = (await post_login(client, username, password)).status_code
+    return status
+
+
+async def new_api_token(dsn: str, prefix: str = "t") -> str:
+    """An API token of a fresh account in the database at ``dsn``."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        user = await ensure_user(conn, f"{prefix}-{uuid.uuid4().hex[:10]}", uuid.uuid4().hex)
+        _, token, _ = await create_session(conn, user.id, "token", lifetime=None)
+    finally:
+        await conn.close()
+    assert token is not None
+    return token
 
 
 def _user_id(user: UserLogin | User) -> int:

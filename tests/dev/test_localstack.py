@@ -15,7 +15,7 @@ import psutil
 import pytest
 import redis.asyncio as aioredis
 
-from tickstock.localstack import LocalStack, LocalStackError, LocalStackURLs
+from tickstock.dev.localstack import LocalStack, LocalStackError, LocalStackURLs
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +108,7 @@ async def test_start_stop_restart_keeps_data(tmp_path: Path) -> None:
 _CHILD = """
 import sys, threading, time
 from pathlib import Path
-from tickstock.localstack import LocalStack
+from tickstock.dev.localstack import LocalStack
 stack = LocalStack(Path(sys.argv[1]))
 if sys.argv[2] == "thread":  # no PR_SET_PDEATHSIG off the main thread: servers outlive us
     t = threading.Thread(target=stack.start)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
-from tickstock.realtime.demo_producer import (
+from tickstock.dev.demo_producer import (
     DEFAULT_SYMBOLS,
     PATTERN_SHAPES,
     DemoChannels,
@@ -210,6 +210,7 @@ async def test_high_rates_are_pipelined_and_keep_pace(redis: aioredis.Redis) -> 
     assert elapsed < 1.5
 
 
+@pytest.mark.fault
 async def test_survives_an_unreachable_redis() -> None:
     client = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     try:

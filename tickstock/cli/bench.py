@@ -1,0 +1,184 @@
+"""``tickstock bench``: load tests against a running tickstock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from tickstock.cli.common import run
+
+
+@click.group()
+def bench() -> None:
+    """Load tests against a running tickstock (SPEC §10)."""
+
+
+def _print_result(result: dict[str, Any], as_json: bool, report: str) -> None:
+    import json
+
+    click.echo(report)
+    if as_json:
+        click.echo(json.dumps(result))
+
+
+@bench.command("fanout")
+@click.option("--url", required=True, help="Base URL of the served app, e.g. http://127.0.0.1:8000")
+@click.option("--user", default="", help="Account to log in with (or use --token).")
+@click.option("--password", default="", envvar="TICKSTOCK_BENCH_PASSWORD", help="Its password.")
+@click.option(
+    "--token", default="", envvar="TICKSTOCK_BENCH_TOKEN", help="API token instead of a login."
+)
+@click.option("--clients", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--symbols-per-client", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--universe", type=click.IntRange(1), default=500, show_default=True)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=200.0,
+    show_default=True,
+    help="Events per second.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0.5),
+    default=20.0,
+    show_default=True,
+    help="Measured seconds.",
+)
+@click.option("--warmup", type=click.FloatRange(min=0), default=3.0, show_default=True)
+@click.option(
+    "--redis-url",
+    default="redis://127.0.0.1:6379/0",
+    show_default=True,
+    envvar="TICKSTOCK_REDIS_URL",
+)
+@click.option(
+    "--server-pid",
+    "server_pids",
+    type=int,
+    multiple=True,
+    help="Server process id(s) for CPU and RSS.",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(1),
+    default=2,
+    show_default=True,
+    help="Client worker processes.",
+)
+@click.option(
+    "--stalled",
+    type=click.FloatRange(0, 0.9),
+    default=0.0,
+    help="Fraction of clients that stop reading.",
+)
+@click.option(
+    "--batch-ms",
+    type=click.IntRange(0, 1000),
+    default=0,
+    show_default=True,
+    help="Clients ask for coalesced 'events' frames every N ms (0: one frame per event).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
+def bench_fanout(
+    url: str,
+    user: str,
+    password: str,
+    token: str,
+    clients: int,
+    symbols_per_client: int,
+    universe: int,
+    rate: float,
+    duration: float,
+    warmup: float,
+    redis_url: str,
+    server_pids: tuple[int, ...],
+    processes: int,
+    stalled: float,
+    batch_ms: int,
+    as_json: bool,
+) -> None:
+    """N sockets on K symbols of U; events on Redis at R/s: loss, order, latency, server cost."""
+    from tickstock.bench.fanout import (
+        FanoutConfig,
+        format_report,
+        progress_printer,
+        run_fanout_bench,
+    )
+
+    if not token and not (user and password):
+        raise click.UsageError("give --token, or --user and --password")
+    config = FanoutConfig(
+        url=url,
+        user=user,
+        password=password,
+        token=token,
+        clients=clients,
+        symbols_per_client=symbols_per_client,
+        universe=universe,
+        rate=rate,
+        duration=duration,
+        warmup=warmup,
+        redis_url=redis_url,
+        server_pids=list(server_pids),
+        processes=processes,
+        stalled_fraction=stalled,
+        batch_ms=batch_ms,
+    )
+    result = run(run_fanout_bench(config, progress_printer))
+    _print_result(result, as_json, format_report(result))
+
+
+@bench.command("rest")
+@click.option("--url", required=True, help="Base URL of the served app.")
+@click.option("--path", default="/api/patterns/AAPL", show_default=True, help="Endpoint to load.")
+@click.option("--user", default="")
+@click.option("--password", default="", envvar="TICKSTOCK_BENCH_PASSWORD")
+@click.option("--token", default="", envvar="TICKSTOCK_BENCH_TOKEN")
+@click.option("--concurrency", "-c", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--warmup", type=click.FloatRange(min=0), default=2.0, show_default=True)
+@click.option("--server-pid", type=int, default=None, help="Server worker pid for CPU per request.")
+@click.option("--duration", type=click.FloatRange(min=0.5), default=10.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
+def bench_rest(
+    url: str,
+    path: str,
+    user: str,
+    password: str,
+    token: str,
+    concurrency: int,
+    warmup: float,
+    server_pid: int | None,
+    duration: float,
+    as_json: bool,
+) -> None:
+    """C concurrent authenticated clients on one endpoint: requests/s, latency, errors."""
+    from tickstock.bench.rest import format_rest_report, run_rest_bench
+
+    if not token and not (user and password):
+        raise click.UsageError("give --token, or --user and --password")
+    headers = (
+        {"Authorization": f"Bearer {token}"} if token else run(_login_cookie(url, user, password))
+    )
+    result = run(
+        run_rest_bench(
+            url, headers, path, concurrency, duration, warmup=warmup, server_pid=server_pid
+        )
+    )
+    _print_result(result, as_json, format_rest_report(result))
+
+
+async def _login_cookie(url: str, user: str, password: str) -> dict[str, str]:
+    import aiohttp
+
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with (
+        aiohttp.ClientSession(cookie_jar=jar) as http,
+        http.post(
+            f"{url.rstrip('/')}/api/auth/login", json={"username": user, "password": password}
+        ) as response,
+    ):
+        if response.status != 200:
+            raise click.ClickException(f"login failed: HTTP {response.status}")
+    return {"Cookie": "; ".join(f"{c.key}={c.value}" for c in jar)}

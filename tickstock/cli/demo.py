@@ -1,0 +1,51 @@
+"""``tickstock demo-producer``: realistic producer messages on Redis, for development."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+
+from tickstock.cli.common import redact, run
+
+
+@click.command("demo-producer")
+@click.option(
+    "--redis-url", envvar="TICKSTOCK_REDIS_URL", required=True, help="Redis to publish on."
+)
+@click.option(
+    "--rate", type=float, default=2.0, show_default=True, help="Pattern events per second."
+)
+@click.option("--symbols", default="", help="Comma-separated symbols (default: a demo universe).")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+def demo_producer(redis_url: str, rate: float, symbols: str, duration: float | None) -> None:
+    """Publish realistic pattern, indicator, alert and health events on the producer channels."""
+    from tickstock.dev.demo_producer import DEFAULT_SYMBOLS, run_demo_producer
+
+    chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
+    if rate <= 0:
+        raise click.BadParameter("must be positive", param_hint="--rate")
+
+    async def go() -> int:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await client.ping()
+        except Exception as exc:
+            await client.aclose()
+            raise click.ClickException(f"cannot reach Redis at {redact(redis_url)}: {exc}") from exc
+        try:
+            return await run_demo_producer(
+                client, symbols=chosen, rate=rate, duration=duration, stop=stop
+            )
+        finally:
+            await client.aclose()
+
+    sent = run(go())
+    click.echo(f"published {sent} message(s)")

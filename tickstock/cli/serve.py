@@ -1,0 +1,251 @@
+"""``tickstock serve``: a small process supervisor around hypercorn.
+
+With no database or Redis configured it first starts the local stack (migrated, seeded, with a demo
+login) and a demo producer child; on SIGINT/SIGTERM it drains the hypercorn workers, then stops
+every child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tickstock.cli.common import cli_settings, connect, redact, run
+from tickstock.cli.db import migrate_database, seed_database
+from tickstock.config import Settings
+
+
+@click.command()
+@click.option("--bind", default=None, help="HOST:PORT to listen on (overrides hypercorn.toml).")
+@click.option(
+    "--config",
+    "config_path",
+    default="hypercorn.toml",
+    show_default=True,
+    help="Hypercorn configuration file (used when it exists).",
+)
+def serve(bind: str | None, config_path: str) -> None:
+    """Run the service with hypercorn; with nothing configured, start the local stack first."""
+    settings = cli_settings()
+    _ensure_frontend()
+    env = dict(os.environ)
+    stack = None
+    children: list[subprocess.Popen[bytes]] = []
+    if not settings.database_url and not settings.redis_url:
+        stack, env = _start_local_stack(settings, env)
+    elif not settings.database_url or not settings.redis_url:
+        missing = "TICKSTOCK_DATABASE_URL" if not settings.database_url else "TICKSTOCK_REDIS_URL"
+        raise click.ClickException(
+            f"{missing} is not set: configure both URLs, or neither to use the local stack"
+        )
+    else:
+        _check_configured(settings)
+        run(migrate_database(settings.database_url, ("tickstock",)))
+
+    metrics_dir = _metrics_dir()
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    try:
+        if stack is not None and settings.demo_producer:
+            children.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "tickstock",
+                        "demo-producer",
+                        "--rate",
+                        str(settings.demo_producer_rate),
+                    ],
+                    env=env,
+                    preexec_fn=_die_with_parent(),
+                )
+            )
+        args = [sys.executable, "-m", "hypercorn"]
+        if Path(config_path).is_file():
+            args += ["--config", config_path]
+        else:
+            args += ["--worker-class", "uvloop"]
+            if bind is None:
+                bind = "127.0.0.1:8000"
+        if bind:
+            args += ["--bind", bind]
+        args.append("tickstock.asgi:app")
+        server = subprocess.Popen(args, env=env, preexec_fn=_die_with_parent())
+        children.insert(0, server)
+        code = _wait_forwarding_signals(server, children)
+    finally:
+        _stop_children(children)
+        if stack is not None:
+            stack.stop()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    sys.exit(code)
+
+
+def _ensure_frontend() -> None:
+    """The dashboard's npm packages, installed on first run (and after the lock file changes)."""
+    from tickstock.web.assets import FrontendError, ensure_frontend
+
+    try:
+        ensure_frontend()
+    except FrontendError as exc:
+        # The API and Socket.IO work without them; only the dashboard page needs them.
+        click.echo(f"warning: {exc}; the dashboard will not load until this is fixed", err=True)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    from tickstock.dev.localstack import die_with_parent
+
+    return die_with_parent()
+
+
+def _metrics_dir() -> Path:
+    """A fresh folder where every hypercorn worker writes its metric samples."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="tickstock-metrics-"))
+
+
+def _check_configured(settings: Settings) -> None:
+    """A configured but unreachable store is an error, never a silent fallback."""
+
+    async def check() -> None:
+        conn = await connect(settings.database_url)
+        await conn.close()
+        from tickstock.extensions.redis import make_client
+
+        client = make_client(settings)  # through the sentinels when they are configured
+        try:
+            await client.ping()
+        except Exception as exc:
+            raise click.ClickException(
+                f"cannot reach Redis at {redact(settings.redis_url)}: {exc}"
+            ) from exc
+        finally:
+            await client.aclose()
+
+    run(check())
+
+
+def _start_local_stack(settings: Settings, env: dict[str, str]) -> tuple[Any, dict[str, str]]:
+    from tickstock.dev.localstack import LocalStack
+
+    data_dir = Path(settings.local_stack_dir).resolve()
+    click.echo(f"No database or Redis configured: starting the local stack in {data_dir}")
+    stack = LocalStack(data_dir)
+    urls = stack.start()
+    try:
+        applied = run(migrate_database(urls.database_url, ("producer", "tickstock")))
+        if applied:
+            click.echo(f"applied {len(applied)} migration(s)")
+        counts = run(seed_database(urls.database_url))
+        if any(counts.values()):
+            click.echo("seeded demo data")
+        password = run(_ensure_demo_user(urls.database_url, settings, data_dir))
+    except BaseException:
+        stack.stop()
+        raise
+    env = dict(env)
+    env["TICKSTOCK_DATABASE_URL"] = urls.database_url
+    env["TICKSTOCK_REDIS_URL"] = urls.redis_url
+    click.echo(
+        f"Demo login: user {settings.demo_user!r}, password {password!r} "
+        f"(stored in {data_dir / 'demo-login.txt'})"
+    )
+    return stack, env
+
+
+async def _ensure_demo_user(dsn: str, settings: Settings, data_dir: Path) -> str:
+    import secrets
+
+    from tickstock.auth import ensure_user
+
+    login_file = data_dir / "demo-login.txt"
+    password = settings.demo_password
+    if not password and login_file.exists():
+        password = login_file.read_text().split("\n", 1)[0].split(" ", 1)[-1].strip()
+    if not password:
+        password = secrets.token_urlsafe(9)
+    conn = await connect(dsn)
+    try:
+        await ensure_user(conn, settings.demo_user, password, role="admin")
+    finally:
+        await conn.close()
+    login_file.write_text(f"{settings.demo_user} {password}\n")
+    login_file.chmod(0o600)
+    return password
+
+
+# Seconds between asking the workers to hand their sockets over and stopping them.
+DRAIN_SECONDS = 1.0
+
+
+def _wait_forwarding_signals(
+    server: subprocess.Popen[bytes], children: list[subprocess.Popen[bytes]]
+) -> int:
+    """Wait for hypercorn; on SIGINT/SIGTERM drain its workers, then stop every child."""
+    stopping: list[float] = []
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        if not stopping:
+            stopping.append(time.monotonic())
+            _drain_workers(server.pid)
+
+    previous: dict[signal.Signals, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, on_signal)
+    terminated = False
+    try:
+        while True:
+            try:
+                return server.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                pass
+            except KeyboardInterrupt:
+                on_signal(signal.SIGINT, None)
+            if stopping and not terminated and time.monotonic() - stopping[0] >= DRAIN_SECONDS:
+                terminated = True
+                for child in children:
+                    if child.poll() is None:
+                        child.send_signal(signal.SIGTERM)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _drain_workers(hypercorn_pid: int) -> None:
+    """SIGUSR1 to each hypercorn worker: sockets reconnect to other nodes before the SIGTERM."""
+    import psutil
+
+    try:
+        parent = psutil.Process(hypercorn_pid)
+        # Workers are spawned processes; the multiprocessing resource tracker is not one.
+        workers = [
+            child for child in parent.children() if "spawn_main" in " ".join(child.cmdline())
+        ] or [parent]
+    except psutil.NoSuchProcess:
+        return
+    for worker in workers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            worker.send_signal(signal.SIGUSR1)
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
