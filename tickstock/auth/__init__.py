@@ -45,16 +45,6 @@ from tickstock.auth.sessions import (
     load_identity,
 )
 
-# The ``tickstock users`` commands still import these from here; new code takes them from
-# tickstock.queries.users, or better, goes through change_account.
-from tickstock.queries.users import (
-    insert_user,
-    select_active_admin_ids,
-    select_user_by_name,
-    update_user,
-)
-from tickstock.queries.users import update_user_sessions_revoked as revoke_user_sessions
-
 __all__ = [
     "CSRF_HEADER",
     "AccountChange",
@@ -77,7 +67,6 @@ __all__ = [
     "get_auth",
     "hash_password",
     "init_auth",
-    "insert_user",
     "issue_token",
     "load_identity",
     "login",
@@ -86,11 +75,7 @@ __all__ = [
     "mark_access",
     "required_access",
     "revoke_token",
-    "revoke_user_sessions",
     "safe_next",
     "same_origin",
-    "select_active_admin_ids",
-    "select_user_by_name",
     "update_account",
-    "update_user",
 ]

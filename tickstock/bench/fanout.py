@@ -25,8 +25,9 @@ import aiohttp
 import orjson
 
 from tickstock.bench.stats import DeliveryLedger, latency_summary
+from tickstock.vocab import PATTERNS_CHANNEL
 
-CHANNEL = "tickstock.events.patterns"
+CHANNEL = PATTERNS_CHANNEL
 
 
 @dataclass

@@ -25,8 +25,9 @@ import socketio
 from quart import Quart, Response
 
 from tickstock.jsonutil import SocketJSON
+from tickstock.vocab import PATTERNS_CHANNEL
 
-CHANNEL = "tickstock.events.patterns"
+CHANNEL = PATTERNS_CHANNEL
 log = logging.getLogger(__name__)
 
 sio = socketio.AsyncServer(async_mode="asgi", json=SocketJSON, cors_allowed_origins=[])

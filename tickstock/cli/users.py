@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import asyncpg
 import click
@@ -29,17 +30,28 @@ def _read_password(password_stdin: bool) -> str:
         raise click.ClickException(str(exc)) from exc
 
 
-async def _end_sessions(conn: asyncpg.Connection, settings: Settings, user_id: int) -> int:
-    """Revoke a user's sessions, then ask every node to disconnect their sockets."""
-    from tickstock.auth import revoke_user_sessions
+async def _change(conn: asyncpg.Connection, settings: Settings, name: str, **change: Any) -> int:
+    """Change NAME through the accounts service (which owns the last-admin rule); when that ended
+    its sessions, ask every node to disconnect their sockets. Returns the sessions ended."""
+    from tickstock.auth import LastAdminError, change_account
+    from tickstock.queries.users import select_user_by_name
     from tickstock.realtime.auth import publish_disconnect_user
 
-    count = await revoke_user_sessions(conn, user_id)
+    user = await select_user_by_name(conn, name)
+    if user is None:
+        raise click.ClickException(f"no user named {name!r}")
     try:
-        await publish_disconnect_user(settings, user_id)
-    except Exception as exc:
-        click.echo(f"warning: could not notify the servers to drop sockets: {exc}", err=True)
-    return count
+        result = await change_account(conn, user.id, **change)
+    except LastAdminError as exc:
+        raise click.ClickException(
+            f"{name!r} is the last active admin; create another admin first"
+        ) from exc
+    if result.sessions_ended:
+        try:
+            await publish_disconnect_user(settings, user.id)
+        except Exception as exc:
+            click.echo(f"warning: could not notify the servers to drop sockets: {exc}", err=True)
+    return result.revoked
 
 
 @users.command("create")
@@ -48,7 +60,8 @@ async def _end_sessions(conn: asyncpg.Connection, settings: Settings, user_id: i
 @click.option("--password-stdin", is_flag=True, help="Read the password as one line on stdin.")
 def users_create(name: str, admin: bool, password_stdin: bool) -> None:
     """Create the account NAME."""
-    from tickstock.auth import check_username, hash_password, insert_user
+    from tickstock.auth import check_username, hash_password
+    from tickstock.queries.users import insert_user
 
     settings = cli_settings()
     dsn = require_database(settings)
@@ -78,7 +91,7 @@ def users_create(name: str, admin: bool, password_stdin: bool) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password as one line on stdin.")
 def users_set_password(name: str, password_stdin: bool) -> None:
     """Set NAME's password (unlocks the account and ends its sessions and tokens)."""
-    from tickstock.auth import hash_password, select_user_by_name, update_user
+    from tickstock.auth import hash_password
 
     settings = cli_settings()
     dsn = require_database(settings)
@@ -88,12 +101,7 @@ def users_set_password(name: str, password_stdin: bool) -> None:
         password_hash = await hash_password(password)
         conn = await connect(dsn)
         try:
-            async with conn.transaction():
-                user = await select_user_by_name(conn, name)
-                if user is None:
-                    raise click.ClickException(f"no user named {name!r}")
-                await update_user(conn, user.id, password_hash=password_hash)
-            return await _end_sessions(conn, settings, user.id)
+            return await _change(conn, settings, name, password_hash=password_hash)
         finally:
             await conn.close()
 
@@ -105,24 +113,13 @@ def users_set_password(name: str, password_stdin: bool) -> None:
 @click.argument("name")
 def users_deactivate(name: str) -> None:
     """Deactivate NAME: no more logins, and its sessions, tokens and sockets end now."""
-    from tickstock.auth import select_active_admin_ids, select_user_by_name, update_user
-
     settings = cli_settings()
     dsn = require_database(settings)
 
     async def go() -> int:
         conn = await connect(dsn)
         try:
-            async with conn.transaction():
-                user = await select_user_by_name(conn, name)
-                if user is None:
-                    raise click.ClickException(f"no user named {name!r}")
-                if user.is_admin and await select_active_admin_ids(conn, lock=True) == [user.id]:
-                    raise click.ClickException(
-                        f"{name!r} is the last active admin; create another admin first"
-                    )
-                await update_user(conn, user.id, active=False)
-            return await _end_sessions(conn, settings, user.id)
+            return await _change(conn, settings, name, active=False)
         finally:
             await conn.close()
 

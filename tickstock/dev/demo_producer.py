@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tickstock import vocab
 from tickstock.realtime.events import SYMBOL_RE
 
 __all__ = [
@@ -118,17 +119,17 @@ _MAX_BACKOFF: Final = 30.0
 class DemoChannels:
     """Where each kind of demo message goes; the defaults are the producer channels of SPEC §2."""
 
-    patterns: str = "tickstock.events.patterns"
-    patterns_streaming: str = "tickstock:patterns:streaming"
-    patterns_detected: str = "tickstock:patterns:detected"
-    indicators: str = "tickstock.events.indicators"
-    indicators_streaming: str = "tickstock:indicators:streaming"
-    indicator_alerts: str = "tickstock:alerts:indicators"
-    critical_alerts: str = "tickstock:alerts:critical"
-    health: str = "tickstock:streaming:health"
-    health_status: str = "tickstock.health.status"
-    session_started: str = "tickstock:streaming:session_started"
-    session_stopped: str = "tickstock:streaming:session_stopped"
+    patterns: str = vocab.PATTERNS_CHANNEL
+    patterns_streaming: str = vocab.PATTERNS_STREAMING_CHANNEL
+    patterns_detected: str = vocab.PATTERNS_DETECTED_CHANNEL
+    indicators: str = vocab.INDICATORS_CHANNEL
+    indicators_streaming: str = vocab.INDICATORS_STREAMING_CHANNEL
+    indicator_alerts: str = vocab.INDICATOR_ALERTS_CHANNEL
+    critical_alerts: str = vocab.CRITICAL_ALERTS_CHANNEL
+    health: str = vocab.STREAMING_HEALTH_CHANNEL
+    health_status: str = vocab.HEALTH_STATUS_CHANNEL
+    session_started: str = vocab.SESSION_STARTED_CHANNEL
+    session_stopped: str = vocab.SESSION_STOPPED_CHANNEL
 
     def prefixed(self, prefix: str) -> DemoChannels:
         """The same channels under ``prefix`` (isolated demos and tests on a shared Redis)."""

@@ -25,6 +25,7 @@ from tickstock.config import Settings
 from tickstock.errors import REDIS_DOWN
 from tickstock.realtime.events import Event, NormaliseResult, Reject, normalise
 from tickstock.realtime.history import EventStore
+from tickstock.vocab import PATTERNS_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +267,7 @@ class IngestConsumer:
             store,
             [
                 (
-                    _field(fields, b"channel") or "tickstock.events.patterns",
+                    _field(fields, b"channel") or PATTERNS_CHANNEL,
                     fields.get(b"data") or fields.get(b"payload") or fields.get(b"message") or b"",
                 )
                 for _entry_id, fields in entries
