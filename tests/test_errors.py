@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from quart import Quart
 
-from tests.conftest import free_port
+from tests.support.env import free_port
 from tickstock.app import create_app
 from tickstock.extensions.redis import get_redis
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.auth_fixtures import MakeToken, MakeUser
+from tests.support.auth import MakeToken, MakeUser
 from tickstock.auth import LastAdminError, change_account, hash_password
 from tickstock.errors import APIError
 

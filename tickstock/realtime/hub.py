@@ -269,6 +269,6 @@ class RealtimeHub:
         return result
 
 
-def get_hub() -> RealtimeHub:
-    hub: RealtimeHub = current_app.extensions[EXTENSION_KEY]
+def get_hub(app: Quart | None = None) -> RealtimeHub:
+    hub: RealtimeHub = (app or current_app).extensions[EXTENSION_KEY]
     return hub

@@ -149,6 +149,9 @@ class Link:
             self.transport.abort()
 
 
+_TRANSPORT_METHODS = ("write", "get_write_buffer_size", "is_closing", "abort")
+
+
 def find_transport(asgi_send: Any) -> tuple[WSStream, asyncio.WriteTransport] | None:
     """The hypercorn stream and transport behind an ASGI websocket ``send``, if they are the
     HTTP/1.1 asyncio kind this module knows; otherwise None (use the ordinary path)."""
@@ -161,8 +164,9 @@ def find_transport(asgi_send: Any) -> tuple[WSStream, asyncio.WriteTransport] | 
     server = getattr(protocol.send, "__self__", None)
     if type(server) is not TCPServer:
         return None
-    transport = server.writer.transport
-    if not isinstance(transport, asyncio.WriteTransport):
+    transport: Any = server.writer.transport
+    # uvloop's transports are not asyncio.WriteTransport subclasses, but have its methods.
+    if not all(callable(getattr(transport, name, None)) for name in _TRANSPORT_METHODS):
         return None
     return stream, transport
 
