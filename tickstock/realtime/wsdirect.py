@@ -35,10 +35,11 @@ stops reading.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import engineio.packet
@@ -171,12 +172,64 @@ def find_transport(asgi_send: Any) -> tuple[WSStream, asyncio.WriteTransport] | 
     return stream, transport
 
 
+def check_internals() -> list[str]:
+    """The library internals this module relies on that are missing or changed (empty: all good).
+
+    Checked at start-up (direct writes are switched off, with a warning, if anything is off) and
+    by tests/realtime/test_wsdirect_internals.py, so an upgrade fails loudly, naming the internal.
+    """
+    problems: list[str] = []
+
+    def need(ok: bool, name: str) -> None:
+        if not ok:
+            problems.append(name)
+
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    need(isinstance(getattr(queue, "_getters", None), Iterable), "asyncio.Queue._getters")
+    need("put_nowait" in vars(asyncio.Queue), "asyncio.Queue.put_nowait")
+    need("__call__" in vars(WebSocket), "engineio.async_drivers.asgi.WebSocket.__call__")
+    need(
+        list(inspect.signature(WebSocket.__init__).parameters)[1:] == ["handler", "server"],
+        "engineio.async_drivers.asgi.WebSocket(handler, server)",
+    )
+    from engineio import async_socket
+
+    source = inspect.getsource(async_socket.AsyncSocket._upgrade_websocket)
+    need("_async['websocket']" in source, "engineio AsyncSocket._upgrade_websocket -> _async")
+    need(
+        "self.queue.get()" in inspect.getsource(async_socket.AsyncSocket.poll),
+        "engineio AsyncSocket.poll -> self.queue.get()",
+    )
+    for name in ("handshake", "state", "closed", "connection", "send"):
+        need(name in inspect.getsource(WSStream.__init__), f"hypercorn WSStream.{name}")
+    need(hasattr(ASGIWebsocketState, "CONNECTED"), "hypercorn ASGIWebsocketState.CONNECTED")
+    need("extensions" in inspect.getsource(Handshake.__init__), "hypercorn Handshake.extensions")
+    need(
+        "self.handshake.accept(" in inspect.getsource(WSStream._accept),
+        "hypercorn WSStream._accept -> handshake.accept",
+    )
+    need(
+        "self.send = send" in inspect.getsource(H11Protocol.__init__), "hypercorn H11Protocol.send"
+    )
+    need("self.writer" in inspect.getsource(TCPServer.__init__), "hypercorn TCPServer.writer")
+    need(
+        "self.writer.write(" in inspect.getsource(TCPServer.protocol_send),
+        "hypercorn TCPServer.protocol_send writes whole frames",
+    )
+    return problems
+
+
 class DirectWrites:
     """Per Socket.IO server: the compression policy and the links of its websocket sockets."""
 
     def __init__(self, *, compression: bool, enabled: bool = True) -> None:
         self.compression = compression
-        self.enabled = enabled
+        problems = check_internals() if enabled else []
+        if problems:
+            log.warning(
+                "direct websocket writes off: library internals changed (%s)", ", ".join(problems)
+            )
+        self.enabled = enabled and not problems
         self.links: dict[str, Link] = {}  # engine.io sid -> link
         self.fallbacks = 0  # websockets that could not be linked (ordinary path)
 
