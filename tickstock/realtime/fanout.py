@@ -23,7 +23,13 @@ import socketio
 
 from tickstock import metrics
 from tickstock.errors import REDIS_DOWN
-from tickstock.realtime.history import StoredEvent, parse_offset, stored_from_fanout
+from tickstock.realtime.history import (
+    StoredEvent,
+    live_channel,
+    parse_offset,
+    stored_from_fanout,
+    stored_from_live,
+)
 from tickstock.realtime.wire import (
     encode_batch_frame,
     encode_batch_item,
@@ -299,7 +305,7 @@ class Delivery:
 
 
 class FanoutReader:
-    """The node's reader of the fan-out stream (a blocking XREAD loop with reconnects)."""
+    """The node's reader of the fan-out stream: live entries by subscription, gaps from the stream."""
 
     def __init__(
         self,
@@ -311,6 +317,7 @@ class FanoutReader:
     ) -> None:
         self.make_client = make_client
         self.key = key
+        self.channel = live_channel(key)
         self.delivery = delivery
         self.backoff_cap = backoff_cap
         self.last_id: str | None = None
@@ -359,46 +366,70 @@ class FanoutReader:
             )
 
     async def _read(self, client: aioredis.Redis) -> None:
-        # One connection held for the loop, commands sent on it directly: the client's per-call
-        # pool checkout, retry wrapper and reply post-processing cost more CPU than the read itself
-        # (this runs once per event on every node). Any error ends the loop; run() reconnects.
-        pool = client.connection_pool
-        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        # Live entries are pushed on the stream's channel (history.APPEND_SCRIPT publishes each as
+        # it is appended), so a quiet node costs nothing and a busy one reads without asking:
+        # no command is written per event. Subscribed first, then caught up from the stream
+        # itself, so nothing between the last position and the subscription is missed; entries
+        # that come both ways are told apart by their ids.
+        pubsub = client.pubsub()
         try:
+            await pubsub.subscribe(self.channel)
+            async with asyncio.timeout(10):
+                while True:
+                    confirmation = await pubsub.get_message(timeout=10)
+                    if confirmation is not None and confirmation["type"] == "subscribe":
+                        break
+            await self._catch_up(client)
             while True:
-                assert self.last_id is not None
-                await conn.send_command(
-                    "XREAD", "COUNT", 500, "BLOCK", 5000, "STREAMS", self.key, self.last_id
-                )
-                response: Any = await conn.read_response()
-                if not response:
-                    continue  # BLOCK timed out
-                # RESP3 answers a map {stream: entries}, RESP2 a list of [stream, entries].
-                pairs = response.items() if isinstance(response, dict) else response
-                for _stream, entries in pairs:
-                    self._deliver(entries)
+                message = await pubsub.get_message(timeout=5.0)
+                if message is None:
+                    await pubsub.ping()  # a dead connection shows here, not only on the next event
+                    continue
+                if message["type"] == "message":
+                    self._deliver_live(message["data"])
         finally:
-            await pool.release(conn)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pubsub.aclose(), 2)  # type: ignore[no-untyped-call]
+
+    async def _catch_up(self, client: aioredis.Redis) -> None:
+        while True:
+            assert self.last_id is not None
+            entries: Any = await client.xrange(self.key, min=f"({self.last_id}", count=500)
+            if not entries:
+                return
+            self._deliver(entries)
+
+    def _deliver_live(self, message: bytes) -> None:
+        try:
+            entry_id, room, event = stored_from_live(message)
+        except ValueError:
+            log.warning("skipping malformed live fan-out message %r", message[:80])
+            return
+        if self.last_id is not None and not offset_after(entry_id, self.last_id):
+            return  # already delivered from the stream while catching up
+        self.last_id = entry_id
+        self._delivered(room, event, time.time())
+
+    def _delivered(self, room: str, event: StoredEvent, now: float) -> None:
+        stats = self.delivery.stats
+        self.delivery.deliver(room, event)
+        stats.events += 1
+        stats.last_event_at = now
+        with contextlib.suppress(ValueError):
+            lag = max(0.0, now - float(event.timestamp))
+            stats.lag_ms = lag * 1000
+            metrics.INGEST_TO_EMIT.observe(lag)
 
     def _deliver(self, entries: list[Any]) -> None:
-        stats = self.delivery.stats
         now = time.time()
-        for entry_id, flat in entries:
+        for entry_id, fields in entries:
             self.last_id = entry_id.decode()
             try:
-                room, event = stored_from_fanout(
-                    entry_id, dict(zip(flat[::2], flat[1::2], strict=True))
-                )
+                room, event = stored_from_fanout(entry_id, fields)
             except (KeyError, ValueError):
                 log.warning("skipping malformed fan-out entry %s", self.last_id)
                 continue
-            self.delivery.deliver(room, event)
-            stats.events += 1
-            stats.last_event_at = now
-            with contextlib.suppress(ValueError):
-                lag = max(0.0, now - float(event.timestamp))
-                stats.lag_ms = lag * 1000
-                metrics.INGEST_TO_EMIT.observe(lag)
+            self._delivered(room, event, now)
 
 
 async def _close_quietly(client: aioredis.Redis) -> None:

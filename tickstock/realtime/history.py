@@ -19,7 +19,11 @@ import redis.exceptions
 from tickstock.jsonutil import dumps
 
 # KEYS: dedupe key, fan-out stream[, history stream]
-# ARGV: type, payload, timestamp, dedupe ttl, fan-out maxlen, room[, history maxlen, history ttl]
+# ARGV: type, payload, timestamp, dedupe ttl, fan-out maxlen, room, live channel
+#       [, history maxlen, history ttl]
+# The fan-out entry is also published on the live channel (its id first, then the entry's fields,
+# newline-separated; JSON has no raw newlines), so nodes get it pushed on a subscription instead of
+# asking for it with one XREAD per event. The stream stays the record they catch up from.
 APPEND_SCRIPT = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) == false then
   return false
@@ -27,15 +31,18 @@ end
 local offset = ''
 if #KEYS == 3 then
   -- One entry beyond the nominal size is kept as the marker of where history starts.
-  offset = redis.call('XADD', KEYS[3], 'MAXLEN', tonumber(ARGV[7]) + 1, '*',
+  offset = redis.call('XADD', KEYS[3], 'MAXLEN', tonumber(ARGV[8]) + 1, '*',
                       't', ARGV[1], 'd', ARGV[2], 'ts', ARGV[3])
   local now = redis.call('TIME')
-  local cutoff = tonumber(now[1]) * 1000 - tonumber(ARGV[8]) * 1000
+  local cutoff = tonumber(now[1]) * 1000 - tonumber(ARGV[9]) * 1000
   redis.call('XTRIM', KEYS[3], 'MINID', cutoff)
-  redis.call('EXPIRE', KEYS[3], ARGV[8])
+  redis.call('EXPIRE', KEYS[3], ARGV[9])
 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
-           'r', ARGV[6], 't', ARGV[1], 'o', offset, 'd', ARGV[2], 'ts', ARGV[3])
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
+                      'r', ARGV[6], 't', ARGV[1], 'o', offset, 'd', ARGV[2], 'ts', ARGV[3])
+redis.call('PUBLISH', ARGV[7],
+           id .. '\\n' .. ARGV[6] .. '\\n' .. ARGV[1] .. '\\n' .. offset .. '\\n' .. ARGV[3]
+           .. '\\n' .. ARGV[2])
 return offset
 """
 
@@ -97,6 +104,7 @@ class EventStore:
         self.fanout_max_events = fanout_max_events
         self.dedupe_seconds = dedupe_seconds or max(history_max_age_seconds, 60)
         self.fanout_key = f"{prefix}:fanout"
+        self.live_channel = live_channel(self.fanout_key)
         self._sha = hashlib.sha1(APPEND_SCRIPT.encode()).hexdigest()
 
     def history_key(self, room: str) -> str:
@@ -114,6 +122,7 @@ class EventStore:
             self.dedupe_seconds,
             self.fanout_max_events,
             room,
+            self.live_channel,
         ]
         if has_history:
             keys.append(self.history_key(room))
@@ -251,6 +260,26 @@ def _stored(entry_id: Any, fields: dict[Any, Any]) -> StoredEvent:
         event_type=_text(fields[b"t"]),
         payload=fields[b"d"],
         timestamp=fields[b"ts"],
+    )
+
+
+def live_channel(fanout_key: str) -> str:
+    """The channel each fan-out entry is also published on as it is appended."""
+    return f"{fanout_key}:live"
+
+
+def stored_from_live(message: bytes) -> tuple[str, str, StoredEvent]:
+    """A live fan-out message as (entry id, room, event); ValueError if malformed."""
+    entry_id, room, event_type, offset, timestamp, payload = message.split(b"\n", 5)
+    return (
+        entry_id.decode(),
+        room.decode(),
+        StoredEvent(
+            offset=offset.decode(),
+            event_type=event_type.decode(),
+            payload=payload,
+            timestamp=timestamp,
+        ),
     )
 
 
