@@ -61,6 +61,10 @@ INGEST_TO_EMIT = Histogram(
 SLOW_CONSUMERS = Counter(
     "tickstock_slow_consumer_disconnects_total", "Sockets dropped for a full outbound queue"
 )
+FANOUT_GAPS = Counter(
+    "tickstock_fanout_gaps_total",
+    "Live fan-out entries that arrived after a gap, which was then read from the stream",
+)
 REDIS_RECONNECTS = Counter(
     "tickstock_redis_reconnects_total", "Redis reconnects of the background readers", ["reader"]
 )

@@ -100,3 +100,31 @@ async def test_compression_on_is_negotiated_without_context_takeover(
         for session, ws, _ in [*clients, plain]:
             await ws.close()
             await session.close()
+
+
+async def test_an_entry_appended_without_a_live_message_is_read_from_the_stream(
+    serve_app: Any, connect: Any, publisher: Publisher, key_prefix: str, redis_url: str
+) -> None:
+    """A node of an older version appends to the fan-out stream without publishing it live: the
+    next live entry names it as its predecessor, and the node reads it from the stream."""
+    import redis.asyncio as aioredis
+
+    served = await serve_app()
+    symbol = unique_symbol()
+    client = await connect(served.url)
+    await client.call("subscribe_patterns", {"symbol": symbol})
+    await publisher.publish(PATTERNS, pattern(symbol, "First"))
+    await client.wait_for("pattern_detected", 1)
+    envelope = client.events["pattern_detected"][0]
+    silent = orjson.dumps({**envelope["data"], "pattern": "Silent", "offset": None})
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        await redis.xadd(
+            f"{key_prefix}:fanout",
+            {"r": f"patterns:{symbol}", "t": "pattern_detected", "o": "", "d": silent, "ts": "1"},
+        )
+    finally:
+        await redis.aclose()
+    await publisher.publish(PATTERNS, pattern(symbol, "Third"))
+    received = await client.wait_for("pattern_detected", 3)
+    assert [m["data"]["pattern"] for m in received] == ["First", "Silent", "Third"]

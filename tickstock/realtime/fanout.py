@@ -385,8 +385,8 @@ class FanoutReader:
                 if message is None:
                     await pubsub.ping()  # a dead connection shows here, not only on the next event
                     continue
-                if message["type"] == "message":
-                    self._deliver_live(message["data"])
+                if message["type"] == "message" and not self._deliver_live(message["data"]):
+                    await self._catch_up(client)  # a gap: read it from the stream
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(pubsub.aclose(), 2)  # type: ignore[no-untyped-call]
@@ -399,16 +399,22 @@ class FanoutReader:
                 return
             self._deliver(entries)
 
-    def _deliver_live(self, message: bytes) -> None:
+    def _deliver_live(self, message: bytes) -> bool:
+        """Deliver a live entry; False when entries before it are missing here (a gap)."""
         try:
-            entry_id, room, event = stored_from_live(message)
+            entry_id, prev, room, event = stored_from_live(message)
         except ValueError:
             log.warning("skipping malformed live fan-out message %r", message[:80])
-            return
-        if self.last_id is not None and not offset_after(entry_id, self.last_id):
-            return  # already delivered from the stream while catching up
+            return True
+        last = self.last_id
+        if last is not None and not offset_after(entry_id, last):
+            return True  # already delivered from the stream while catching up
+        if last is not None and prev != last and offset_after(prev, last):
+            metrics.FANOUT_GAPS.inc()
+            return False
         self.last_id = entry_id
         self._delivered(room, event, time.time())
+        return True
 
     def _delivered(self, room: str, event: StoredEvent, now: float) -> None:
         stats = self.delivery.stats

@@ -21,9 +21,11 @@ from tickstock.jsonutil import dumps
 # KEYS: dedupe key, fan-out stream[, history stream]
 # ARGV: type, payload, timestamp, dedupe ttl, fan-out maxlen, room, live channel
 #       [, history maxlen, history ttl]
-# The fan-out entry is also published on the live channel (its id first, then the entry's fields,
-# newline-separated; JSON has no raw newlines), so nodes get it pushed on a subscription instead of
-# asking for it with one XREAD per event. The stream stays the record they catch up from.
+# The fan-out entry is also published on the live channel (its id and the id of the entry before it,
+# then the entry's fields, newline-separated; JSON has no raw newlines), so nodes get it pushed on a
+# subscription instead of asking for it with one XREAD per event. The previous id lets a node see a
+# gap (an entry that was never published, e.g. appended by a node of an older version) and read it
+# from the stream, which stays the record nodes catch up from.
 APPEND_SCRIPT = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) == false then
   return false
@@ -38,10 +40,15 @@ if #KEYS == 3 then
   redis.call('XTRIM', KEYS[3], 'MINID', cutoff)
   redis.call('EXPIRE', KEYS[3], ARGV[9])
 end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local prev = ''
+if #last == 1 then
+  prev = last[1][1]
+end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
                       'r', ARGV[6], 't', ARGV[1], 'o', offset, 'd', ARGV[2], 'ts', ARGV[3])
 redis.call('PUBLISH', ARGV[7],
-           id .. '\\n' .. ARGV[6] .. '\\n' .. ARGV[1] .. '\\n' .. offset .. '\\n' .. ARGV[3]
+           id .. '\\n' .. prev .. '\\n' .. ARGV[6] .. '\\n' .. ARGV[1] .. '\\n' .. offset .. '\\n' .. ARGV[3]
            .. '\\n' .. ARGV[2])
 return offset
 """
@@ -268,11 +275,13 @@ def live_channel(fanout_key: str) -> str:
     return f"{fanout_key}:live"
 
 
-def stored_from_live(message: bytes) -> tuple[str, str, StoredEvent]:
-    """A live fan-out message as (entry id, room, event); ValueError if malformed."""
-    entry_id, room, event_type, offset, timestamp, payload = message.split(b"\n", 5)
+def stored_from_live(message: bytes) -> tuple[str, str, str, StoredEvent]:
+    """A live fan-out message as (entry id, previous entry id, room, event); ValueError if
+    malformed."""
+    entry_id, prev, room, event_type, offset, timestamp, payload = message.split(b"\n", 6)
     return (
         entry_id.decode(),
+        prev.decode(),
         room.decode(),
         StoredEvent(
             offset=offset.decode(),
