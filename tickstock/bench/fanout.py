@@ -51,6 +51,8 @@ class FanoutConfig:
     drain: float = 2.0
     connect_concurrency: int = 50
     batch_ms: int = 0
+    # Offer permessage-deflate as browsers do ("permessage-deflate; client_max_window_bits").
+    compression_offer: bool = False
 
 
 def universe_symbols(size: int) -> list[str]:
@@ -77,8 +79,12 @@ def is_stalled(config: FanoutConfig, index: int) -> bool:
 class LeanClient:
     """One Socket.IO client over a raw websocket: connect, subscribe, record, answer pings."""
 
-    def __init__(self, index: int, symbols: list[str], run_id: str, stalled: bool) -> None:
+    def __init__(
+        self, index: int, symbols: list[str], run_id: str, stalled: bool, offer_deflate: bool
+    ) -> None:
         self.index = index
+        self.offer_deflate = offer_deflate
+        self.deflate = False
         self.symbols = symbols
         self.run_id = run_id
         self.stalled = stalled
@@ -98,8 +104,13 @@ class LeanClient:
     ) -> None:
         try:
             async with session.ws_connect(
-                ws_url, headers=headers, heartbeat=None, max_msg_size=0
+                ws_url,
+                headers=headers,
+                heartbeat=None,
+                max_msg_size=0,
+                compress=15 if self.offer_deflate else 0,
             ) as ws:
+                self.deflate = bool(ws.compress)
                 opening = await ws.receive_str(timeout=10)
                 if not opening.startswith("0"):
                     raise RuntimeError(f"unexpected open packet {opening[:40]!r}")
@@ -185,7 +196,13 @@ async def _worker_main(
     ws_url += "/socket.io/?EIO=4&transport=websocket"
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     clients = [
-        LeanClient(i, client_symbols(config, i, universe), run_id, is_stalled(config, i))
+        LeanClient(
+            i,
+            client_symbols(config, i, universe),
+            run_id,
+            is_stalled(config, i),
+            config.compression_offer,
+        )
         for i in indices
     ]
     tasks: list[asyncio.Task[None]] = []
@@ -204,6 +221,7 @@ async def _worker_main(
                 "connected",
                 [c.index for c in clients if c.connected],
                 [c.error for c in clients if c.error][:5],
+                sum(1 for c in clients if c.deflate),
             )
         )
         loop = asyncio.get_running_loop()
@@ -328,6 +346,7 @@ async def run_fanout_bench(
 
     connected: list[int] = []
     errors: list[str] = []
+    deflated = 0
     pending = workers
     connect_started = time.monotonic()
     while pending:
@@ -335,6 +354,7 @@ async def run_fanout_bench(
         if kind == "connected":
             connected += rest[0]
             errors += rest[1]
+            deflated += rest[2]
             pending -= 1
             say(
                 f"connected {len(connected)}/{config.clients} sockets "
@@ -467,6 +487,8 @@ async def run_fanout_bench(
         "connected": len(connected),
         "failed": config.clients - len(connected),
         "stalled": len(stalled),
+        "compression_offered": config.compression_offer,
+        "compression_negotiated": deflated,
         "errors": errors[:5],
         "injected_lost": injected,
         "published": published,
@@ -499,7 +521,9 @@ async def run_fanout_bench(
 def format_report(result: dict[str, Any]) -> str:
     lines = [
         f"sockets     connected {result['connected']}/{result['clients']}"
-        f" (failed {result['failed']}, stalled {result['stalled']})",
+        f" (failed {result['failed']}, stalled {result['stalled']});"
+        f" permessage-deflate {'offered' if result['compression_offered'] else 'not offered'},"
+        f" negotiated on {result['compression_negotiated']}",
         f"events      published {result['published']} at {result['rate']}/s"
         f" over {result['duration_s']}s measured",
         f"deliveries  expected {result['expected']}  received {result['received']}"

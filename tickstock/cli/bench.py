@@ -80,6 +80,13 @@ def _print_result(result: dict[str, Any], as_json: bool, report: str) -> None:
     show_default=True,
     help="Clients ask for coalesced 'events' frames every N ms (0: one frame per event).",
 )
+@click.option(
+    "--compression",
+    type=click.Choice(["none", "offer"]),
+    default="none",
+    show_default=True,
+    help="'offer': clients offer permessage-deflate as browsers do.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
 def bench_fanout(
     url: str,
@@ -97,6 +104,7 @@ def bench_fanout(
     processes: int,
     stalled: float,
     batch_ms: int,
+    compression: str,
     as_json: bool,
 ) -> None:
     """N sockets on K symbols of U; events on Redis at R/s: loss, order, latency, server cost."""
@@ -125,6 +133,7 @@ def bench_fanout(
         processes=processes,
         stalled_fraction=stalled,
         batch_ms=batch_ms,
+        compression_offer=compression == "offer",
     )
     result = run(run_fanout_bench(config, progress_printer))
     _print_result(result, as_json, format_report(result))
