@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,7 +119,8 @@ class SubscriptionHandlers:
     async def subscribe(self, sid: str, kind: str, payload: Any) -> dict[str, Any]:
         symbols, since = parse_request(payload, allow_since=True)
         state = await self.state(sid)
-        rooms = [f"{kind}:{symbol}" for symbol in symbols]
+        # Interned: a thousand sockets on a room share one name string, not a copy each.
+        rooms = [sys.intern(f"{kind}:{symbol}") for symbol in symbols]
         new_rooms = [room for room in rooms if room not in state.rooms]
         # The cap counts symbols per subscription type; the all-symbols room is not a symbol.
         cap = self.hub.settings.max_symbols_per_client
