@@ -21,6 +21,12 @@ from tickstock import metrics
 from tickstock.config import Settings
 from tickstock.extensions.database import get_db
 from tickstock.extensions.redis import get_redis, make_client
+from tickstock.queries.realtime import (
+    delete_node_subscriptions,
+    delete_subscriptions,
+    delete_subscriptions_of,
+    insert_subscriptions,
+)
 from tickstock.realtime.fanout import Delivery, FanoutReader
 from tickstock.realtime.history import EventStore
 from tickstock.realtime.ingest import ErrorLogWriter, IngestConsumer
@@ -76,26 +82,11 @@ class SubscriptionRecorder:
         try:
             async with self.database.write() as conn:
                 if gone:
-                    await conn.execute(
-                        "DELETE FROM ws_subscriptions WHERE sid = ANY($1::text[])", list(gone)
-                    )
+                    await delete_subscriptions_of(conn, gone)
                 if removes:
-                    await conn.execute(
-                        "DELETE FROM ws_subscriptions WHERE (sid, room) IN"
-                        " (SELECT * FROM unnest($1::text[], $2::text[]))",
-                        [s for s, _ in removes],
-                        [r for _, r in removes],
-                    )
+                    await delete_subscriptions(conn, removes)
                 if adds:
-                    await conn.execute(
-                        "INSERT INTO ws_subscriptions (node_id, sid, user_id, room)"
-                        " SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::text[])"
-                        " ON CONFLICT (sid, room) DO NOTHING",
-                        self.node_id,
-                        [s for s, _ in adds],
-                        list(adds.values()),
-                        [r for _, r in adds],
-                    )
+                    await insert_subscriptions(conn, self.node_id, adds)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -110,7 +101,7 @@ class SubscriptionRecorder:
     async def clear_node(self) -> None:
         try:
             async with self.database.write() as conn:
-                await conn.execute("DELETE FROM ws_subscriptions WHERE node_id = $1", self.node_id)
+                await delete_node_subscriptions(conn, self.node_id)
         except Exception as exc:
             log.warning("could not clear this node's subscriptions: %r", exc)
 
@@ -194,7 +185,7 @@ class RealtimeHub:
 
     async def _gauges(self) -> None:
         """Refresh state gauges once a second (nothing on the hot path)."""
-        database = self.app.extensions["tickstock.db"]
+        database = get_db(self.app)
         while True:
             rooms = self.sio.manager.rooms.get("/", {})
             metrics.SOCKETS.set(len(rooms.get(None, {})))

@@ -23,6 +23,7 @@ import redis.exceptions
 from tickstock import metrics
 from tickstock.config import Settings
 from tickstock.errors import REDIS_DOWN
+from tickstock.queries.realtime import insert_error_logs
 from tickstock.realtime.events import Event, NormaliseResult, Reject, normalise
 from tickstock.realtime.history import EventStore
 from tickstock.vocab import PATTERNS_CHANNEL
@@ -118,9 +119,8 @@ class ErrorLogWriter:
                 rows.append(self.queue.get_nowait())
             try:
                 async with self.database.write() as conn:
-                    await conn.executemany(
-                        "INSERT INTO error_logs (source, reason, channel, message, context)"
-                        " VALUES ($1, $2, $3, $4, $5)",
+                    await insert_error_logs(
+                        conn,
                         [(s, r, c, m, {**ctx, "node": self.node_id}) for s, r, c, m, ctx in rows],
                     )
             except asyncio.CancelledError:
