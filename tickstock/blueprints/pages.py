@@ -27,6 +27,7 @@ from tickstock.extensions.database import get_db
 from tickstock.queries.symbols import symbol_exists
 from tickstock.queries.user_settings import select_user_settings
 from tickstock.validation import normalise_symbol
+from tickstock.vocab import DEMO_SYMBOLS
 from tickstock.web.assets import VENDOR, load_vendor, vendor_version
 
 blueprint = Blueprint("pages", __name__)
@@ -66,6 +67,8 @@ async def _page(
         "page": page,
         "user": {"id": user.id, "username": user.username, "role": user.role},
         "csrf": {"header": CSRF_HEADER, "token": csrf_token(identity.session_id)},
+        # Named by the empty states ("add AAPL, MSFT …"): the symbols the demo producer publishes.
+        "suggested_symbols": list(DEMO_SYMBOLS),
         **context.get("boot", {}),
     }
     body = await render_template(
