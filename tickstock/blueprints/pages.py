@@ -136,6 +136,13 @@ async def symbol_view(symbol: str) -> ResponseReturnValue:
     )
 
 
+@blueprint.get("/account")
+@login_required
+async def account() -> ResponseReturnValue:
+    """Your account: change password, sessions and API tokens."""
+    return await _page("account.html", "account", title="Account")
+
+
 @blueprint.get("/admin")
 @admin_required
 async def admin() -> ResponseReturnValue:
