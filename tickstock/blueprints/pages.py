@@ -12,7 +12,14 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from quart import Blueprint, Response, render_template, request
+from quart import (
+    Blueprint,
+    Response,
+    current_app,
+    render_template,
+    request,
+    send_from_directory,
+)
 from quart.typing import ResponseReturnValue
 
 from tickstock.auth import (
@@ -172,6 +179,15 @@ async def forbidden_page(error: APIError) -> ResponseReturnValue:
             link=("/", "Back to the live dashboard"),
         )
     return error_response(error.status, error.code, error.message, error.headers, error.extra)
+
+
+@blueprint.get("/favicon.ico")
+async def favicon() -> ResponseReturnValue:
+    """The icon browsers ask for on pages without an icon link (the SVG; public like static)."""
+    response = await send_from_directory(current_app.static_folder or "", "favicon.svg")
+    response.mimetype = "image/svg+xml"
+    response.headers["Cache-Control"] = f"public, max-age={UNVERSIONED_MAX_AGE}"
+    return response
 
 
 @blueprint.get("/static/vendor/<name>")
