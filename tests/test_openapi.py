@@ -199,6 +199,6 @@ async def test_docs_page_is_a_reference(client: Any, auth_headers: dict[str, str
     # The request body of a POST, from the model that validates it, with an example.
     tokens = page[page.index('id="post-api-auth-tokens"') :]
     tokens = tokens[: tokens.index("</article>")]
-    assert "<code>name</code> <span class=\"muted\">required</span>" in tokens
+    assert '<code>name</code> <span class="muted">required</span>' in tokens
     assert "<code>expires_in_days</code>" in tokens
     assert "{&#34;name&#34;:&#34;text&#34;}" in tokens
