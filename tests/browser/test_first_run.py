@@ -27,15 +27,19 @@ def _when(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _text(path: Path) -> str:
+    return path.read_text()
+
+
 async def _ready_line(server: subprocess.Popen[bytes], log_path: Path) -> re.Match[str]:
     started = time.monotonic()
     while time.monotonic() - started < 120:
-        assert server.poll() is None, log_path.read_text()[-3000:]
-        for line in log_path.read_text().splitlines():
+        assert server.poll() is None, _text(log_path)[-3000:]
+        for line in _text(log_path).splitlines():
             if match := READY.match(line):
                 return match
         await asyncio.sleep(0.25)
-    raise AssertionError("no ready line:\n" + log_path.read_text()[-3000:])
+    raise AssertionError("no ready line:\n" + _text(log_path)[-3000:])
 
 
 async def test_quick_start_is_live_within_5_s_of_signing_in(
