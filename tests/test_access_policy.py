@@ -23,6 +23,7 @@ PUBLIC = {
     ("POST", "/login"),
     ("POST", "/logout"),  # ends a session if there is one, else just goes to /login
     ("POST", "/api/auth/login"),
+    ("GET", "/favicon.ico"),  # the icon, like the static files (the login page asks for it)
 }
 
 

@@ -162,3 +162,43 @@ async def test_json_provider_kept(client: Any, auth_headers: dict[str, str]) -> 
     item = (await response.get_json())["data"][0]
     assert item["detected_at"].endswith("Z")
     assert client.app.json.__class__.__name__ == "OrjsonProvider"
+
+
+async def test_every_write_operation_documents_its_request_body(
+    client: Any, auth_headers: dict[str, str]
+) -> None:
+    document = await _document(client, auth_headers)
+    writes = [
+        (method, path, operation)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if method in ("post", "put", "patch")
+    ]
+    assert len(writes) >= 8
+    for method, path, operation in writes:
+        body = operation.get("requestBody")
+        assert body and body["content"]["application/json"]["schema"], (method, path)
+    login = document["paths"]["/api/auth/login"]["post"]["requestBody"]
+    schema = login["content"]["application/json"]["schema"]
+    if "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    assert {"username", "password"} <= set(schema["properties"])
+    # HTML pages (the login form, the dashboard) are not API operations.
+    assert "/login" not in document["paths"] and "/" not in document["paths"]
+
+
+async def test_docs_page_is_a_reference(client: Any, auth_headers: dict[str, str]) -> None:
+    response = await client.get("/docs", headers=auth_headers)
+    page = await response.get_data(as_text=True)
+    assert '<link rel="stylesheet" href="/static/css/app.css">' in page  # styled like the app
+    for area in ("auth", "patterns", "symbols", "user"):
+        assert f'<a href="#{area}">{area}</a>' in page  # navigation by area
+    assert "X-CSRF-Token" in page and "Authorization: Bearer" in page
+    assert page.count("<h2>CSRF</h2>") == 1  # stated once, at the top
+    assert "``" not in page  # docstrings rendered as text
+    # The request body of a POST, from the model that validates it, with an example.
+    tokens = page[page.index('id="post-api-auth-tokens"') :]
+    tokens = tokens[: tokens.index("</article>")]
+    assert '<code>name</code> <span class="muted">required</span>' in tokens
+    assert "<code>expires_in_days</code>" in tokens
+    assert "{&#34;name&#34;:&#34;text&#34;}" in tokens

@@ -29,26 +29,38 @@ _SYMBOL_PARAMETER: Final = {
     "description": "Ticker symbol (case-insensitive), e.g. AAPL, BRK.B",
 }
 _TIER_PARAMETER: Final = {"type": "string", "enum": list(TIERS)}
+_PAGE_BLUEPRINTS: Final = frozenset({"pages", "pages_auth"})
+_NO_BODY: Final = {
+    "required": False,
+    "description": "No body (an empty JSON object is accepted too).",
+    "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}},
+}
 
 
 class TickstockOpenAPI(OpenAPIProvider):
     """Tags operations by blueprint and describes the shared path parameters."""
 
     def generate_rules(self) -> Iterable[Rule]:
-        # Static files (the app's and any blueprint's under /static/) are not part of the API.
+        # Static files (the app's and any blueprint's under /static/) and the HTML pages (the
+        # dashboard, the login form) are not part of the API.
         return (
             rule
             for rule in super().generate_rules()
-            if rule.endpoint != "static" and not rule.rule.startswith("/static/")
+            if rule.endpoint != "static"
+            and not rule.rule.startswith("/static/")
+            and rule.endpoint.split(".", 1)[0] not in _PAGE_BLUEPRINTS
         )
 
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)
         area = rule.endpoint.rsplit(".", 1)[0] if "." in rule.endpoint else None
         for operations in paths.values():
-            for operation in operations.values():
+            for method, operation in operations.items():
                 if area is not None:
                     operation.setdefault("tags", [area])
+                if method in ("post", "put", "patch") and not operation.get("requestBody"):
+                    # Said outright, so a client never has to guess: this one takes no body.
+                    operation["requestBody"] = _NO_BODY
         return paths, components
 
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:

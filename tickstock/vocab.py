@@ -7,6 +7,7 @@ from typing import Final, Literal, get_args
 __all__ = [
     "CHANNEL_KINDS",
     "DEFAULT_CHANNELS",
+    "DEMO_SYMBOLS",
     "PATTERNS_CHANNEL",
     "TIERS",
     "ChannelKind",
@@ -50,3 +51,24 @@ CHANNEL_KINDS: Final[dict[str, ChannelKind]] = {
 }
 DEFAULT_CHANNELS: Final[tuple[str, ...]] = tuple(CHANNEL_KINDS)
 """The channels ingest subscribes to unless TICKSTOCK_INGEST_CHANNELS says otherwise."""
+
+DEMO_SYMBOLS: Final[tuple[str, ...]] = (
+    "AAPL",
+    "MSFT",
+    "NVDA",
+    "AMZN",
+    "GOOGL",
+    "META",
+    "TSLA",
+    "BRK.B",
+    "JPM",
+    "V",
+    "XOM",
+    "UNH",
+    "AMD",
+    "NFLX",
+    "BF-B",
+    "SPY",
+)
+"""The symbols the demo producer publishes: the demo login's first watchlist, and the names the
+dashboard's empty states suggest."""

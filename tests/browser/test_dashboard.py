@@ -49,8 +49,6 @@ CHROMIUM_ARGS = [
 CHANNEL = "tickstock.events.patterns"
 # Chromium's own report of a refused WebSocket while a server is down is expected there.
 SOCKET_REFUSED = re.compile(r"WebSocket connection to .* failed")
-# The login page (not the dashboard's) has no icon link, so Chromium asks for /favicon.ico.
-LOGIN_FAVICON = re.compile(r"status of 404 .*/favicon\.ico\)$")
 
 ServeApp = Callable[..., Awaitable[ServedApp]]
 
@@ -135,7 +133,7 @@ async def _open_tab(browser: Browser, auth_pool: asyncpg.Pool) -> AsyncIterator[
             name = served.app.config["SETTINGS"].cookie_name
             await context.add_cookies([{"name": name, "value": cookie, "url": served.url}])
         page = await context.new_page()
-        tab = Tab(context, page, allowed=[LOGIN_FAVICON])
+        tab = Tab(context, page)
 
         def on_console(message: ConsoleMessage) -> None:
             if message.type == "error":

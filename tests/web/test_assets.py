@@ -79,3 +79,13 @@ def test_only_allow_listed_files_are_served() -> None:
         path = vendor_path(name)
         assert path is not None and path.is_relative_to(WEB_DIR / "node_modules")
         assert vendor_version(name)
+
+
+async def test_favicon_ico_is_served_to_everyone(served: object) -> None:
+    import aiohttp
+
+    url = f"{served.url}/favicon.ico"  # type: ignore[attr-defined]
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        assert response.status == 200  # no login needed: the login page asks for it too
+        assert response.content_type == "image/svg+xml"
+        assert (await response.read()).lstrip().startswith(b"<svg")

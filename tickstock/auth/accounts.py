@@ -9,6 +9,7 @@ in :func:`change_account`, which takes a plain connection so the CLI applies it 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -32,13 +33,16 @@ from tickstock.queries.users import (
     insert_user,
     select_active_admin_ids,
     select_credentials_by_name,
+    select_password_hash,
     select_password_hash_by_name,
+    select_sessions,
     select_token_owner,
     select_tokens,
     select_user,
     select_user_for_update,
     update_login_failure,
     update_login_success,
+    update_other_sessions_revoked,
     update_session_revoked,
     update_user,
     update_user_sessions_revoked,
@@ -51,10 +55,13 @@ __all__ = [
     "after_user_sessions_ended",
     "authenticate_password",
     "change_account",
+    "change_own_password",
     "ensure_user",
     "issue_token",
     "login",
     "logout",
+    "public_session_id",
+    "revoke_session",
     "revoke_token",
     "update_account",
 ]
@@ -204,6 +211,56 @@ async def revoke_token(user: User, token_id: str) -> bool:
             return False
         await update_session_revoked(conn, token_id, user_id=user.id, kind="token")
     await auth.sessions_ended(user.id, token_id)
+    return True
+
+
+# --------------------------------------------------------------------------- one's own account
+
+
+def public_session_id(session_id: str) -> str:
+    """The name a session is listed and revoked by: its id is the cookie's secret, never shown."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:24]
+
+
+async def change_own_password(identity: Identity, current: str, new: str) -> int:
+    """Change the caller's password after checking the current one; end every other session.
+
+    The request's own session (cookie or token) stays signed in; every other session and token
+    is revoked and its sockets disconnected. Wrong current password: 403 ``wrong_password``
+    (attempts count against the login rate limit). Returns how many sessions were revoked.
+    """
+    auth = get_auth()
+    await auth.check_login_rate(client_address())
+    async with auth.db.connection() as conn:
+        found = await select_password_hash(conn, identity.user.id)
+    if not await verify_password(found, current[:1024]):
+        raise APIError(403, "wrong_password", "the current password is not right")
+    new_hash = await hash_password(new)
+    async with auth.db.write() as conn, conn.transaction():
+        await update_user(conn, identity.user.id, password_hash=new_hash)
+        revoked = await update_other_sessions_revoked(conn, identity.user.id, identity.session_id)
+    for session_id in revoked:
+        await auth.sessions_ended(identity.user.id, session_id)
+    log.info(
+        "user %r changed their password; %d other session(s) ended",
+        identity.user.username,
+        len(revoked),
+    )
+    return len(revoked)
+
+
+async def revoke_session(user: User, public_id: str) -> bool:
+    """Sign out one of ``user``'s browser sessions (by :func:`public_session_id`) and drop its
+    sockets, as logging out there would; False when no live session of theirs has that id."""
+    auth = get_auth()
+    async with auth.db.connection() as conn:
+        sessions = await select_sessions(conn, user.id)
+        match = [s.id for s in sessions if public_session_id(s.id) == public_id]
+        if not match or not await update_session_revoked(
+            conn, match[0], user_id=user.id, kind="cookie"
+        ):
+            return False
+    await auth.sessions_ended(user.id, match[0])
     return True
 
 

@@ -6,12 +6,14 @@ removes these two pages and nothing else.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
-from quart import Blueprint, Response, render_template_string
+from markupsafe import Markup, escape
+from quart import Blueprint, Response, render_template
 from quart_schema import hide
 
-from tickstock.auth import login_required
+from tickstock.auth import CSRF_HEADER, login_required
 from tickstock.jsonutil import dumps
 from tickstock.openapi import openapi_document
 
@@ -27,51 +29,89 @@ async def openapi() -> Response:
 
 
 _METHOD_ORDER: Final = ("get", "post", "put", "patch", "delete")
+_LITERAL: Final = re.compile(r"``(.+?)``")
 
-_PAGE: Final = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{{ title }} {{ version }}</title>
-<style>
-body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; }
-h2 { border-bottom: 1px solid #ccc; margin-top: 2.5rem; }
-.op { margin: 1.25rem 0; }
-.method { display: inline-block; min-width: 4rem; font-weight: 700; text-transform: uppercase; }
-code { background: #f3f3f3; padding: 0 .25rem; }
-table { border-collapse: collapse; margin-top: .5rem; }
-td, th { border: 1px solid #ddd; padding: .2rem .5rem; text-align: left; vertical-align: top; }
-.desc { white-space: pre-line; color: #333; }
-</style>
-</head>
-<body>
-<h1>{{ title }} <small>{{ version }}</small></h1>
-<p>Every endpoint answers <code>{"status": "success", "data": ..., "meta": {...}}</code> or
-<code>{"status": "error", "code": "...", "message": "..."}</code>. Authenticate with
-<code>Authorization: Bearer &lt;token&gt;</code> or a browser session. Machine-readable:
-<a href="{{ openapi_url }}">openapi.json</a>.</p>
-{% for tag, operations in groups %}
-<h2 id="{{ tag }}">{{ tag }}</h2>
-{% for op in operations %}
-<div class="op">
-<div><span class="method">{{ op.method }}</span> <code>{{ op.path }}</code> {{ op.summary }}</div>
-{% if op.description %}<div class="desc">{{ op.description }}</div>{% endif %}
-{% if op.parameters %}
-<table>
-<tr><th>parameter</th><th>in</th><th>type</th><th>description</th></tr>
-{% for p in op.parameters %}
-<tr><td><code>{{ p.name }}</code>{% if p.required %} *{% endif %}</td><td>{{ p.location }}</td>
-<td>{{ p.type }}</td><td>{{ p.description }}</td></tr>
-{% endfor %}
-</table>
-{% endif %}
-{% if op.body %}<div>JSON body: <code>{{ op.body }}</code></div>{% endif %}
-</div>
-{% endfor %}
-{% endfor %}
-</body>
-</html>
-"""
+
+def prose(text: object) -> Markup:
+    """A docstring as text: HTML escaped, reST ``literals`` shown as code, nothing else."""
+    escaped = str(escape(str(text or "")))
+    return Markup(_LITERAL.sub(r"<code>\1</code>", escaped))
+
+
+def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        found: dict[str, Any] = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+        return found
+    return schema
+
+
+def _example(document: dict[str, Any], schema: dict[str, Any], depth: int = 0) -> Any:
+    """A plausible value for ``schema`` (its example, default or first enum value)."""
+    schema = _resolve(document, schema)
+    for key in ("example", "default"):
+        if schema.get(key) is not None:
+            return schema[key]
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "anyOf" in schema:
+        options = [o for o in schema["anyOf"] if o.get("type") != "null"]
+        return _example(document, options[0], depth) if options else None
+    kind = schema.get("type")
+    if kind == "object" and depth < 3:
+        required = set(schema.get("required", []))
+        return {
+            name: _example(document, prop, depth + 1)
+            for name, prop in schema.get("properties", {}).items()
+            if name in required
+        }
+    if kind == "array":
+        return [_example(document, schema.get("items", {}), depth + 1)]
+    return {"string": "text", "integer": 1, "number": 0.5, "boolean": True}.get(str(kind))
+
+
+def _body(document: dict[str, Any], operation: dict[str, Any]) -> dict[str, Any] | None:
+    content = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if content is None:
+        return None
+    schema = _resolve(document, content.get("schema", {}))
+    required = set(schema.get("required", []))
+    fields = [
+        {
+            "name": name,
+            "required": name in required,
+            "type": _type(_resolve(document, prop)),
+            "description": prop.get("description", ""),
+        }
+        for name, prop in schema.get("properties", {}).items()
+    ]
+    example = _example(document, schema) if fields else None
+    return {
+        "description": schema.get("description") or operation["requestBody"].get("description"),
+        "fields": fields,
+        "example": dumps(example).decode() if example else "",
+    }
+
+
+def _responses(document: dict[str, Any], operation: dict[str, Any]) -> list[dict[str, Any]]:
+    responses = []
+    for code, response in sorted(operation.get("responses", {}).items(), key=lambda i: str(i[0])):
+        status = str(code)
+        schema = _resolve(
+            document,
+            response.get("content", {}).get("application/json", {}).get("schema", {}),
+        )
+        data = _resolve(document, schema.get("properties", {}).get("data", {}))
+        if data.get("type") == "array":
+            data = _resolve(document, data.get("items", {}))
+        responses.append(
+            {
+                "status": status,
+                "description": schema.get("description") or response.get("description", ""),
+                "fields": list(data.get("properties", {})) if status.startswith("2") else [],
+            }
+        )
+    return responses
 
 
 def _type(schema: dict[str, Any]) -> str:
@@ -97,15 +137,15 @@ def _operations(document: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]
             operation = operations.get(method)
             if operation is None:
                 continue
-            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
-            body_ref = (body or {}).get("schema", {}).get("$ref", "")
             groups.setdefault((operation.get("tags") or ["other"])[0], []).append(
                 {
                     "method": method,
                     "path": path,
+                    "anchor": f"{method}{path}".replace("/", "-").replace("{", "").replace("}", ""),
                     "summary": operation.get("summary", ""),
                     "description": operation.get("description", ""),
-                    "body": body_ref.rsplit("/", 1)[-1] if body_ref else ("JSON" if body else ""),
+                    "body": _body(document, operation),
+                    "responses": _responses(document, operation),
                     "parameters": [
                         {
                             "name": parameter["name"],
@@ -128,10 +168,16 @@ def _operations(document: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]
 async def docs() -> str:
     """The API documentation page, rendered on the server from the OpenAPI document."""
     document = openapi_document()
-    return await render_template_string(
-        _PAGE,
+    return await render_template(
+        "docs.html",
         title=document["info"]["title"],
         version=document["info"]["version"],
         openapi_url="/openapi.json",
+        csrf_header=CSRF_HEADER,
         groups=_operations(document),
     )
+
+
+@blueprint.app_template_filter("prose")
+def _prose_filter(text: object) -> Markup:
+    return prose(text)

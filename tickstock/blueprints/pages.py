@@ -12,7 +12,14 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from quart import Blueprint, Response, render_template, request
+from quart import (
+    Blueprint,
+    Response,
+    current_app,
+    render_template,
+    request,
+    send_from_directory,
+)
 from quart.typing import ResponseReturnValue
 
 from tickstock.auth import (
@@ -27,6 +34,7 @@ from tickstock.extensions.database import get_db
 from tickstock.queries.symbols import symbol_exists
 from tickstock.queries.user_settings import select_user_settings
 from tickstock.validation import normalise_symbol
+from tickstock.vocab import DEMO_SYMBOLS
 from tickstock.web.assets import VENDOR, load_vendor, vendor_version
 
 blueprint = Blueprint("pages", __name__)
@@ -66,6 +74,8 @@ async def _page(
         "page": page,
         "user": {"id": user.id, "username": user.username, "role": user.role},
         "csrf": {"header": CSRF_HEADER, "token": csrf_token(identity.session_id)},
+        # Named by the empty states ("add AAPL, MSFT …"): the symbols the demo producer publishes.
+        "suggested_symbols": list(DEMO_SYMBOLS),
         **context.get("boot", {}),
     }
     body = await render_template(
@@ -133,6 +143,13 @@ async def symbol_view(symbol: str) -> ResponseReturnValue:
     )
 
 
+@blueprint.get("/account")
+@login_required
+async def account() -> ResponseReturnValue:
+    """Your account: change password, sessions and API tokens."""
+    return await _page("account.html", "account", title="Account")
+
+
 @blueprint.get("/admin")
 @admin_required
 async def admin() -> ResponseReturnValue:
@@ -162,6 +179,15 @@ async def forbidden_page(error: APIError) -> ResponseReturnValue:
             link=("/", "Back to the live dashboard"),
         )
     return error_response(error.status, error.code, error.message, error.headers, error.extra)
+
+
+@blueprint.get("/favicon.ico")
+async def favicon() -> ResponseReturnValue:
+    """The icon browsers ask for on pages without an icon link (the SVG; public like static)."""
+    response = await send_from_directory(current_app.static_folder or "", "favicon.svg")
+    response.mimetype = "image/svg+xml"
+    response.headers["Cache-Control"] = f"public, max-age={UNVERSIONED_MAX_AGE}"
+    return response
 
 
 @blueprint.get("/static/vendor/<name>")

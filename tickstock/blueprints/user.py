@@ -1,4 +1,7 @@
-"""The signed-in user's own watchlist and settings (never anyone else's: no user id is taken)."""
+"""The signed-in user's own account: watchlist, settings, password and sessions.
+
+Never anyone else's: no user id is taken. API tokens are under ``/api/auth/tokens``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from quart import Blueprint, Response
 from quart_schema import validate_request
 
-from tickstock.auth import current_user, login_required
+from tickstock.auth import check_password, current_identity, current_user, login_required
+from tickstock.auth.accounts import change_own_password, public_session_id, revoke_session
 from tickstock.errors import APIError
 from tickstock.extensions.database import get_db
 from tickstock.pagination import MAX_LIMIT, success
@@ -20,6 +24,7 @@ from tickstock.queries.user_settings import (
     upsert_settings,
     upsert_watchlist,
 )
+from tickstock.queries.users import select_sessions
 from tickstock.validation import MAX_SYMBOLS, check_symbols, documented
 from tickstock.vocab import Tier
 
@@ -71,6 +76,61 @@ class SettingsBody(BaseModel):
 
     status: Literal["success"]
     data: SettingsIn
+    meta: dict[str, Any]
+
+
+class PasswordIn(BaseModel):
+    """The current password, and the new one (at least 8 characters)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
+
+    _new = field_validator("new_password")(check_password)
+
+
+class PasswordOut(BaseModel):
+    changed: bool
+    other_sessions_revoked: int
+
+
+class PasswordBody(BaseModel):
+    """The password was changed; this session stays signed in, every other one was ended."""
+
+    status: Literal["success"]
+    data: PasswordOut
+    meta: dict[str, Any]
+
+
+class SessionOut(BaseModel):
+    id: str = Field(description="The session's public id (revoke it with DELETE)")
+    created_at: dt.datetime
+    last_seen_at: dt.datetime
+    expires_at: dt.datetime | None
+    address: str | None
+    user_agent: str | None
+    current: bool = Field(description="True for the session making this request")
+
+
+class SessionsBody(BaseModel):
+    """The signed-in user's browser sessions, most recently seen first."""
+
+    status: Literal["success"]
+    data: list[SessionOut]
+    meta: dict[str, Any]
+
+
+class RevokedOut(BaseModel):
+    id: str
+    revoked: bool
+
+
+class RevokedBody(BaseModel):
+    """The session was signed out and its live sockets disconnected."""
+
+    status: Literal["success"]
+    data: RevokedOut
     meta: dict[str, Any]
 
 
@@ -132,3 +192,48 @@ async def put_settings(data: SettingsIn) -> Response:
     async with get_db().write() as conn:
         row = await upsert_settings(conn, current_user().id, data.model_dump(exclude_none=True))
     return _settings(row)
+
+
+@blueprint.put("/password")
+@login_required
+@validate_request(PasswordIn)
+@documented(PasswordBody, 400, 403, 429)
+async def put_password(data: PasswordIn) -> Response:
+    """Change your password (the current one is required); every other session is signed out."""
+    revoked = await change_own_password(
+        current_identity(), data.current_password, data.new_password
+    )
+    return success({"changed": True, "other_sessions_revoked": revoked})
+
+
+@blueprint.get("/sessions")
+@login_required
+@documented(SessionsBody)
+async def get_sessions() -> Response:
+    """Your browser sessions: created, last seen, address, user agent, and which one is this."""
+    identity = current_identity()
+    async with get_db().connection() as conn:
+        sessions = await select_sessions(conn, identity.user.id)
+    items = [
+        {
+            "id": public_session_id(s.id),
+            "created_at": s.created_at,
+            "last_seen_at": s.last_active_at,
+            "expires_at": s.expires_at,
+            "address": s.address,
+            "user_agent": s.user_agent,
+            "current": s.id == identity.session_id,
+        }
+        for s in sessions
+    ]
+    return success(items, {"count": len(items)})
+
+
+@blueprint.delete("/sessions/<session_id>")
+@login_required
+@documented(RevokedBody, 404)
+async def delete_session(session_id: str) -> Response:
+    """Sign out one of your sessions and disconnect its sockets (404 when it is not yours)."""
+    if len(session_id) > 64 or not await revoke_session(current_user(), session_id):
+        raise APIError(404, "session_not_found", "no such session")
+    return success({"id": session_id, "revoked": True})

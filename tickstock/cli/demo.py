@@ -19,8 +19,20 @@ from tickstock.cli.common import redact, run
 )
 @click.option("--symbols", default="", help="Comma-separated symbols (default: a demo universe).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
-def demo_producer(redis_url: str, rate: float, symbols: str, duration: float | None) -> None:
-    """Publish realistic pattern, indicator, alert and health events on the producer channels."""
+@click.option(
+    "--database-url",
+    envvar="TICKSTOCK_DATABASE_URL",
+    default="",
+    help="Producer database: store every detection and indicator before publishing it.",
+)
+def demo_producer(
+    redis_url: str, rate: float, symbols: str, duration: float | None, database_url: str
+) -> None:
+    """Publish realistic pattern, indicator, alert and health events on the producer channels.
+
+    With a database (``--database-url`` or TICKSTOCK_DATABASE_URL) every detection is first
+    written to its tier's table, as the real producer does, so history and REST show it.
+    """
     from tickstock.dev.demo_producer import DEFAULT_SYMBOLS, run_demo_producer
 
     chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
@@ -40,12 +52,25 @@ def demo_producer(redis_url: str, rate: float, symbols: str, duration: float | N
         except Exception as exc:
             await client.aclose()
             raise click.ClickException(f"cannot reach Redis at {redact(redis_url)}: {exc}") from exc
+        store = None
+        if database_url:
+            from tickstock.dev.demo_store import DemoStore
+
+            try:
+                store = await DemoStore.open(database_url)
+            except Exception as exc:
+                await client.aclose()
+                raise click.ClickException(
+                    f"cannot reach the database at {redact(database_url)}: {exc}"
+                ) from exc
         try:
             return await run_demo_producer(
-                client, symbols=chosen, rate=rate, duration=duration, stop=stop
+                client, symbols=chosen, rate=rate, duration=duration, stop=stop, store=store
             )
         finally:
             await client.aclose()
+            if store is not None:
+                await store.close()
 
     sent = run(go())
     click.echo(f"published {sent} message(s)")

@@ -41,8 +41,9 @@ def serve(bind: str | None, config_path: str) -> None:
     env = dict(os.environ)
     stack = None
     children: list[subprocess.Popen[bytes]] = []
+    login = "with an account from `tickstock users create`"
     if not settings.database_url and not settings.redis_url:
-        stack, env = _start_local_stack(settings, env)
+        stack, env, login = _start_local_stack(settings, env)
     elif not settings.database_url or not settings.redis_url:
         missing = "TICKSTOCK_DATABASE_URL" if not settings.database_url else "TICKSTOCK_REDIS_URL"
         raise click.ClickException(
@@ -71,6 +72,7 @@ def serve(bind: str | None, config_path: str) -> None:
                 )
             )
         args = [sys.executable, "-m", "hypercorn"]
+        url = _public_url(bind, config_path)
         if Path(config_path).is_file():
             args += ["--config", config_path]
         else:
@@ -82,6 +84,7 @@ def serve(bind: str | None, config_path: str) -> None:
         args.append("tickstock.asgi:app")
         server = subprocess.Popen(args, env=env, preexec_fn=_die_with_parent())
         children.insert(0, server)
+        _announce_when_ready(server, url, login)
         code = _wait_forwarding_signals(server, children)
     finally:
         _stop_children(children)
@@ -100,6 +103,45 @@ def _ensure_frontend() -> None:
     except FrontendError as exc:
         # The API and Socket.IO work without them; only the dashboard page needs them.
         click.echo(f"warning: {exc}; the dashboard will not load until this is fixed", err=True)
+
+
+def _public_url(bind: str | None, config_path: str) -> str:
+    """The dashboard's URL for the ready line: the first bind address, as a browser opens it."""
+    import tomllib
+
+    address = bind
+    if address is None and Path(config_path).is_file():
+        binds = tomllib.loads(Path(config_path).read_text()).get("bind", [])
+        address = binds if isinstance(binds, str) else (binds[0] if binds else None)
+    host, _, port = (address or "127.0.0.1:8000").rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _announce_when_ready(server: subprocess.Popen[bytes], url: str, login: str) -> None:
+    """One "ready" line, the last of start-up: printed once the service answers /health."""
+    import threading
+    import urllib.error
+    import urllib.request
+
+    def wait() -> None:
+        while server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    pass
+            except urllib.error.HTTPError:
+                pass  # it answers, even if degraded: the page will say what is wrong
+            except (OSError, ValueError):
+                time.sleep(0.2)
+                continue
+            click.echo(f"ready: open {url} and sign in {login}")
+            return
+
+    threading.Thread(target=wait, name="ready-line", daemon=True).start()
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -136,7 +178,7 @@ def _check_configured(settings: Settings) -> None:
     run(check())
 
 
-def _start_local_stack(settings: Settings, env: dict[str, str]) -> tuple[Any, dict[str, str]]:
+def _start_local_stack(settings: Settings, env: dict[str, str]) -> tuple[Any, dict[str, str], str]:
     from tickstock.dev.localstack import LocalStack
 
     data_dir = Path(settings.local_stack_dir).resolve()
@@ -157,17 +199,16 @@ def _start_local_stack(settings: Settings, env: dict[str, str]) -> tuple[Any, di
     env = dict(env)
     env["TICKSTOCK_DATABASE_URL"] = urls.database_url
     env["TICKSTOCK_REDIS_URL"] = urls.redis_url
-    click.echo(
-        f"Demo login: user {settings.demo_user!r}, password {password!r} "
-        f"(stored in {data_dir / 'demo-login.txt'})"
-    )
-    return stack, env
+    login = f"as {settings.demo_user} / {password} (saved in {data_dir / 'demo-login.txt'})"
+    return stack, env, login
 
 
 async def _ensure_demo_user(dsn: str, settings: Settings, data_dir: Path) -> str:
     import secrets
 
     from tickstock.auth import ensure_user
+    from tickstock.queries.user_settings import insert_first_watchlist
+    from tickstock.vocab import DEMO_SYMBOLS
 
     login_file = data_dir / "demo-login.txt"
     password = settings.demo_password
@@ -177,7 +218,10 @@ async def _ensure_demo_user(dsn: str, settings: Settings, data_dir: Path) -> str
         password = secrets.token_urlsafe(9)
     conn = await connect(dsn)
     try:
-        await ensure_user(conn, settings.demo_user, password, role="admin")
+        user = await ensure_user(conn, settings.demo_user, password, role="admin")
+        # The first screen is alive: the demo login starts out watching the demo producer's
+        # symbols (a watchlist the user has since changed is kept).
+        await insert_first_watchlist(conn, user.id, DEMO_SYMBOLS)
     finally:
         await conn.close()
     login_file.write_text(f"{settings.demo_user} {password}\n")

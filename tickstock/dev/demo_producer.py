@@ -13,17 +13,19 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
+import asyncpg
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tickstock import vocab
+from tickstock.dev.seed_data import KNOWN_SYMBOLS
 from tickstock.realtime.events import SYMBOL_RE
 
 __all__ = [
@@ -32,33 +34,21 @@ __all__ = [
     "PATTERN_NAMES",
     "PATTERN_SHAPES",
     "DemoChannels",
+    "DemoDetection",
     "DemoFeed",
+    "DemoIndicator",
     "build_messages",
     "run_demo_producer",
 ]
+
+if TYPE_CHECKING:
+    from tickstock.dev.demo_store import DemoStore
 
 logger = logging.getLogger(__name__)
 
 Message = tuple[str, bytes]
 
-DEFAULT_SYMBOLS: Final = (
-    "AAPL",
-    "MSFT",
-    "NVDA",
-    "AMZN",
-    "GOOGL",
-    "META",
-    "TSLA",
-    "BRK.B",
-    "JPM",
-    "V",
-    "XOM",
-    "UNH",
-    "AMD",
-    "NFLX",
-    "BF-B",
-    "SPY",
-)
+DEFAULT_SYMBOLS: Final = vocab.DEMO_SYMBOLS
 PATTERN_NAMES: Final = (
     "Breakout",
     "BullishEngulfing",
@@ -153,7 +143,9 @@ def _dumps(message: dict[str, Any]) -> bytes:
 
 
 @dataclass(slots=True)
-class _Detection:
+class DemoDetection:
+    """One generated detection, as the demo producer stores it and publishes it."""
+
     symbol: str
     pattern: str
     confidence: float
@@ -166,11 +158,26 @@ class _Detection:
     indicators: dict[str, float]
 
 
+@dataclass(slots=True)
+class DemoIndicator:
+    """One generated indicator value (``value`` is the value_data object of the tables)."""
+
+    symbol: str
+    indicator: str
+    value: dict[str, float]
+    timeframe: str
+    calculated_at: float
+
+
 class DemoFeed:
     """Generates demo messages from its own random state; no I/O, so tests can replay it."""
 
     def __init__(
-        self, rng: random.Random, symbols: Sequence[str], channels: DemoChannels | None = None
+        self,
+        rng: random.Random,
+        symbols: Sequence[str],
+        channels: DemoChannels | None = None,
+        prices: Mapping[str, float] | None = None,
     ) -> None:
         chosen = [symbol.strip().upper() for symbol in symbols]
         bad = [symbol for symbol in chosen if SYMBOL_RE.fullmatch(symbol) is None]
@@ -180,7 +187,13 @@ class DemoFeed:
         self.symbols = chosen
         self.channels = channels or DemoChannels()
         self.session_id = f"demo-{rng.getrandbits(32):08x}"
-        self._prices = {symbol: rng.uniform(8.0, 600.0) for symbol in chosen}
+        # Prices continue from the last daily close (the database's, else the seed's reference
+        # price, which is where the seeded bars end), so the feed and the charts agree.
+        known = {k.symbol: k.price for k in KNOWN_SYMBOLS}
+        start = {**known, **(prices or {})}
+        self._prices = {symbol: start.get(symbol) or rng.uniform(8.0, 600.0) for symbol in chosen}
+        self.detections: list[DemoDetection] = []
+        self.indicator_values: list[DemoIndicator] = []
         self._pattern_turn = 0
         self._indicator_turn = 0
         self._health_turn = 0
@@ -194,7 +207,7 @@ class DemoFeed:
         self._prices[symbol] = price
         return price
 
-    def _detection(self, now: float, tier: str | None = None) -> _Detection:
+    def _detection(self, now: float, tier: str | None = None) -> DemoDetection:
         rng = self.rng
         symbol = rng.choice(self.symbols)
         pattern = rng.choice(PATTERN_NAMES)
@@ -205,8 +218,9 @@ class DemoFeed:
             rsi = rng.uniform(12.0, 29.9)
         elif pattern == "RSIOverbought":
             rsi = rng.uniform(70.1, 88.0)
-        detected_at = now - rng.uniform(0.0, 2.0)
-        return _Detection(
+        # Whole milliseconds: every message shape then carries exactly the stored time.
+        detected_at = math.floor((now - rng.uniform(0.0, 2.0)) * 1000) / 1000
+        d = DemoDetection(
             symbol=symbol,
             pattern=pattern,
             confidence=round(rng.uniform(0.5, 0.99), 3),
@@ -224,6 +238,19 @@ class DemoFeed:
                 "volume_ratio": round(rng.uniform(0.6, 3.5), 2),
             },
         )
+        self.detections.append(d)
+        return d
+
+    def _indicator(
+        self, symbol: str, name: str, value: dict[str, float], timeframe: str, at: float
+    ) -> None:
+        self.indicator_values.append(DemoIndicator(symbol, name, value, timeframe, at))
+
+    def take_records(self) -> tuple[list[DemoDetection], list[DemoIndicator]]:
+        """The detections and indicator values generated since the last call (to store them)."""
+        taken = self.detections, self.indicator_values
+        self.detections, self.indicator_values = [], []
+        return taken
 
     def _next_id(self) -> str:
         self._sequence += 1
@@ -385,59 +412,67 @@ class DemoFeed:
 
     def _rsi(self, now: float) -> list[Message]:
         symbol = self.rng.choice(self.symbols)
+        rsi = round(self.rng.uniform(15.0, 85.0), 2)
         message = {
             "symbol": symbol,
             "indicator": "RSI",
-            "value": round(self.rng.uniform(15.0, 85.0), 2),
+            "value": rsi,
             "timeframe": "daily",
             "timestamp": round(now, 3),
         }
+        self._indicator(symbol, "RSI", {"value": rsi}, "daily", now)
         return [(self.channels.indicators, _dumps(message))]
 
     def _macd(self, now: float) -> list[Message]:
         symbol = self.rng.choice(self.symbols)
         macd = round(self.rng.gauss(0.0, 1.5), 4)
         signal = round(macd + self.rng.gauss(0.0, 0.3), 4)
+        values = {"macd": macd, "signal": signal, "histogram": round(macd - signal, 4)}
         calculation = {
             "symbol": symbol,
             "indicator": "MACD",
-            "values": {"macd": macd, "signal": signal, "histogram": round(macd - signal, 4)},
+            "values": values,
             "timeframe": "1min",
             "timestamp": _iso(now),
         }
+        self._indicator(symbol, "MACD", values, "1min", now)
         message = {"type": "streaming_indicator", "calculation": calculation}
         return [(self.channels.indicators_streaming, _dumps(message))]
 
     def _sma(self, now: float) -> list[Message]:
         symbol = self.rng.choice(self.symbols)
+        sma = round(self._price(symbol) * self.rng.uniform(0.97, 1.03), 2)
         inner = {
             "symbol": symbol,
             "indicator_type": "SMA20",
-            "value": round(self._price(symbol) * self.rng.uniform(0.97, 1.03), 2),
+            "value": sma,
             "timeframe": "daily",
             "calculation_timestamp": int(now * 1000),
         }
+        self._indicator(symbol, "SMA20", {"value": sma}, "daily", now)
         return [(self.channels.indicators, _dumps({"data": inner}))]
 
     def _indicator_batch(self, now: float) -> list[Message]:
         symbol = self.rng.choice(self.symbols)
         price = self._price(symbol)
         width = price * self.rng.uniform(0.01, 0.04)
+        rsi = round(self.rng.uniform(15.0, 85.0), 2)
+        bands = {
+            "upper": round(price + width, 2),
+            "middle": round(price, 2),
+            "lower": round(price - width, 2),
+        }
+        for name, value in (("RSI", {"value": rsi}), ("SMA20", {"value": round(price, 2)})):
+            self._indicator(symbol, name, value, "5min", now)
+        self._indicator(symbol, "BBANDS", bands, "5min", now)
         message = {
             "symbol": symbol,
             "timestamp": round(now, 3),
             "timeframe": "5min",
             "indicators": [
-                {"indicator": "RSI", "value": round(self.rng.uniform(15.0, 85.0), 2)},
+                {"indicator": "RSI", "value": rsi},
                 {"indicator_name": "SMA20", "value": round(price, 2)},
-                {
-                    "indicator": "BBANDS",
-                    "values": {
-                        "upper": round(price + width, 2),
-                        "middle": round(price, 2),
-                        "lower": round(price - width, 2),
-                    },
-                },
+                {"indicator": "BBANDS", "values": bands},
             ],
         }
         return [(self.channels.indicators_streaming, _dumps(message))]
@@ -599,6 +634,7 @@ async def run_demo_producer(
     stop: asyncio.Event | None = None,
     channels: DemoChannels | None = None,
     seed: int | None = None,
+    store: DemoStore | None = None,
 ) -> int:
     """Publish demo traffic at about ``rate`` pattern detections per second; return messages sent.
 
@@ -606,10 +642,15 @@ async def run_demo_producer(
     the patterns go indicator values (rate / 2), indicator alerts (one per 20 detections, at most
     10/s), a critical alert a minute, health every 5 s and session started / stopped notices. When
     Redis is unreachable it backs off (1 s doubling to 30 s) and resumes on schedule.
+
+    With a ``store``, prices start from each symbol's last stored close, and every detection and
+    indicator value is written to the producer tables before it is published, as the real
+    producer does (what cannot be stored is not published).
     """
     if not rate > 0 or math.isinf(rate):
         raise ValueError(f"rate must be a positive number, got {rate!r}")
-    feed = DemoFeed(random.Random(seed), symbols, channels)
+    prices = await store.last_closes(symbols) if store is not None else None
+    feed = DemoFeed(random.Random(seed), symbols, channels, prices)
     loop = asyncio.get_running_loop()
     start = loop.time()
     deadline = None if duration is None else start + duration
@@ -645,14 +686,25 @@ async def run_demo_producer(
                     backlog.extend(messages)
                     schedule.due += schedule.interval * weight
             if backlog:
+                records = feed.take_records()
                 try:
+                    if store is not None:
+                        await store.write(*records)
                     published += await _publish(redis, backlog)
                     backoff = 1.0
-                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                except (
+                    RedisConnectionError,
+                    RedisTimeoutError,
+                    OSError,
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                ) as exc:
                     # Pub/sub keeps nothing for later, so what could not be sent is dropped, and
                     # the schedule restarts from now rather than flooding Redis on its return.
                     logger.warning(
-                        "demo producer: publish failed (%s), retry in %.0f s", exc, backoff
+                        "demo producer: store or publish failed (%s), retry in %.0f s",
+                        exc,
+                        backoff,
                     )
                     await _pause(backoff, stop)
                     backoff = min(backoff * 2, _MAX_BACKOFF)

@@ -9,7 +9,13 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["UserSettings", "select_user_settings", "upsert_settings", "upsert_watchlist"]
+__all__ = [
+    "UserSettings",
+    "insert_first_watchlist",
+    "select_user_settings",
+    "upsert_settings",
+    "upsert_watchlist",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,19 @@ async def upsert_watchlist(
     )
     assert row is not None
     return UserSettings(list(row["watchlist"]), row["settings"], row["updated_at"])
+
+
+async def insert_first_watchlist(
+    conn: asyncpg.Connection, user_id: int, symbols: Sequence[str]
+) -> bool:
+    """Give a user who never saved anything this watchlist; False when they already have a row."""
+    done = await conn.fetchval(
+        "INSERT INTO user_settings (user_id, watchlist) VALUES ($1, $2::text[])"
+        " ON CONFLICT (user_id) DO NOTHING RETURNING true",
+        user_id,
+        list(symbols),
+    )
+    return bool(done)
 
 
 async def upsert_settings(

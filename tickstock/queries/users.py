@@ -17,6 +17,7 @@ __all__ = [
     "MAX_TOKENS_PER_USER",
     "Credentials",
     "Role",
+    "SessionInfo",
     "SessionKind",
     "SessionState",
     "TokenInfo",
@@ -25,8 +26,10 @@ __all__ = [
     "insert_user",
     "select_active_admin_ids",
     "select_credentials_by_name",
+    "select_password_hash",
     "select_password_hash_by_name",
     "select_session_state",
+    "select_sessions",
     "select_token_owner",
     "select_tokens",
     "select_user",
@@ -35,6 +38,7 @@ __all__ = [
     "select_users",
     "update_login_failure",
     "update_login_success",
+    "update_other_sessions_revoked",
     "update_session_revoked",
     "update_session_touched",
     "update_user",
@@ -103,6 +107,18 @@ class TokenInfo:
             "last_active_at": self.last_active_at,
             "expires_at": self.expires_at,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A browser session as listed to its owner (its id is the cookie's secret, never shown)."""
+
+    id: str
+    created_at: dt.datetime
+    last_active_at: dt.datetime
+    expires_at: dt.datetime | None
+    address: str | None
+    user_agent: str | None
 
 
 _USER_COLUMNS = "id, username, role, active"
@@ -384,3 +400,36 @@ async def select_token_owner(conn: asyncpg.Connection, token_id: str) -> int | N
         "SELECT user_id FROM user_sessions WHERE id = $1 AND kind = 'token'", token_id
     )
     return owner
+
+
+async def select_sessions(conn: asyncpg.Connection, user_id: int) -> list[SessionInfo]:
+    """The user's live browser sessions, most recently used first."""
+    rows = await conn.fetch(
+        """SELECT id, created_at, last_active_at, expires_at, address, user_agent
+           FROM user_sessions
+           WHERE user_id = $1 AND kind = 'cookie' AND revoked_at IS NULL
+             AND (expires_at IS NULL OR expires_at > now())
+           ORDER BY last_active_at DESC, id""",
+        user_id,
+    )
+    return [SessionInfo(**dict(r)) for r in rows]
+
+
+async def select_password_hash(conn: asyncpg.Connection, user_id: int) -> str | None:
+    found: str | None = await conn.fetchval(
+        "SELECT password_hash FROM users WHERE id = $1 AND active", user_id
+    )
+    return found
+
+
+async def update_other_sessions_revoked(
+    conn: asyncpg.Connection, user_id: int, keep: str
+) -> list[str]:
+    """Revoke every live session and token of a user but ``keep``; returns the revoked ids."""
+    rows = await conn.fetch(
+        """UPDATE user_sessions SET revoked_at = now()
+           WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL RETURNING id""",
+        user_id,
+        keep,
+    )
+    return [r["id"] for r in rows]

@@ -5,7 +5,11 @@ import { api, boot, showError } from "./api.js";
 import { startShell, toast } from "./app.js";
 import { h, timeElement } from "./format.js";
 
-startShell();
+const { live } = startShell();
+// The node's live count includes this page's own socket: refresh once it is connected.
+live.addEventListener("state", (event) => {
+  if (event.detail.name === "live") loadConnections();
+});
 const $ = (id) => document.getElementById(id);
 const CONNECTIONS_REFRESH_MS = 15000;
 

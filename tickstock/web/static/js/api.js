@@ -6,6 +6,13 @@ const bootElement = document.getElementById("boot");
 /** Server-provided page data: page name, user, CSRF header and token, page extras. */
 export const boot = bootElement ? JSON.parse(bootElement.textContent) : {};
 
+/** The symbols an empty view suggests: the ones the demo producer publishes. */
+export function suggestion() {
+  const symbols = boot.suggested_symbols || [];
+  if (!symbols.length) return "";
+  return `The demo producer publishes ${symbols.join(", ")}.`;
+}
+
 /** An API failure: ``status`` (0 when the server was not reached), ``code``, a readable message. */
 export class ApiError extends Error {
   constructor(message, { status = 0, code = "network_error", retryAfter = null } = {}) {

@@ -9,7 +9,6 @@ import {
 } from "lightweight-charts";
 import { priority, toDate } from "./format.js";
 
-const MARKER_TEXT_LIMIT = 40;
 
 function cssVar(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -56,6 +55,15 @@ export class PriceChart {
     this.chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.82, bottom: 0 } });
     this.candles.priceScale().applyOptions({ scaleMargins: { top: 0.08, bottom: 0.22 } });
     this.markers = createSeriesMarkers(this.candles, []);
+    this.byDay = new Map();
+    // Labels never pile up: a marker shows at most a count; the names show on hover.
+    this.tip = document.createElement("div");
+    this.tip.className = "chart-tip";
+    this.tip.hidden = true;
+    this.tip.setAttribute("role", "tooltip");
+    container.append(this.tip);
+    this.chart.subscribeCrosshairMove((param) => this.showTip(param));
+    container.priceChart = this; // a handle for the browser tests and the console
     this.onTheme = () => this.applyTheme();
     document.addEventListener("themechange", this.onTheme);
     this.applyTheme();
@@ -134,14 +142,15 @@ export class PriceChart {
         if (!day) continue;
         marked += 1;
         const confidence = Number(item.confidence);
-        const entry = byDay.get(day) || { time: day, count: 0, confidence: -1, pattern: "" };
+        const entry = byDay.get(day) || { time: day, count: 0, confidence: -1, pattern: "", names: [] };
         entry.count += 1;
+        entry.names.push(`${item.pattern} ${Math.round(confidence * 100)}%`);
         if (confidence > entry.confidence) Object.assign(entry, { confidence, pattern: item.pattern });
         byDay.set(day, entry);
       }
     }
     const markers = [...byDay.values()].sort((a, b) => (a.time < b.time ? -1 : 1));
-    const withText = !this.compact && markers.length <= MARKER_TEXT_LIMIT;
+    this.byDay = byDay;
     this.markers.setMarkers(
       markers.map((m) => {
         const name = priority(m.confidence);
@@ -150,13 +159,35 @@ export class PriceChart {
           position: "aboveBar",
           shape: name === "CRITICAL" || name === "HIGH" ? "arrowDown" : "circle",
           color: this.colors[name],
-          text: withText ? `${m.pattern}${m.count > 1 ? ` +${m.count - 1}` : ""}` : m.count > 1 ? String(m.count) : "",
+          text: m.count > 1 ? String(m.count) : "",
           size: name === "CRITICAL" ? 1.4 : 1,
         };
       }),
     );
     this.container.dataset.markers = String(markers.length);
     this.container.dataset.detections = String(marked);
+  }
+
+  /** The detections of the hovered bar, beside the cursor. */
+  showTip(param) {
+    const entry = param && param.time && param.point ? this.byDay.get(param.time) : null;
+    if (!entry) {
+      this.tip.hidden = true;
+      return;
+    }
+    const shown = entry.names.slice(0, 6);
+    this.tip.textContent = `${entry.time}: ${shown.join(", ")}${entry.names.length > shown.length ? ` +${entry.names.length - shown.length} more` : ""}`;
+    this.tip.hidden = false;
+    const width = this.container.clientWidth;
+    // Kept inside the chart: near the right edge the tip opens to the left of the cursor.
+    const left = param.point.x + 12 + this.tip.offsetWidth > width ? Math.max(0, param.point.x - 12 - this.tip.offsetWidth) : param.point.x + 12;
+    this.tip.style.left = `${left}px`;
+    this.tip.style.top = `${Math.max(0, param.point.y - 36)}px`;
+  }
+
+  /** The x coordinate of a marked day (for tests and keyboard focus). */
+  markerX(day) {
+    return this.chart.timeScale().timeToCoordinate(day);
   }
 
   /** The latest bar day on or before ``day`` (a detection on a weekend marks Friday). */

@@ -1,6 +1,6 @@
 // The live dashboard: watchlist, live feed and the selected symbol's chart.
 
-import { api } from "./api.js";
+import { api, suggestion } from "./api.js";
 import { onShortcut, startShell, toast } from "./app.js";
 import { Feed } from "./feed.js";
 import { formatNumber, readQuery, writeQuery } from "./format.js";
@@ -46,7 +46,7 @@ watchlist.addEventListener("change", async (event) => {
   const { symbols, all } = event.detail;
   writeQuery({ all: all ? "1" : "" });
   feed.setEmptyText(
-    all ? "Waiting for patterns of any symbol…" : symbols.length ? "Waiting for patterns of your watchlist…" : "Add symbols to your watchlist to see their patterns here.",
+    all ? "Waiting for patterns of any symbol…" : symbols.length ? "Waiting for patterns of your watchlist…" : `Add symbols to your watchlist to see their patterns here, or tick "All symbols". ${suggestion()}`.trim(),
   );
   await live.setSymbols(all ? [...symbols, "*"] : symbols);
   refreshSubscribedMarks();

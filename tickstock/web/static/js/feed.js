@@ -155,7 +155,17 @@ export class Feed {
   insert(item) {
     const row = this.row(item);
     row.hidden = !this.matches(row.dataset);
-    this.tbody.prepend(row);
+    // Newest first by detection time, not by arrival: producers deliver slightly out of order.
+    const at = toDate(item.detectedAt)?.getTime() || Date.now();
+    row.dataset.at = String(at);
+    let before = null;
+    for (const other of this.tbody.rows) {
+      if (Number(other.dataset.at) <= at) {
+        before = other;
+        break;
+      }
+    }
+    this.tbody.insertBefore(row, before);
     while (this.tbody.rows.length > MAX_ROWS) this.tbody.lastElementChild.remove();
     setTimeout(() => row.classList.remove("flash"), FLASH_MS);
     this.renderEmpty();

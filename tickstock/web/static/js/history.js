@@ -2,7 +2,7 @@
 // The URL holds the filters and the current cursor, so every page can be bookmarked; Prev walks
 // back through the cursors seen in this tab (kept in history.state).
 
-import { api, showError } from "./api.js";
+import { api, showError, suggestion } from "./api.js";
 import { startShell } from "./app.js";
 import { cursorPager } from "./pager.js";
 import { formatConfidence, h, priorityBadge, readQuery, timeElement, writeQuery } from "./format.js";
@@ -51,7 +51,7 @@ async function load() {
     showError($("history-error"), null);
     $("history-rows").replaceChildren(...data.map(row));
     pager.setNext(meta.next_cursor);
-    $("history-status").textContent = data.length ? "" : "No detections match these filters.";
+    $("history-status").textContent = data.length ? "" : `No detections match these filters. ${suggestion()}`.trim();
     $("history-status").hidden = data.length > 0;
     $("next-page").disabled = !pager.next;
     $("prev-page").disabled = !cursor;

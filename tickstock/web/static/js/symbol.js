@@ -81,7 +81,19 @@ async function loadIndicators() {
   }
 }
 
+/** The detection's price: live events carry it, stored rows keep it in pattern_data. */
+function priceOf(item) {
+  if (typeof item.price === "number") return item.price;
+  const data = item.pattern_data;
+  for (const key of ["price", "current_price", "price_at_detection"]) {
+    const value = data && typeof data === "object" ? Number(data[key]) : NaN;
+    if (Number.isFinite(value)) return value;
+  }
+  return null;
+}
+
 function detectionRow(item, { live: isLive = false } = {}) {
+  const price = priceOf(item);
   return h(
     "tr",
     { className: isLive ? "flash" : "" },
@@ -90,7 +102,7 @@ function detectionRow(item, { live: isLive = false } = {}) {
     h("td", { className: "num" }, formatConfidence(Number(item.confidence))),
     h("td", {}, priorityBadge(Number(item.confidence), item.priority)),
     h("td", {}, item.tier || item.timeframe || "—"),
-    h("td", { className: "num" }, typeof item.price === "number" ? formatPrice(item.price) : "—"),
+    h("td", { className: "num" }, price === null ? "—" : formatPrice(price)),
   );
 }
 

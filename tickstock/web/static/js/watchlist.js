@@ -1,7 +1,7 @@
 // The watchlist: saved through PUT /api/user/watchlist, searched over /api/symbols?q=, followed
 // live over Socket.IO; each row counts the events received since the page opened.
 
-import { api, ApiError, showError } from "./api.js";
+import { api, ApiError, boot, showError, suggestion } from "./api.js";
 import { h, normaliseSymbol } from "./format.js";
 
 const SEARCH_DELAY_MS = 150;
@@ -200,6 +200,7 @@ export class Watchlist extends EventTarget {
     );
     this.tbody.replaceChildren(...rows);
     this.status.hidden = this.symbols.length > 0;
-    this.status.textContent = "Your watchlist is empty. Add a symbol to follow its patterns live.";
+    const first = (boot.suggested_symbols || ["AAPL"]).slice(0, 3).join(", ");
+    this.status.textContent = `Your watchlist is empty. Add a symbol (e.g. ${first}) to follow its patterns live. ${suggestion()}`.trim();
   }
 }

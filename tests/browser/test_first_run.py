@@ -1,0 +1,120 @@
+"""The first five minutes: `tickstock serve` with nothing configured, signed in, live at once."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from tests.browser.test_dashboard import _browser, _frontend, screenshot  # noqa: F401
+from tests.support.env import free_port, tickstock_env
+from tickstock.vocab import DEMO_SYMBOLS
+
+pytestmark = pytest.mark.browser
+
+READY = re.compile(r"^ready: open (http://\S+) and sign in as (\S+) / (\S+) ")
+
+
+def _when(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _text(path: Path) -> str:
+    return path.read_text()
+
+
+async def _ready_line(server: subprocess.Popen[bytes], log_path: Path) -> re.Match[str]:
+    started = time.monotonic()
+    while time.monotonic() - started < 120:
+        assert server.poll() is None, _text(log_path)[-3000:]
+        for line in _text(log_path).splitlines():
+            if match := READY.match(line):
+                return match
+        await asyncio.sleep(0.25)
+    raise AssertionError("no ready line:\n" + _text(log_path)[-3000:])
+
+
+async def test_quick_start_is_live_within_5_s_of_signing_in(
+    tmp_path: Path, browser: Browser
+) -> None:
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "tickstock", "serve", "--bind", f"127.0.0.1:{port}"],
+            cwd=tmp_path,
+            env=tickstock_env(),  # nothing configured: the defaults of a fresh clone
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    context = None
+    try:
+        ready = await _ready_line(server, log_path)
+        url, username, password = ready.groups()
+        assert url == f"http://127.0.0.1:{port}"
+        await asyncio.sleep(1.0)
+        lines = [line for line in log_path.read_text().splitlines() if line.strip()]
+        assert READY.match(lines[-1]), lines[-5:]  # the last line of start-up
+        assert sum(1 for line in lines if line.startswith("ready:")) == 1
+
+        context = await browser.new_context(viewport={"width": 1280, "height": 800}, base_url=url)
+        context.set_default_timeout(5000)
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on(
+            "console",
+            lambda m: errors.append(m.text) if m.type == "error" else None,  # type: ignore[func-returns-value]
+        )
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        await page.goto("/")
+        await page.fill("#username", username)
+        await page.fill("#password", password)
+        await page.click("button[type=submit]")
+        signed_in = time.monotonic()
+        await expect(page).to_have_url(f"{url}/")
+
+        # No click needed: the demo symbols are on the watchlist and their rows arrive.
+        await expect(page.locator("#wl-rows tr")).to_have_count(len(DEMO_SYMBOLS))
+        first = page.locator("#feed-rows tr").first
+        await expect(first).to_be_visible(timeout=5000)
+        assert time.monotonic() - signed_in < 5.0
+        await expect(page.locator("#feed-empty")).to_be_hidden()
+        await screenshot(page, "first-run")
+
+        # The live detection is in the producer's tables: REST returns it within 5 s.
+        symbol = await first.get_attribute("data-symbol")
+        tier = await first.get_attribute("data-tier")
+        pattern = await first.locator("td.pattern").text_content()
+        detected = await first.locator("td.time time").get_attribute("datetime")
+        assert symbol and tier and pattern and detected
+        seen = time.monotonic()
+        found = []
+        while not found and time.monotonic() - seen < 5:
+            response = await page.request.get(
+                f"/api/patterns/{symbol}", params={"tier": tier, "limit": "50"}
+            )
+            assert response.status == 200
+            found = [
+                item
+                for item in (await response.json())["data"]
+                if item["pattern"] == pattern and _when(item["detected_at"]) == _when(detected)
+            ]
+        assert found, (symbol, tier, pattern, detected)
+        assert not errors, errors
+    finally:
+        if context is not None:
+            await context.close()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise
