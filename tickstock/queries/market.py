@@ -25,6 +25,7 @@ __all__ = [
     "DETECTION_COUNTS_SQL",
     "LATEST_DAY_SQL",
     "OVERVIEW_SQL",
+    "SERIES_START_SQL",
     "Breadth",
     "BreadthDay",
     "DetectionCount",
@@ -172,7 +173,7 @@ GROUP BY date ORDER BY date
 """
 
 # The first of the last $1 trading days up to $2 (a walk down the (date) index, one row a day).
-_SERIES_START: Final = """
+SERIES_START_SQL: Final = """
 WITH RECURSIVE days(date, n) AS (
     SELECT $2::date, 1
     UNION ALL
@@ -265,7 +266,7 @@ async def select_breadth_series(
     conn: asyncpg.Connection, day: dt.date, days: int
 ) -> list[BreadthDay]:
     """The breadth of each of the last ``days`` trading days up to ``day``, oldest first."""
-    start = await conn.fetchval(_SERIES_START, days, day)
+    start = await conn.fetchval(SERIES_START_SQL, days, day)
     if start is None:
         return []
     return [
