@@ -31,6 +31,25 @@ _SYMBOL_PARAMETER: Final = {
 _TIER_PARAMETER: Final = {"type": "string", "enum": list(TIERS)}
 
 
+_CSV_CONTENT: Final = {
+    "schema": {
+        "type": "string",
+        "description": "format=csv: a header row, then one line per item (an attachment)",
+    }
+}
+
+
+def _document_csv(operation: dict[str, Any]) -> None:
+    """Operations with a ``format`` parameter also answer ``text/csv`` (the export)."""
+    parameters = operation.get("parameters", [])
+    if not any(p.get("in") == "query" and p.get("name") == "format" for p in parameters):
+        return
+    responses = operation.get("responses", {})
+    ok = responses.get(200, responses.get("200"))  # quart-schema keys statuses by int
+    if ok is not None:
+        ok.setdefault("content", {})["text/csv"] = dict(_CSV_CONTENT)
+
+
 class TickstockOpenAPI(OpenAPIProvider):
     """Tags operations by blueprint and describes the shared path parameters."""
 
@@ -49,6 +68,7 @@ class TickstockOpenAPI(OpenAPIProvider):
             for operation in operations.values():
                 if area is not None:
                     operation.setdefault("tags", [area])
+                _document_csv(operation)
         return paths, components
 
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
