@@ -16,7 +16,15 @@ import orjson
 import pytest
 
 from tickstock.queries.admin import build_error_logs_query
+from tickstock.queries.analytics import build_analytics_query
 from tickstock.queries.indicators import build_latest_query
+from tickstock.queries.market import (
+    BREADTH_SQL,
+    DETECTION_COUNTS_SQL,
+    LATEST_DAY_SQL,
+    OVERVIEW_SQL,
+    SERIES_START_SQL,
+)
 from tickstock.queries.patterns import (
     TABLE_TIERS,
     TIER_WINDOWS,
@@ -25,6 +33,7 @@ from tickstock.queries.patterns import (
     build_combo_query,
     build_patterns_query,
 )
+from tickstock.queries.screener import ScanFilter, ScanKey, build_scan_query
 from tickstock.queries.symbols import (
     SYMBOL_DETAIL_SQL,
     build_ohlcv_query,
@@ -96,9 +105,60 @@ def _cases() -> Iterator[tuple[str, str, list[object]]]:
         source=None, reason=None, since=None, after=(NOW, 10), limit=51
     )
     yield "error log page 2", sql, args
+    yield from _screening_cases()
+
+
+def _screening_cases() -> Iterator[tuple[str, str, list[object]]]:
+    for tier in ("daily", "intraday", "combo"):
+        flt = ScanFilter(since=NOW - TIER_WINDOWS[tier])
+        sql, args = build_scan_query(
+            tier, flt, sort="confidence", descending=True, after=None, limit=51
+        )
+        yield f"scan {tier}", sql, args
+    flt = ScanFilter(
+        since=NOW - TIER_WINDOWS["daily"],
+        patterns=["Breakout"],
+        sectors=["Energy"],
+        min_confidence=0.7,
+        rs_min=50.0,
+        rsi_max=70.0,
+        market_cap_min=10**9,
+    )
+    sql, args = build_scan_query(
+        "daily", flt, sort="rs", descending=False, after=ScanKey(60.0, 100), limit=51
+    )
+    yield "scan filtered, by rs, page 2", sql, args
+    day = (NOW - dt.timedelta(days=3)).date()
+    yield "latest trading day", LATEST_DAY_SQL, []
+    yield "market overview", OVERVIEW_SQL, [day, 10]
+    yield "breadth start", SERIES_START_SQL, [30, day]
+    yield "breadth 30 days", BREADTH_SQL, [day - dt.timedelta(days=42), day]
+    yield "detection counts", DETECTION_COUNTS_SQL, [NOW]
+    sql, args = build_analytics_query(("daily",), since=NOW - dt.timedelta(days=7))
+    yield "analytics daily, last week", sql, args
+    sql, args = build_analytics_query(
+        ("combo",), sectors=["Energy"], since=NOW - dt.timedelta(days=30)
+    )
+    yield "analytics combo, sector, last month", sql, args
 
 
 CASES = list(_cases())
+
+# Reads of a time window that covers most of the seeded table (the seed holds only the last days
+# or months of detections and one year of bars): there a Seq Scan is the cheaper plan and the
+# right one. What must hold is that the window is indexable, so that on a producer database with
+# years of history the read stays bounded by the window: with sequential scans made
+# unattractive, the plan for these uses indexes only. (GET /api/analytics/patterns without
+# ``since`` aggregates every detection ever made, so it reads each tier table whole by design;
+# its answer is cached for a minute, see tickstock.extensions.results.)
+WINDOW_READS = {
+    "scan daily": "the 7-day window holds a third of the seeded daily detections",
+    "scan intraday": "the 24-hour window holds two thirds of the seeded intraday detections",
+    "scan combo": "the 30-day window holds a third of the seeded combo detections",
+    "market overview": "the 52-week window is the whole seeded year of bars",
+    "detection counts": "30 days of detections are nearly every seeded detection",
+    "analytics combo, sector, last month": "a third of the seeded combo detections",
+}
 
 
 @pytest.fixture(name="explain_conn", scope="module")
@@ -144,7 +204,9 @@ def _literal(value: object) -> str:
     raise TypeError(type(value))
 
 
-async def _plan(conn: asyncpg.Connection, sql: str, args: list[object], mode: str) -> Any:
+async def _plan(
+    conn: asyncpg.Connection, sql: str, args: list[object], mode: str, *, seqscan: bool = True
+) -> Any:
     # EXPLAIN takes no bind parameters, so the query is PREPAREd (types inferred) and EXPLAINed
     # through EXECUTE: force_custom_plan plans for these values, force_generic_plan shows the
     # plan a cached prepared statement may use for any values.
@@ -153,6 +215,8 @@ async def _plan(conn: asyncpg.Connection, sql: str, args: list[object], mode: st
         execute += "(" + ", ".join(_literal(arg) for arg in args) + ")"
     async with conn.transaction():
         await conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
+        if not seqscan:
+            await conn.execute("SET LOCAL enable_seqscan = off")
         await conn.execute(f"PREPARE explain_case AS {sql}")
         try:
             return await conn.fetchval(f"EXPLAIN (FORMAT JSON) {execute}")
@@ -164,9 +228,12 @@ async def _plan(conn: asyncpg.Connection, sql: str, args: list[object], mode: st
 async def test_no_seq_scan_on_large_tables(
     explain_conn: asyncpg.Connection, name: str, sql: str, args: list[object]
 ) -> None:
-    custom = _seq_scans(await _plan(explain_conn, sql, args, "force_custom_plan"))
+    seqscan = name not in WINDOW_READS
+    custom = _seq_scans(await _plan(explain_conn, sql, args, "force_custom_plan", seqscan=seqscan))
     assert custom == [], f"{name}: Seq Scan on {custom} (custom plan)"
-    generic = _seq_scans(await _plan(explain_conn, sql, args, "force_generic_plan"))
+    generic = _seq_scans(
+        await _plan(explain_conn, sql, args, "force_generic_plan", seqscan=seqscan)
+    )
     assert generic == [], f"{name}: Seq Scan on {generic} (generic plan)"
 
 

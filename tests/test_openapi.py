@@ -17,6 +17,7 @@ READ_API: dict[tuple[str, str], set[str]] = {
         "until",
         "limit",
         "cursor",
+        "format",
     },
     ("get", "/api/patterns/{symbol}"): {
         "tier",
@@ -26,6 +27,7 @@ READ_API: dict[tuple[str, str], set[str]] = {
         "until",
         "limit",
         "cursor",
+        "format",
     },
     ("get", "/api/patterns/tiers/{tier}"): {
         "symbols",
@@ -33,7 +35,28 @@ READ_API: dict[tuple[str, str], set[str]] = {
         "confidence_min",
         "limit",
         "cursor",
+        "format",
     },
+    ("get", "/api/patterns/scan"): {
+        "tier",
+        "patterns",
+        "sectors",
+        "min_confidence",
+        "rs_min",
+        "rel_volume_min",
+        "rsi_min",
+        "rsi_max",
+        "price_min",
+        "price_max",
+        "market_cap_min",
+        "sort",
+        "limit",
+        "cursor",
+        "format",
+    },
+    ("get", "/api/market/overview"): set(),
+    ("get", "/api/market/breadth"): {"days"},
+    ("get", "/api/analytics/patterns"): {"tier", "sector", "since", "min_samples", "format"},
     ("get", "/api/pattern-definitions"): {"enabled", "category"},
     ("get", "/api/indicators"): {"symbols", "source"},
     ("get", "/api/indicators/{symbol}"): {"source"},
@@ -90,7 +113,10 @@ async def test_documented_constraints(client: Any, auth_headers: dict[str, str])
     document = await _document(client, auth_headers)
     patterns = document["paths"]["/api/patterns"]["get"]
     limit = next(p for p in patterns["parameters"] if p["name"] == "limit")
-    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 500)
+    bounded = next(s for s in limit["schema"]["anyOf"] if s.get("type") == "integer")
+    # JSON pages stop at 500 (a 400 beyond); format=csv downloads go up to 10,000 rows.
+    assert (bounded["minimum"], bounded["maximum"]) == (1, 10_000)
+    assert "at most 500" in bounded["description"]
     tier = document["paths"]["/api/patterns/tiers/{tier}"]["get"]["parameters"][0]
     assert tier["schema"]["enum"] == [
         "daily",

@@ -14,14 +14,17 @@ from tickstock.auth import init_auth
 from tickstock.blueprints import (
     admin_users,
     admin_views,
+    analytics,
     auth,
     docs,
     health,
     indicators,
+    market,
     metrics,
     pages,
     pages_auth,
     patterns,
+    screener,
     streaming,
     symbols,
     user,
@@ -30,6 +33,7 @@ from tickstock.config import CONFIG_KEY, Settings, load_settings
 from tickstock.errors import register_error_handlers
 from tickstock.extensions.database import Database
 from tickstock.extensions.redis import RedisClient
+from tickstock.extensions.results import ResultCache
 from tickstock.jsonutil import OrjsonProvider
 from tickstock.logconfig import configure_logging
 from tickstock.observability import init_observability
@@ -42,14 +46,17 @@ log = logging.getLogger(__name__)
 BLUEPRINTS: Final = (
     admin_users.blueprint,
     admin_views.blueprint,
+    analytics.blueprint,
     auth.blueprint,
     docs.blueprint,
     health.blueprint,
     indicators.blueprint,
+    market.blueprint,
     metrics.blueprint,
     pages.blueprint,
     pages_auth.blueprint,
     patterns.blueprint,
+    screener.blueprint,
     streaming.blueprint,
     symbols.blueprint,
     user.blueprint,
@@ -85,6 +92,7 @@ def create_app(
     init_observability(app)
     Database(app)
     RedisClient(app)
+    ResultCache(app)
     init_auth(app)
     RealtimeServer(app)
 

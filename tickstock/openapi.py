@@ -37,6 +37,25 @@ _NO_BODY: Final = {
 }
 
 
+_CSV_CONTENT: Final = {
+    "schema": {
+        "type": "string",
+        "description": "format=csv: a header row, then one line per item (an attachment)",
+    }
+}
+
+
+def _document_csv(operation: dict[str, Any]) -> None:
+    """Operations with a ``format`` parameter also answer ``text/csv`` (the export)."""
+    parameters = operation.get("parameters", [])
+    if not any(p.get("in") == "query" and p.get("name") == "format" for p in parameters):
+        return
+    responses = operation.get("responses", {})
+    ok = responses.get(200, responses.get("200"))  # quart-schema keys statuses by int
+    if ok is not None:
+        ok.setdefault("content", {})["text/csv"] = dict(_CSV_CONTENT)
+
+
 class TickstockOpenAPI(OpenAPIProvider):
     """Tags operations by blueprint and describes the shared path parameters."""
 
@@ -61,6 +80,7 @@ class TickstockOpenAPI(OpenAPIProvider):
                 if method in ("post", "put", "patch") and not operation.get("requestBody"):
                     # Said outright, so a client never has to guess: this one takes no body.
                     operation["requestBody"] = _NO_BODY
+                _document_csv(operation)
         return paths, components
 
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:

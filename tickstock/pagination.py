@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,8 +48,8 @@ _MIN_MICROS: Final = -62135596800_000000
 _MAX_MICROS: Final = 253402300799_999999
 _BASE64URL: Final = re.compile(r"[A-Za-z0-9_-]+")
 
-CursorKind = Literal["time", "int", "text"]
-CursorValue = dt.datetime | int | str
+CursorKind = Literal["time", "int", "text", "float"]
+CursorValue = dt.datetime | int | float | str
 T = TypeVar("T")
 
 
@@ -91,6 +92,13 @@ def decode_cursor(cursor: str, kinds: Sequence[CursorKind]) -> list[CursorValue]
             if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
                 raise _invalid()
             key.append(value)
+            continue
+        if kind == "float":
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise _invalid()
+            if not math.isfinite(value):
+                raise _invalid()
+            key.append(float(value))
             continue
         # bool is an int in Python, never in a cursor.
         if not isinstance(value, int) or isinstance(value, bool):

@@ -44,7 +44,10 @@ async def test_latest_for_symbol(
     for source in ("daily", "intraday"):
         expected = await _latest(conn, source, "NVDA")
         mine = {item["indicator"]: item for item in items if item["source"] == source}
-        assert set(mine) == set(expected) == {"RSI", "SMA20", "SMA50", "MACD"}
+        kinds = {"RSI", "SMA20", "SMA50", "MACD"}
+        if source == "daily":  # the screener's relative strength and volume are daily only
+            kinds |= {"RS", "RelVolume"}
+        assert set(mine) == set(expected) == kinds
         for name, item in mine.items():
             assert item["symbol"] == "NVDA"
             assert item["value"] == expected[name]["value_data"]
@@ -80,9 +83,9 @@ async def test_latest_for_several_symbols(
     assert body["meta"]["symbols"] == ["MSFT", "AAPL", "ZZZZ9"]
     assert body["meta"]["without_data"] == ["ZZZZ9"]
     items = body["data"]
-    assert [item["symbol"] for item in items] == ["AAPL"] * 4 + ["MSFT"] * 4
+    assert [item["symbol"] for item in items] == ["AAPL"] * 6 + ["MSFT"] * 6
     expected = await _latest(conn, "daily", "MSFT")
-    for item in items[4:]:
+    for item in items[6:]:
         assert item["value"] == expected[item["indicator"]]["value_data"]
 
 

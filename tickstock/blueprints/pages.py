@@ -112,6 +112,27 @@ async def history() -> ResponseReturnValue:
     return await _page("history.html", "history", title="History")
 
 
+@blueprint.get("/screener")
+@login_required
+async def screener() -> ResponseReturnValue:
+    """The screener: latest detections filtered by market figures, sortable, exportable."""
+    return await _page("screener.html", "screener", title="Screener")
+
+
+@blueprint.get("/market")
+@login_required
+async def market() -> ResponseReturnValue:
+    """Market breadth over time, sectors as a heat-map, movers."""
+    return await _page("market.html", "market", title="Market")
+
+
+@blueprint.get("/analytics")
+@login_required
+async def analytics() -> ResponseReturnValue:
+    """How each pattern did afterwards: hit rates with intervals, returns."""
+    return await _page("analytics.html", "analytics", title="Analytics")
+
+
 @blueprint.get("/symbols")
 @login_required
 async def symbols() -> ResponseReturnValue:

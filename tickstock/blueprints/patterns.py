@@ -7,7 +7,7 @@ dashboard can merge history and live feed; each carries a ``priority`` from its 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from quart import Blueprint, Response
@@ -15,6 +15,7 @@ from quart_schema import validate_querystring
 
 from tickstock.auth import login_required
 from tickstock.errors import APIError
+from tickstock.export import CSV_MAX_ROWS, csv_response
 from tickstock.extensions.database import get_db
 from tickstock.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, paginate, success
 from tickstock.queries.patterns import (
@@ -52,16 +53,43 @@ TierName = Annotated[
         json_schema_extra={"enum": list(TIERS)},
     ),
 ]
-Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}")]
+Limit = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=CSV_MAX_ROWS,
+        description=f"Page size: default {DEFAULT_LIMIT}, at most {MAX_LIMIT}"
+        f" (format=csv: default and at most {CSV_MAX_ROWS})",
+    ),
+]
+Format = Literal["json", "csv"]
 Cursor = Annotated[str, Field(description="next_cursor of the previous page (opaque)")]
 Confidence = Annotated[float, Field(ge=0.0, le=1.0, description="Minimum confidence, 0 to 1")]
 
 
-class _Filters(QueryModel):
+class Exportable(QueryModel):
+    """A list that can also be downloaded as CSV (``format=csv``, up to 10,000 rows)."""
+
+    format: Format = Field("json", description="json, or csv for a CSV download")
+    limit: Limit | None = None
+    cursor: Cursor | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Exportable:
+        if self.format == "json" and self.limit is not None and self.limit > MAX_LIMIT:
+            raise ValueError(f"limit: at most {MAX_LIMIT} (format=csv: {CSV_MAX_ROWS})")
+        return self
+
+    @property
+    def page_size(self) -> int:
+        if self.limit is not None:
+            return self.limit
+        return CSV_MAX_ROWS if self.format == "csv" else DEFAULT_LIMIT
+
+
+class _Filters(Exportable):
     pattern: PatternName | None = Field(None, description="Exact pattern name, e.g. Bull Flag")
     confidence_min: Confidence | None = None
-    limit: Limit = DEFAULT_LIMIT
-    cursor: Cursor | None = None
 
 
 class _TimeRange(_Filters):
@@ -109,7 +137,8 @@ class DefinitionList(BaseModel):
     meta: dict[str, Any]
 
 
-def _tier(name: str) -> Tier:
+def tier_named(name: str) -> Tier:
+    """The tier called ``name``; 404 ``unknown_tier`` otherwise."""
     for tier in TIERS:
         if tier == name:
             return tier
@@ -131,6 +160,10 @@ def _key(item: PatternItem | ComboItem) -> tuple[dt.datetime, str, int]:
     return item["detected_at"], item["tier"], item["id"]
 
 
+_PATTERN_COLUMNS: Final = tuple(PatternItem.__annotations__)
+_COMBO_COLUMNS: Final = tuple(ComboItem.__annotations__)
+
+
 async def _page(
     tier: Tier | None,
     flt: PatternFilter,
@@ -138,6 +171,7 @@ async def _page(
     limit: int,
     *,
     symbol: str | None = None,
+    export: str | None = None,
     **meta: Any,
 ) -> Response:
     """One query: the tier's table, or every pattern table; 404 for a symbol nobody knows."""
@@ -160,6 +194,10 @@ async def _page(
             raise APIError(404, "symbol_not_found", f"unknown symbol {symbol}")
     if symbol is not None:
         meta["symbol"] = symbol
+    if export is not None:
+        columns = _COMBO_COLUMNS if tier == "combo" else _PATTERN_COLUMNS
+        more = {"X-Next-Cursor": page.next_cursor} if page.next_cursor else {}
+        return csv_response(export, columns, page.items, more)
     return success(page.items, page.meta(tier=tier or "all", **meta))
 
 
@@ -168,14 +206,14 @@ async def _page(
 @validate_querystring(PatternsQuery)
 @documented(PatternPage, 400, 404)
 async def list_patterns(query_args: PatternsQuery) -> Response:
-    """Pattern detections, newest first, filtered and keyset-paginated.
+    """Pattern detections, newest first, filtered and keyset-paginated (``format=csv``: a file).
 
     Without ``tier`` the six pattern tables (daily, intraday, hourly, weekly, monthly,
     daily_intraday) are read together; the combo tier (pattern_detections) only with
     ``tier=combo``. ``since`` is inclusive, ``until`` exclusive. Unknown tier: 404.
     """
     q = query_args
-    tier = _tier(q.tier) if q.tier is not None else None
+    tier = tier_named(q.tier) if q.tier is not None else None
     flt = PatternFilter(
         symbols=q.symbols.split(",") if q.symbols else None,
         pattern=q.pattern,
@@ -183,7 +221,8 @@ async def list_patterns(query_args: PatternsQuery) -> Response:
         since=q.since,
         until=q.until,
     )
-    return await _page(tier, flt, q.cursor, q.limit)
+    export = "patterns.csv" if q.format == "csv" else None
+    return await _page(tier, flt, q.cursor, q.page_size, export=export)
 
 
 @blueprint.get("/api/patterns/<symbol>")
@@ -193,11 +232,11 @@ async def list_patterns(query_args: PatternsQuery) -> Response:
 async def symbol_patterns(symbol: str, query_args: SymbolPatternsQuery) -> Response:
     """One symbol's detections across the pattern tables (or one ``tier``), newest first.
 
-    Same filters as /api/patterns; 404 ``symbol_not_found`` for a symbol that does not exist.
+    Same filters as /api/patterns (and ``format=csv``); 404 ``symbol_not_found`` for a symbol that does not exist.
     """
     symbol = parse_symbol(symbol)
     q = query_args
-    tier = _tier(q.tier) if q.tier is not None else None
+    tier = tier_named(q.tier) if q.tier is not None else None
     flt = PatternFilter(
         symbols=[symbol],
         pattern=q.pattern,
@@ -205,7 +244,8 @@ async def symbol_patterns(symbol: str, query_args: SymbolPatternsQuery) -> Respo
         since=q.since,
         until=q.until,
     )
-    return await _page(tier, flt, q.cursor, q.limit, symbol=symbol)
+    export = f"patterns-{symbol}.csv" if q.format == "csv" else None
+    return await _page(tier, flt, q.cursor, q.page_size, symbol=symbol, export=export)
 
 
 @blueprint.get("/api/patterns/tiers/<tier>")
@@ -219,7 +259,7 @@ async def tier_patterns(tier: str, query_args: TierQuery) -> Response:
     8 weeks, monthly 365 days, combo 30 days (pattern_detections of enabled definitions only),
     daily_intraday 72 hours. Unknown tier: 404 ``unknown_tier``.
     """
-    name = _tier(tier)
+    name = tier_named(tier)
     q = query_args
     window = TIER_WINDOWS[name]
     since = dt.datetime.now(dt.UTC) - window
@@ -229,8 +269,15 @@ async def tier_patterns(tier: str, query_args: TierQuery) -> Response:
         confidence_min=q.confidence_min,
         since=since,
     )
+    export = f"patterns-{name}.csv" if q.format == "csv" else None
     return await _page(
-        name, flt, q.cursor, q.limit, since=since, window_seconds=int(window.total_seconds())
+        name,
+        flt,
+        q.cursor,
+        q.page_size,
+        export=export,
+        since=since,
+        window_seconds=int(window.total_seconds()),
     )
 
 

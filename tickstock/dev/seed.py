@@ -377,6 +377,8 @@ class _Bars:
     sma50: list[float]
     macd: list[float]
     signal: list[float]
+    rel_volume: list[float]
+    rs: list[float]
 
 
 def _close_time(day: date) -> datetime:
@@ -403,7 +405,7 @@ def _bars(symbol: DemoSymbol, sessions: int, rng_seed: int) -> _Bars:
     closes[-1] = symbol.price
     for i in range(sessions - 1, 0, -1):
         closes[i - 1] = closes[i] / (1.0 + returns[i])
-    bars = _Bars([], [], [], [], [], [], [], [], [], [])
+    bars = _Bars([], [], [], [], [], [], [], [], [], [], [], [])
     previous = closes[0] * (1.0 - returns[0])
     for i, raw_close in enumerate(closes):
         close = round(raw_close, 2)
@@ -423,7 +425,36 @@ def _bars(symbol: DemoSymbol, sessions: int, rng_seed: int) -> _Bars:
     fast, slow = _ema(bars.close, 12), _ema(bars.close, 26)
     bars.macd = [f - s for f, s in zip(fast, slow, strict=True)]
     bars.signal = _ema(bars.macd, 9)
+    bars.rel_volume = _rel_volume(bars.volume, 20)
     return bars
+
+
+def _rel_volume(volumes: Sequence[int], period: int) -> list[float]:
+    """The day's volume over the mean of the ``period`` sessions before it (1.0 at the start)."""
+    out = [1.0] * len(volumes)
+    for i in range(1, len(volumes)):
+        prior = volumes[max(0, i - period) : i]
+        out[i] = volumes[i] / (sum(prior) / len(prior))
+    return out
+
+
+_RS_SESSIONS = 63  # about three months of sessions
+
+
+def _relative_strength(bars: dict[str, _Bars], sessions: int) -> None:
+    """RS of every symbol and session: the percentile rank (1-99) of its 63-session return among
+    all symbols that day, as screeners rate relative strength; the rows are ``bars[*].rs``."""
+    for b in bars.values():
+        b.rs = [50.0] * sessions
+    names = list(bars)
+    for i in range(sessions):
+        start = max(0, i - _RS_SESSIONS)
+        if start == i:
+            continue
+        returns = sorted((bars[n].close[i] / bars[n].close[start], n) for n in names)
+        last = max(1, len(returns) - 1)
+        for rank, (_, name) in enumerate(returns):
+            bars[name].rs[i] = 1.0 + 98.0 * rank / last
 
 
 def _sma(values: Sequence[float], period: int) -> list[float]:
@@ -539,6 +570,7 @@ class _Plan:
         if self._market is None:
             sessions = _trading_days(self.now)
             bars = {s.symbol: _bars(s, len(sessions), self.rng_seed) for s in self.universe}
+            _relative_strength(bars, len(sessions))
             self._market = (sessions, bars)
         return self._market
 
@@ -627,6 +659,8 @@ class _Plan:
             ("RSI", {"value": round(b.rsi[i], 2)}, {"period": 14}),
             ("SMA20", {"value": round(b.sma20[i], 2)}, {"period": 20}),
             ("SMA50", {"value": round(b.sma50[i], 2)}, {"period": 50}),
+            ("RS", {"value": round(b.rs[i], 1)}, {"sessions": _RS_SESSIONS, "scale": "1-99"}),
+            ("RelVolume", {"value": round(b.rel_volume[i], 2)}, {"period": 20}),
             (
                 "MACD",
                 {
@@ -713,7 +747,7 @@ class _Plan:
             "price": price,
             "volume": volume,
             "direction": definition.direction,
-            "indicators": {"rsi": round(b.rsi[i], 1)},
+            "indicators": _detection_indicators(b, i),
         }
         return (
             symbol.symbol,
@@ -886,11 +920,11 @@ class _Plan:
                 opened = datetime.combine(day, _OPEN_UTC, tzinfo=UTC)
                 at = opened + timedelta(minutes=rng.randrange(390))
                 price = round(b.close[i] * (1.0 + rng.gauss(0.0, symbol.volatility * 0.3)), 2)
-            outcomes = [self._outcome(b, day, price, days) for days in (1, 5, 30)]
+            outcomes = [self._outcome(b, i, price, sessions) for sessions in (1, 5, 30)]
             data = {
                 "direction": definition.direction,
                 "timeframe": "daily",
-                "indicators": {"rsi": round(b.rsi[i], 1)},
+                "indicators": _detection_indicators(b, i),
             }
             records.append(
                 (
@@ -907,12 +941,23 @@ class _Plan:
         records.sort(key=lambda record: (record[2], record[1]))
         return records
 
-    def _outcome(self, b: _Bars, day: date, price: float, days: int) -> float | None:
-        """Percent change from ``price`` to the first close ``days`` days later, once known."""
-        later = bisect.bisect_left(self.sessions, day + timedelta(days=days))
+    def _outcome(self, b: _Bars, i: int, price: float, sessions: int) -> float | None:
+        """Percent change from ``price`` to the close ``sessions`` trading days after the
+        detection's session ``i``, once that bar exists (as GET /api/analytics/patterns reads it).
+        """
+        later = i + sessions
         if later >= len(self.sessions):
             return None
         return round((b.close[later] / price - 1.0) * 100.0, 2)
+
+
+def _detection_indicators(b: _Bars, i: int) -> dict[str, float]:
+    """The indicator values a detection carries (the screener reads these first)."""
+    return {
+        "rsi": round(b.rsi[i], 1),
+        "rs": round(b.rs[i], 1),
+        "rel_volume": round(b.rel_volume[i], 2),
+    }
 
 
 def _tier_shape(tier: str, at: datetime, rng: random.Random) -> tuple[str, datetime]:
