@@ -35,6 +35,7 @@ from tickstock.logconfig import configure_logging
 from tickstock.observability import init_observability
 from tickstock.openapi import init_schema
 from tickstock.realtime.server import RealtimeServer
+from tickstock.validation import init_input_checks
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def create_app(
 
     # Request validation and the OpenAPI document, then the one error path (SPEC §5).
     init_schema(app)
+    init_input_checks(app)
     register_error_handlers(app)
 
     for blueprint in BLUEPRINTS:

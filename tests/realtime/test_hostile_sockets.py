@@ -100,3 +100,28 @@ async def test_many_crafted_connects_leave_the_socket_count_alone(served: Served
     answers = await asyncio.gather(*(one() for _ in range(50)))
     assert all(answer.startswith("44") for answer in answers)
     assert await until_no_sockets(served) == 0
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"symbol": "\u0000"},
+        {"symbols": ["AAPL\u001b[2J"]},
+        {"symbol": "A", "since": {"A": "\u0000"}},
+    ],
+    ids=repr,
+)
+async def test_control_characters_in_a_socket_event_get_an_error_ack(
+    served: ServedApp, socket_auth: dict[str, Any], payload: dict[str, Any]
+) -> None:
+    async with raw_socket(served) as ws:
+        await ws.send_str("40" + json.dumps(socket_auth))
+        assert (await next_packet(ws)).startswith("40{")
+        await ws.send_str("427" + json.dumps(["subscribe_patterns", payload]))
+        answer = await next_packet(ws)
+        if answer.startswith('42["error"'):  # the error event comes before the ack
+            answer = await next_packet(ws)
+        assert answer.startswith("437"), answer
+        [ack] = json.loads(answer[3:])
+        assert ack["status"] == "error"
+        assert "\u0000" not in ack["message"] and "\u001b" not in ack["message"]

@@ -23,6 +23,7 @@ from tickstock.errors import APIError
 from tickstock.extensions.database import get_db
 from tickstock.pagination import success
 from tickstock.queries.users import insert_user, select_users
+from tickstock.validation import BIGINT_MAX
 
 blueprint = Blueprint("admin_users", __name__)
 
@@ -86,7 +87,10 @@ def _before_id(cursor: str | None) -> int | None:
         kind, _, value = text.partition(":")
         if kind != "u":
             raise ValueError(kind)
-        return int(value)
+        before_id = int(value)
+        if not 0 < before_id <= BIGINT_MAX:
+            raise ValueError(value)
+        return before_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise APIError(400, "invalid_cursor", "cursor is not valid") from None
 
