@@ -76,7 +76,7 @@ def create_app(
             CONFIG_KEY: settings,
             "SECRET_KEY": settings.secret_key,
             "MAX_CONTENT_LENGTH": settings.max_request_bytes,
-            "BODY_TIMEOUT": 30,
+            "BODY_TIMEOUT": settings.body_timeout_seconds,
             "RESPONSE_TIMEOUT": 60,
             "JSON_SORT_KEYS": False,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -9,7 +10,7 @@ import socketio
 from quart import Quart, current_app
 
 from tickstock.config import Settings
-from tickstock.jsonutil import SocketJSON
+from tickstock.jsonutil import SocketJSON, dumps
 from tickstock.realtime.auth import make_client_manager, register_connect_handler
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,79 @@ class RealtimeServer:
     def asgi_app(self) -> Any:
         """The served ASGI app: Socket.IO on ``/socket.io/``, everything else to Quart."""
         assert self.app is not None and self.sio is not None
-        served: Any = socketio.ASGIApp(self.sio, other_asgi_app=self.app)
-        hops = self.app.config["SETTINGS"].proxy_hops
+        settings: Settings = self.app.config["SETTINGS"]
+        served: Any = BoundedBodies(
+            socketio.ASGIApp(self.sio, other_asgi_app=self.app),
+            max_bytes=settings.max_request_bytes,
+            timeout=settings.body_timeout_seconds,
+        )
+        hops = settings.proxy_hops
         if hops:
             # Client address, scheme and host from the trusted proxies, for Quart and Socket.IO.
             from hypercorn.middleware import ProxyFixMiddleware
 
             served = ProxyFixMiddleware(served, mode="legacy", trusted_hops=hops)
         return served
+
+
+class BoundedBodies:
+    """Body size and time limits for engine.io's long-polling POSTs, as Quart has for its routes.
+
+    engine.io reads a POST body for as long as it takes and as large as it is declared; here a
+    declared oversize body is a 413 at once, a larger one a 413 when it gets there, and one that
+    stalls a 408 after ``timeout`` seconds. Everything else passes through untouched.
+    """
+
+    def __init__(self, app: Any, *, max_bytes: int, timeout: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not scope["path"].startswith("/socket.io")
+        ):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _refuse(send, 413, "payload_too_large", "request body too large")
+            return
+        body = bytearray()
+        try:
+            async with asyncio.timeout(self.timeout):
+                more = True
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if len(body) > self.max_bytes:
+                        await _refuse(send, 413, "payload_too_large", "request body too large")
+                        return
+        except TimeoutError:
+            await _refuse(send, 408, "request_timeout", "request body not received in time")
+            return
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _refuse(send: Any, status: int, code: str, message: str) -> None:
+    body = dumps({"status": "error", "message": message, "code": code})
+    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def get_realtime(app: Quart | None = None) -> RealtimeServer:
