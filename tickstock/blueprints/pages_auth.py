@@ -18,9 +18,7 @@ async def _form_page(next_path: str, *, error: str = "", username: str = "") -> 
 def _page(body: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     response = Response(body, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
-    # The form must not be framed by another site (clickjacking).
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    # Framing (clickjacking) and the CSP: tickstock.headers, as for every page.
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response

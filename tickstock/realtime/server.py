@@ -10,6 +10,7 @@ import socketio
 from quart import Quart, current_app
 
 from tickstock.config import Settings
+from tickstock.headers import SecurityHeaders
 from tickstock.jsonutil import SocketJSON, dumps
 from tickstock.realtime.auth import make_client_manager, register_connect_handler
 
@@ -51,13 +52,18 @@ class RealtimeServer:
         register_health_check(app, "realtime", self.hub.health)
 
     def asgi_app(self) -> Any:
-        """The served ASGI app: Socket.IO on ``/socket.io/``, everything else to Quart."""
+        """The served ASGI app: Socket.IO on ``/socket.io/``, everything else to Quart.
+
+        In front of both: the security headers and the long-polling body limits.
+        """
         assert self.app is not None and self.sio is not None
         settings: Settings = self.app.config["SETTINGS"]
-        served: Any = BoundedBodies(
-            socketio.ASGIApp(self.sio, other_asgi_app=self.app),
-            max_bytes=settings.max_request_bytes,
-            timeout=settings.body_timeout_seconds,
+        served: Any = SecurityHeaders(
+            BoundedBodies(
+                socketio.ASGIApp(self.sio, other_asgi_app=self.app),
+                max_bytes=settings.max_request_bytes,
+                timeout=settings.body_timeout_seconds,
+            )
         )
         hops = settings.proxy_hops
         if hops:
