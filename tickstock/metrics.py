@@ -61,6 +61,11 @@ INGEST_TO_EMIT = Histogram(
 SLOW_CONSUMERS = Counter(
     "tickstock_slow_consumer_disconnects_total", "Sockets dropped for a full outbound queue"
 )
+MALFORMED_PACKETS = Counter(
+    "tickstock_socketio_malformed_packets_total",
+    "Malformed packets from Socket.IO clients, dropped, by protocol layer",
+    ["layer"],
+)
 REDIS_RECONNECTS = Counter(
     "tickstock_redis_reconnects_total", "Redis reconnects of the background readers", ["reader"]
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -125,3 +126,54 @@ async def test_control_characters_in_a_socket_event_get_an_error_ack(
         [ack] = json.loads(answer[3:])
         assert ack["status"] == "error"
         assert "\u0000" not in ack["message"] and "\u001b" not in ack["message"]
+
+
+MALFORMED_FRAMES = [
+    "x",
+    "",
+    "9",
+    "4",
+    "42[" * 5000,
+    '42["subscribe_patterns"',
+    "40{",
+    '42["subscribe_patterns","\\ud800"]',
+    "451-[",
+]
+
+
+def malformed_count() -> float:
+    from prometheus_client import REGISTRY
+
+    return sum(
+        REGISTRY.get_sample_value("tickstock_socketio_malformed_packets_total", {"layer": layer})
+        or 0.0
+        for layer in ("engineio", "socketio")
+    )
+
+
+@pytest.mark.parametrize("frame", MALFORMED_FRAMES, ids=lambda f: repr(f[:12]))
+async def test_malformed_frames_are_counted_and_logged_once_without_a_traceback(
+    served: ServedApp,
+    socket_auth: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    frame: str,
+) -> None:
+    before = malformed_count()
+    caplog.set_level(logging.DEBUG)
+    async with raw_socket(served) as ws:
+        await ws.send_str("40" + json.dumps(socket_auth))
+        assert (await next_packet(ws)).startswith("40{")
+        for _ in range(3):
+            await ws.send_str(frame)
+        # The connection is still in order.
+        await ws.send_str('421["subscribe_patterns",{"symbol":"AAPL"}]')
+        assert (await next_packet(ws)).startswith('42["subscribed"')
+    assert malformed_count() == before + 3
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in records if r.exc_info or "Traceback" in r.getMessage()], [
+        r.getMessage() for r in records
+    ]
+    malformed = [r for r in records if "malformed" in r.getMessage()]
+    assert len(malformed) == 1, [r.getMessage() for r in records]
+    assert malformed[0].levelno == logging.WARNING
+    assert not [r for r in records if r.levelno >= logging.ERROR]

@@ -12,6 +12,7 @@ from quart import Quart, current_app
 from tickstock.config import Settings
 from tickstock.headers import SecurityHeaders
 from tickstock.jsonutil import SocketJSON, dumps
+from tickstock.metrics import MALFORMED_PACKETS
 from tickstock.realtime.auth import make_client_manager, register_connect_handler
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class RealtimeServer:
     def init_app(self, app: Quart) -> None:
         settings: Settings = app.config["SETTINGS"]
         self.app = app
-        self.sio = socketio.AsyncServer(
+        self.sio = SocketServer(
             async_mode="asgi",
             client_manager=make_client_manager(app, settings),
             json=SocketJSON,
@@ -60,7 +61,7 @@ class RealtimeServer:
         settings: Settings = self.app.config["SETTINGS"]
         served: Any = SecurityHeaders(
             BoundedBodies(
-                socketio.ASGIApp(self.sio, other_asgi_app=self.app),
+                MalformedFrames(socketio.ASGIApp(self.sio, other_asgi_app=self.app)),
                 max_bytes=settings.max_request_bytes,
                 timeout=settings.body_timeout_seconds,
             )
@@ -72,6 +73,78 @@ class RealtimeServer:
 
             served = ProxyFixMiddleware(served, mode="legacy", trusted_hops=hops)
         return served
+
+
+# --------------------------------------------------------------------------- malformed packets
+
+# What decoding a Socket.IO packet raises on garbage (orjson's errors are ValueErrors).
+_UNDECODABLE: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    IndexError,
+    KeyError,
+    AttributeError,
+    RecursionError,
+)
+_ENGINEIO_TYPES: frozenset[str] = frozenset("0123456")
+_WARNED = "tickstock.malformed_warned"
+
+
+def note_malformed(scope: dict[str, Any], layer: str, detail: str) -> None:
+    """Count a dropped packet; warn once per connection (no traceback: it is the client's)."""
+    MALFORMED_PACKETS.labels(layer).inc()
+    if scope.get(_WARNED):
+        return
+    scope[_WARNED] = True
+    client = scope.get("client") or ("?", 0)
+    log.warning(
+        "malformed %s packet from %s dropped (%s); later ones on this connection are only counted",
+        layer,
+        client[0],
+        detail[:100],
+    )
+
+
+class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    """``AsyncServer`` that drops a Socket.IO packet it cannot decode instead of logging a
+    traceback for it (python-socketio raises from its decoder into engine.io's handler task)."""
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except _UNDECODABLE as exc:
+            environ = self.environ.get(eio_sid) or {}
+            note_malformed(environ.get("asgi.scope") or {}, "socketio", repr(exc))
+
+
+class MalformedFrames:
+    """Drops websocket text frames that are no engine.io packet (empty, or no packet type).
+
+    engine.io decodes a frame outside any error handling, so one such frame ends the
+    connection with "Error in ASGI Framework" and a traceback.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        async def checked_receive() -> Any:
+            while True:
+                message = await receive()
+                text = message.get("text") if message["type"] == "websocket.receive" else None
+                if text is not None and text[:1] not in _ENGINEIO_TYPES:
+                    note_malformed(scope, "engineio", f"frame {text[:20]!r}")
+                    continue
+                return message
+
+        await self.app(scope, checked_receive, send)
+
+
+# --------------------------------------------------------------------------- body limits
 
 
 class BoundedBodies:
