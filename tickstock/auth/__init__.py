@@ -25,7 +25,15 @@ from tickstock.auth.accounts import (
     revoke_token,
     update_account,
 )
-from tickstock.auth.csrf import CSRF_HEADER, check_origin, csrf_token, same_origin
+from tickstock.auth.csrf import (
+    CSRF_HEADER,
+    check_origin,
+    csrf_token,
+    login_form_token,
+    login_form_token_ok,
+    request_source,
+    same_origin,
+)
 from tickstock.auth.decorators import (
     admin_required,
     current_identity,
@@ -70,9 +78,12 @@ __all__ = [
     "issue_token",
     "load_identity",
     "login",
+    "login_form_token",
+    "login_form_token_ok",
     "login_required",
     "logout",
     "mark_access",
+    "request_source",
     "required_access",
     "revoke_token",
     "safe_next",

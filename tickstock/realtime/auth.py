@@ -255,7 +255,10 @@ def _origin_allowed(environ: Mapping[str, Any], settings: Settings) -> bool:
     origin = _header(environ, "HTTP_ORIGIN")
     if not origin:
         return True
-    return same_origin(origin, _header(environ, "HTTP_HOST"), settings.cors_origins)
+    scope = environ.get("asgi.scope") or {}
+    # The connection's own scheme (after the trusted proxies): wss/https, else ws/http.
+    scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+    return same_origin(origin, scheme, _header(environ, "HTTP_HOST"), settings.cors_origins)
 
 
 async def authenticate_socket(
