@@ -35,6 +35,7 @@ from tickstock.auth.csrf import (
     same_origin,
 )
 from tickstock.auth.decorators import (
+    admin_or_metrics_token,
     admin_required,
     current_identity,
     current_user,
@@ -60,6 +61,7 @@ __all__ = [
     "LastAdminError",
     "Role",
     "User",
+    "admin_or_metrics_token",
     "admin_required",
     "after_user_sessions_ended",
     "bearer_token",
