@@ -192,11 +192,11 @@ async def test_postgres_stopped_under_rest_load_answers_503_quickly_and_recovers
 
 
 async def test_rest_keeps_answering_while_redis_is_down(
-    private_redis: RedisServer, serve_app: Any, auth_headers: dict[str, str]
+    private_redis: RedisServer, serve_app: Any, admin_headers: dict[str, str]
 ) -> None:
     served = await serve_app(redis_url=private_redis.url)
     path = _rest_path(served.app)
-    async with aiohttp.ClientSession(headers=auth_headers) as http:
+    async with aiohttp.ClientSession(headers=admin_headers) as http:
         await private_redis.stop()
 
         async def degraded() -> bool:
@@ -434,7 +434,8 @@ async def test_huge_and_malformed_ingest_messages_are_rejected_counted_and_bound
     private_redis: RedisServer, serve_app: Any, make_user: Any, make_token: Any
 ) -> None:
     served = await serve_app(redis_url=private_redis.url)
-    token = await make_token(await make_user())
+    # An admin: the ingest counters of /api/streaming/status are for operators.
+    token = await make_token(await make_user("admin"))
     symbol = unique_symbol()
     client = Recorder()
     redis = aioredis.Redis.from_url(private_redis.url)

@@ -129,6 +129,7 @@ NASTY = [
     "-1",
     "0",
     "99999999999999999999999",
+    "9223372036854775808",
     "1e309",
     "NaN",
     "-inf",
@@ -144,6 +145,8 @@ NASTY = [
     "\\",
     "\x00",
     "\x1b[31m",
+    "\x7f",
+    "\x85",
     "\u202e",
     "😀",
     "ÄÖÜß",
@@ -279,3 +282,108 @@ async def test_nasty_bodies(client: Any, auth_headers: dict[str, str], body: byt
     for path in ("/api/user/watchlist", "/api/user/settings"):
         status = await _check(client, path, headers, method="PUT", data=body)
         assert status == 400, (path, body[:40])
+
+
+# --- control characters and out-of-range numbers in every parameter -------------------------------
+
+CONTROL = ["\x00", "a\x00b", "\x1b[31m", "a\nb", "\r", "\x7f", "\x85", "\u009b2J"]
+OUT_OF_RANGE = [2**63, -(2**63) - 1, 10**30]
+HOSTILE: list[Any] = [*CONTROL, *OUT_OF_RANGE]
+
+JSON_BODIES: list[tuple[str, str, dict[str, Any], str]] = [
+    # method, path, a valid body, whose fields are spoiled one at a time (user or admin)
+    ("POST", "/api/auth/login", {"username": "nobody", "password": "x" * 12}, "anon"),
+    ("POST", "/api/auth/tokens", {"name": "fuzz", "expires_in_days": 1}, "user"),
+    ("PUT", "/api/user/watchlist", {"symbols": ["AAPL"]}, "user"),
+    (
+        "PUT",
+        "/api/user/settings",
+        {"theme": "dark", "min_confidence": 0.5, "feed_limit": 10},
+        "user",
+    ),
+    ("POST", "/api/admin/users", {"username": "fuzzuser", "password": "x" * 12}, "admin"),
+    (
+        "PATCH",
+        "/api/admin/users/1",
+        {"role": "user", "active": True, "password": "x" * 12},
+        "admin",
+    ),
+]
+FORM_FIELDS = ["username", "password", "next", "remember"]
+ID_PATHS = [
+    ("DELETE", "/api/auth/tokens/{}", "user"),
+    ("PATCH", "/api/admin/users/{}", "admin"),
+    ("GET", "/api/streaming/history/{}", "user"),
+]
+PAGE_PATHS = ["/symbols/{}", "/static/{}", "/static/vendor/{}"]
+QUERY_EXTRA: dict[str, list[str]] = {
+    "/api/admin/users": ["q", "limit", "cursor"],
+    "/api/streaming/history/AAPL": ["kind", "limit", "since"],
+    "/login": ["next"],
+}
+
+
+def _spoiled(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    cases = []
+    for name, valid in body.items():
+        for value in HOSTILE:
+            spoiled = [value] if isinstance(valid, list) else value
+            cases.append((name, {**body, name: spoiled}))
+    return cases
+
+
+async def test_control_characters_and_huge_numbers_in_every_body_field(
+    client: Any, auth_headers: dict[str, str], admin_headers: dict[str, str]
+) -> None:
+    headers_for = {"anon": {}, "user": auth_headers, "admin": admin_headers}
+    # No admin change may succeed here: PATCH targets an id no account has.
+    for method, path, body, who in JSON_BODIES:
+        path = path.replace("/users/1", f"/users/{2**62}")
+        for name, spoiled in _spoiled(body):
+            status = await _check(client, path, headers_for[who], method=method, json=spoiled)
+            assert status in (400, 404, 429), (path, name, spoiled, status)
+            if status == 400 and isinstance(spoiled[name], str):
+                message = (
+                    await (
+                        await client.open(
+                            path, method=method, headers=headers_for[who], json=spoiled
+                        )
+                    ).get_json()
+                )["message"]
+                assert message.startswith(name), (path, name, message)
+
+
+async def test_control_characters_in_every_form_field(client: Any) -> None:
+    valid = {"username": "nobody", "password": "x" * 12, "next": "/", "remember": "1"}
+    for name in FORM_FIELDS:
+        for value in CONTROL:
+            form = urllib.parse.urlencode({**valid, name: value})
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            status = await _check(client, "/login", headers, method="POST", data=form)
+            assert status == 400, (name, value, status)
+
+
+async def test_control_characters_and_huge_ids_in_every_path_and_query(
+    client: Any, auth_headers: dict[str, str], admin_headers: dict[str, str]
+) -> None:
+    headers_for = {"user": auth_headers, "admin": admin_headers}
+    values = [urllib.parse.quote(str(v), safe="") for v in HOSTILE]
+    for method, template, who in ID_PATHS:
+        for value in values:
+            kwargs: dict[str, Any] = {"json": {"active": True}} if method == "PATCH" else {}
+            status = await _check(
+                client, template.format(value), headers_for[who], method=method, **kwargs
+            )
+            assert status in (400, 404), (template, value, status)
+    for template in PAGE_PATHS:
+        for value in values:
+            response = await client.get(template.format(value), headers=auth_headers)
+            assert response.status_code in (400, 404), (template, value)
+    for path, names in QUERY_EXTRA.items():
+        headers = admin_headers if path.startswith("/api/admin") else auth_headers
+        for name in names:
+            for value in values:
+                response = await client.get(f"{path}?{name}={value}", headers=headers)
+                assert response.status_code < 500, (path, name, value)
+                if value in [urllib.parse.quote(v, safe="") for v in CONTROL]:
+                    assert response.status_code == 400, (path, name, value)

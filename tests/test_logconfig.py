@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from typing import Any
 
@@ -33,3 +34,60 @@ async def test_text_log_line_carries_the_request_id(settings_overrides: dict[str
 def test_a_line_outside_a_request_has_no_request_id() -> None:
     record = logging.makeLogRecord({"msg": "started", "levelname": "INFO", "name": "tickstock"})
     assert "request_id" not in TextFormatter().format(record)
+
+
+FORGED = "2026-11-29 11:00:00,000 INFO tickstock.auth: user 'admin' logged in"
+FORGED_PATH = "/api/x%0a" + FORGED.replace(" ", "%20").replace("'", "%27") + "%1b[31m"
+
+
+async def _log_of_request(app: Any, path: str) -> str:
+    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_tickstock", False))
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    try:
+        response = await app.test_client().get(path, headers={"Accept": "application/json"})
+    finally:
+        handler.setStream(previous)
+    assert response.status_code in (400, 404)
+    return buffer.getvalue()
+
+
+async def test_text_log_escapes_control_characters(settings_overrides: dict[str, Any]) -> None:
+    app = create_app({**settings_overrides, "log_format": "text", "log_level": "INFO"})
+    output = await _log_of_request(app, FORGED_PATH)
+    lines = output.splitlines()
+    assert not [line for line in lines if line.startswith(FORGED)], output
+    assert "\x1b" not in output
+    [request_line] = [line for line in lines if "GET /api/x" in line]
+    assert "\\n2026-11-29 11:00:00,000 INFO" in request_line
+    assert "\\x1b[31m" in request_line
+
+
+async def test_json_log_keeps_a_forged_line_inside_its_record(
+    settings_overrides: dict[str, Any],
+) -> None:
+    app = create_app({**settings_overrides, "log_format": "json", "log_level": "INFO"})
+    try:
+        output = await _log_of_request(app, FORGED_PATH)
+    finally:
+        create_app({**settings_overrides, "log_format": "text"})  # back to the suite's format
+    records = [json.loads(line) for line in output.splitlines()]  # every line is one record
+    assert "\x1b" not in output
+    [record] = [r for r in records if r.get("path", "").startswith("/api/x")]
+    assert record["path"].startswith("/api/x\n" + FORGED)
+    assert not any(r["message"].startswith(FORGED) for r in records)
+
+
+def test_tracebacks_keep_their_lines_but_lose_escape_sequences() -> None:
+    try:
+        raise ValueError("bad \x1b[2J value")
+    except ValueError:
+        import sys
+
+        record = logging.makeLogRecord(
+            {"msg": "failed", "levelname": "ERROR", "name": "t", "exc_info": sys.exc_info()}
+        )
+    text = TextFormatter().format(record)
+    assert "Traceback (most recent call last):\n" in text
+    assert "\x1b" not in text and "bad \\x1b[2J value" in text

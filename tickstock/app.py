@@ -39,6 +39,7 @@ from tickstock.logconfig import configure_logging
 from tickstock.observability import init_observability
 from tickstock.openapi import init_schema
 from tickstock.realtime.server import RealtimeServer
+from tickstock.validation import init_input_checks
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def create_app(
             CONFIG_KEY: settings,
             "SECRET_KEY": settings.secret_key,
             "MAX_CONTENT_LENGTH": settings.max_request_bytes,
-            "BODY_TIMEOUT": 30,
+            "BODY_TIMEOUT": settings.body_timeout_seconds,
             "RESPONSE_TIMEOUT": 60,
             "JSON_SORT_KEYS": False,
         }
@@ -98,6 +99,7 @@ def create_app(
 
     # Request validation and the OpenAPI document, then the one error path (SPEC §5).
     init_schema(app)
+    init_input_checks(app)
     register_error_handlers(app)
 
     for blueprint in BLUEPRINTS:

@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     cookie_secure: bool | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
+    body_timeout_seconds: int = Field(30, ge=1)
     proxy_hops: int = Field(0, ge=0, le=10)
     demo_user: str = "demo"
     demo_password: str = ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, Final
 
 from tickstock.config import Settings
 from tickstock.jsonutil import dumps_str
@@ -33,16 +33,35 @@ class JSONFormatter(logging.Formatter):
         return dumps_str(entry)
 
 
+# Control characters as Python escapes (``\n``, ``\x1b``): a client-chosen path or name can
+# then neither start a forged line nor colour the terminal.
+_ESCAPES: Final = {code: repr(chr(code))[1:-1] for code in (*range(0x20), *range(0x7F, 0xA0))}
+_TRACEBACK_ESCAPES: Final = {code: text for code, text in _ESCAPES.items() if code != 0x0A}
+
+
+def escape_controls(text: str) -> str:
+    return text.translate(_ESCAPES)
+
+
 class TextFormatter(logging.Formatter):
-    """Human-readable lines, with the request id when there is one."""
+    """Human-readable lines, with the request id when there is one; control characters escaped.
+
+    A record is exactly one line; only a traceback spans several (its own line breaks kept).
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = escape_controls(super().formatMessage(record))
         request_id = getattr(record, "request_id", None)
-        return f"{line} [request_id={request_id}]" if request_id else line
+        return f"{line} [request_id={escape_controls(str(request_id))}]" if request_id else line
+
+    def formatException(self, ei: Any) -> str:
+        return super().formatException(ei).translate(_TRACEBACK_ESCAPES)
+
+    def formatStack(self, stack_info: str) -> str:
+        return super().formatStack(stack_info).translate(_TRACEBACK_ESCAPES)
 
 
 def configure_logging(settings: Settings) -> None:

@@ -65,6 +65,11 @@ FANOUT_GAPS = Counter(
     "tickstock_fanout_gaps_total",
     "Live fan-out entries that arrived after a gap, which was then read from the stream",
 )
+MALFORMED_PACKETS = Counter(
+    "tickstock_socketio_malformed_packets_total",
+    "Malformed packets from Socket.IO clients, dropped, by protocol layer",
+    ["layer"],
+)
 REDIS_RECONNECTS = Counter(
     "tickstock_redis_reconnects_total", "Redis reconnects of the background readers", ["reader"]
 )

@@ -9,16 +9,21 @@ quart-schema validates query strings and bodies into pydantic models; the error 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from quart import Quart, request
 from quart_schema import document_response
+from werkzeug.datastructures import MultiDict
+from werkzeug.routing import IntegerConverter, Map
 
 from tickstock.errors import APIError
 from tickstock.realtime.events import SYMBOL_RE
 
 __all__ = [
+    "BIGINT_MAX",
     "MAX_SYMBOLS",
     "ErrorBody",
     "PageMeta",
@@ -28,6 +33,8 @@ __all__ = [
     "Timestamp",
     "check_symbols",
     "documented",
+    "has_control_chars",
+    "init_input_checks",
     "normalise_symbol",
     "parse_symbol",
     "parse_symbol_csv",
@@ -82,11 +89,89 @@ def parse_symbol_csv(value: str) -> list[str]:
     return check_symbols(items)
 
 
+# C0 and C1 control characters and DEL: PostgreSQL text cannot hold NUL, and none of them is
+# meaningful in a name, a search or a setting; in a log line they would forge lines or colours.
+CONTROL_CHARS: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
+CONTROL_CHARS_MESSAGE: Final = "control characters are not allowed"
+BIGINT_MAX: Final = 2**63 - 1
+
+
+def has_control_chars(value: str) -> bool:
+    return CONTROL_CHARS.search(value) is not None
+
+
 def _no_control_chars(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; other control characters are never meaningful here.
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise ValueError("control characters are not allowed")
+    if has_control_chars(value):
+        raise ValueError(CONTROL_CHARS_MESSAGE)
     return value
+
+
+def _control_char_field(value: Any, where: str) -> str | None:
+    """Where in a decoded JSON document or form a string holds a control character, or None."""
+    if isinstance(value, str):
+        return where if has_control_chars(value) else None
+    if isinstance(value, dict):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        name = f"{where}.{key}" if where else str(key)
+        if isinstance(key, str) and has_control_chars(key):
+            return where or "body"
+        found = _control_char_field(item, name)
+        if found is not None:
+            return found
+    return None
+
+
+def _refuse(field: str) -> APIError:
+    return APIError(400, "validation_error", f"{field}: {CONTROL_CHARS_MESSAGE}")
+
+
+async def reject_control_characters() -> None:
+    """Refuse control characters in the path, query string, JSON body or form (400 naming them).
+
+    Runs before every request, so no handler, query or log line ever sees them.
+    """
+    if has_control_chars(request.path):
+        raise _refuse("path")
+    _check_fields(request.args, "query")
+    if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
+        return
+    if request.is_json:
+        try:
+            document = await request.get_json(silent=True)
+        except UnicodeDecodeError:
+            return  # answered by the error handler when the route reads the body
+        field = _control_char_field(document, "")
+        if field is not None:
+            raise _refuse(field or "body")
+    elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        _check_fields(await request.form, "form")
+
+
+def _check_fields(fields: MultiDict[str, str], what: str) -> None:
+    for key, value in fields.items(multi=True):
+        if has_control_chars(key):
+            raise _refuse(what)
+        if has_control_chars(value):
+            raise _refuse(key)
+
+
+class BigintConverter(IntegerConverter):
+    """``<int:...>`` path segments within PostgreSQL's bigint: a larger id names nothing (404)."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", BIGINT_MAX)
+        super().__init__(map, *args, **kwargs)
+
+
+def init_input_checks(app: Quart) -> None:
+    """Bounded ids in paths, and no control characters in any request text (see above)."""
+    app.url_map.converters["int"] = BigintConverter
+    app.before_request(reject_control_characters)
 
 
 _EARLIEST: Final = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)

@@ -29,7 +29,7 @@ def test_bearer_token(header: str | None, expected: str | None) -> None:
     ("origin", "allowed"),
     [
         ("https://app.example", True),
-        ("http://app.example", True),
+        ("http://app.example", False),  # scheme, host and port must all match
         ("https://trusted.example", True),
         ("https://evil.example", False),
         ("https://app.example.evil", False),
@@ -39,7 +39,7 @@ def test_bearer_token(header: str | None, expected: str | None) -> None:
     ],
 )
 def test_same_origin(origin: str, allowed: bool) -> None:
-    assert same_origin(origin, "app.example", ["https://trusted.example"]) is allowed
+    assert same_origin(origin, "https", "app.example", ["https://trusted.example"]) is allowed
 
 
 async def test_sessions_ended_runs_every_hook_even_after_one_fails(app: Quart) -> None:

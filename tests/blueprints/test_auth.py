@@ -455,6 +455,9 @@ async def test_login_page_is_an_accessible_form(client: Any) -> None:
     assert css.status_code == 200
 
 
+SAME_SITE = {"Origin": "http://localhost"}  # what a browser sends with the form
+
+
 @pytest.mark.parametrize(
     ("next_value", "expected"),
     [
@@ -475,6 +478,7 @@ async def test_form_login_redirects_only_on_site(
     response = await client.post(
         "/login",
         form={"username": user.username, "password": user.password, "next": next_value},
+        headers=SAME_SITE,
     )
     assert response.status_code == 303
     assert response.headers["Location"] == expected
@@ -482,7 +486,9 @@ async def test_form_login_redirects_only_on_site(
 
 async def test_form_login_failure_shows_the_form_again(client: Any, user: UserLogin) -> None:
     response = await client.post(
-        "/login", form={"username": user.username, "password": "nope", "next": "/x"}
+        "/login",
+        form={"username": user.username, "password": "nope", "next": "/x"},
+        headers=SAME_SITE,
     )
     assert response.status_code == 401
     html = await response.get_data(as_text=True)
@@ -491,12 +497,16 @@ async def test_form_login_failure_shows_the_form_again(client: Any, user: UserLo
 
 
 async def test_page_logout_redirects_to_login(client: Any, user: UserLogin) -> None:
-    await client.post("/login", form={"username": user.username, "password": user.password})
+    await client.post(
+        "/login", form={"username": user.username, "password": user.password}, headers=SAME_SITE
+    )
     assert (await client.get("/api/auth/me")).status_code == 200
     response = await client.post("/logout", headers={"Origin": "http://localhost"})
     assert response.status_code == 303 and response.headers["Location"] == "/login"
     assert (await client.get("/api/auth/me")).status_code == 401
     # A logged-in browser visiting /login goes on to ``next``.
-    await client.post("/login", form={"username": user.username, "password": user.password})
+    await client.post(
+        "/login", form={"username": user.username, "password": user.password}, headers=SAME_SITE
+    )
     page = await client.get("/login?next=/patterns")
     assert page.status_code == 303 and page.headers["Location"] == "/patterns"

@@ -38,7 +38,14 @@ PRODUCER_TABLES = {
     "intraday_indicators",
     "ohlcv_daily",
 }
-TICKSTOCK_TABLES = {"users", "user_sessions", "user_settings", "ws_subscriptions", "error_logs"}
+TICKSTOCK_TABLES = {
+    "users",
+    "user_sessions",
+    "user_settings",
+    "login_failures",
+    "ws_subscriptions",
+    "error_logs",
+}
 PATTERN_TABLES = sorted(t for t in PRODUCER_TABLES if t.endswith("_patterns"))
 
 

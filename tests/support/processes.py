@@ -227,6 +227,8 @@ async def _start_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[N
                 sys.executable,
                 "-m",
                 "hypercorn",
+                "--config",  # as `tickstock serve` without hypercorn.toml (no Server banner)
+                "python:tickstock.cli.serve.HypercornDefaults",
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",

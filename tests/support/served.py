@@ -41,6 +41,7 @@ async def start_served_app(overrides: dict[str, Any], port: int | None = None) -
     config.bind = [f"127.0.0.1:{port}"]
     config.graceful_timeout = 2
     config.accesslog = None
+    config.include_server_header = False  # as hypercorn.toml
     served = ServedApp(app=app, url=f"http://127.0.0.1:{port}", port=port)
     asgi = get_realtime(app).asgi_app()
     served._task = asyncio.create_task(

@@ -25,8 +25,17 @@ from tickstock.auth.accounts import (
     revoke_token,
     update_account,
 )
-from tickstock.auth.csrf import CSRF_HEADER, check_origin, csrf_token, same_origin
+from tickstock.auth.csrf import (
+    CSRF_HEADER,
+    check_origin,
+    csrf_token,
+    login_form_token,
+    login_form_token_ok,
+    request_source,
+    same_origin,
+)
 from tickstock.auth.decorators import (
+    admin_or_metrics_token,
     admin_required,
     current_identity,
     current_user,
@@ -52,6 +61,7 @@ __all__ = [
     "LastAdminError",
     "Role",
     "User",
+    "admin_or_metrics_token",
     "admin_required",
     "after_user_sessions_ended",
     "bearer_token",
@@ -70,9 +80,12 @@ __all__ = [
     "issue_token",
     "load_identity",
     "login",
+    "login_form_token",
+    "login_form_token_ok",
     "login_required",
     "logout",
     "mark_access",
+    "request_source",
     "required_access",
     "revoke_token",
     "safe_next",

@@ -69,7 +69,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 INVALID_CREDENTIALS = (
-    "invalid username or password (repeated failures lock the account for a while)"
+    "invalid username or password (repeated failures lock the account for a while"
+    " from this address)"
 )
 
 
@@ -107,18 +108,28 @@ async def authenticate_password(username: str, password: str) -> User:
     if not username or len(username) > 150 or not password or len(password) > 1024:
         await verify_password(None, password[:1024])
         raise failed
+    address = client_address()
     async with auth.db.connection() as conn:
-        found = await select_credentials_by_name(conn, username)
+        found = await select_credentials_by_name(conn, username, address)
     ok = await verify_password(found.password_hash if found else None, password)
     if found is None or found.locked or not found.user.active:
         raise failed
     if not ok:
+        # Counted per (account, address): a guesser locks out their own address, not the owner.
         async with auth.db.connection() as conn:
             locked = await update_login_failure(
-                conn, found.user.id, settings.login_max_failures, settings.login_lockout_seconds
+                conn,
+                found.user.id,
+                address,
+                settings.login_max_failures,
+                settings.login_lockout_seconds,
             )
         if locked:
-            log.warning("account %r locked after repeated login failures", found.user.username)
+            log.warning(
+                "account %r locked for %s after repeated login failures",
+                found.user.username,
+                address,
+            )
         raise failed
     if needs_rehash(found.password_hash):
         new_hash = await hash_password(password)
@@ -135,7 +146,7 @@ async def login(username: str, password: str, *, remember: bool = True) -> Ident
     previous = auth.quart_auth.load_user().auth_id
     lifetime = dt.timedelta(seconds=auth.settings.session_lifetime_seconds)
     async with auth.db.write() as conn:
-        await update_login_success(conn, user.id)
+        await update_login_success(conn, user.id, client_address())
         if previous:
             # The cookie being replaced names a session nobody can use any more.
             await update_session_revoked(conn, previous, kind="cookie")

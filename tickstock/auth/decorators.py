@@ -5,21 +5,23 @@ Place the decorators below the route decorator and read the caller with :func:`c
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlencode, urlsplit
 
-from quart import redirect, request
+from quart import current_app, redirect, request
 from werkzeug.exceptions import HTTPException
 
 from tickstock.auth.models import Identity, User
-from tickstock.auth.sessions import current_identity, load_identity
+from tickstock.auth.sessions import bearer_token, current_identity, load_identity
 from tickstock.errors import APIError
 
 __all__ = [
     "ACCESS_ATTRIBUTE",
     "LoginRedirect",
+    "admin_or_metrics_token",
     "admin_required",
     "current_identity",
     "current_user",
@@ -121,6 +123,35 @@ def admin_required(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]
         identity = await _require_identity()
         if not identity.user.is_admin:
             raise APIError(403, "forbidden", "administrator role required")
+        return await func(*args, **kwargs)
+
+    return mark_access(wrapper, "admin")
+
+
+def _metrics_token_matches() -> bool:
+    settings = current_app.config["SETTINGS"]
+    token = bearer_token(request.headers.get("Authorization"))
+    return bool(
+        settings.metrics_token
+        and token is not None
+        and hmac.compare_digest(token.encode(), settings.metrics_token.encode())
+    )
+
+
+def admin_or_metrics_token(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """For operators: the metrics token (``TICKSTOCK_METRICS_TOKEN``) or an admin session;
+    scrapers always get JSON 401/403, never a login page."""
+
+    @wraps(func)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        if not _metrics_token_matches():
+            identity = await load_identity()
+            if identity is None:
+                raise APIError(
+                    401, "unauthorized", "an admin login or the metrics token is required"
+                )
+            if not identity.user.is_admin:
+                raise APIError(403, "forbidden", "administrator role required")
         return await func(*args, **kwargs)
 
     return mark_access(wrapper, "admin")

@@ -13,10 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Final
 
 import asyncpg
 from quart import Quart, current_app, g, request
@@ -57,6 +59,10 @@ _CACHE_LIMIT = 100_000
 
 # Called with (user id, session id or None for all of the user's sessions) once they are revoked.
 SessionsEnded = Callable[[int, str | None], Awaitable[None]]
+
+
+# ``<session id>.<secret>``, both from ``secrets.token_urlsafe``.
+TOKEN_SHAPE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,128}")
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -199,9 +205,10 @@ class Auth:
 
     async def check_token(self, token: str, *, fresh: bool = False) -> Identity | None:
         """The identity of an API token ``<session id>.<secret>``, or None."""
-        session_id, _, secret = token.strip().partition(".")
-        if not session_id or not secret or len(token) > 256:
+        if not TOKEN_SHAPE.fullmatch(token.strip()):
+            # Never a query for what cannot be a token (NUL would even fail in PostgreSQL).
             return None
+        session_id, _, secret = token.strip().partition(".")
         state = await self.session_state(session_id, fresh=fresh)
         if state is None or state.kind != "token" or state.secret_hash is None:
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from typing import Any
 
 import asyncpg
@@ -22,9 +23,11 @@ from tickstock.auth import (
 from tickstock.errors import APIError
 from tickstock.extensions.database import get_db
 from tickstock.pagination import success
-from tickstock.queries.users import insert_user, select_users
+from tickstock.queries.users import delete_lockouts, insert_user, select_lockouts, select_users
+from tickstock.validation import BIGINT_MAX
 
 blueprint = Blueprint("admin_users", __name__)
+log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -86,7 +89,10 @@ def _before_id(cursor: str | None) -> int | None:
         kind, _, value = text.partition(":")
         if kind != "u":
             raise ValueError(kind)
-        return int(value)
+        before_id = int(value)
+        if not 0 < before_id <= BIGINT_MAX:
+            raise ValueError(value)
+        return before_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise APIError(400, "invalid_cursor", "cursor is not valid") from None
 
@@ -141,3 +147,25 @@ async def update(user_id: int, data: UpdateUserBody) -> Response:
         user_id, role=data.role, active=data.active, password=data.password
     )
     return success(change.user.to_json(), {"sessions_revoked": change.sessions_ended})
+
+
+@blueprint.get("/api/admin/lockouts")
+@admin_required
+async def list_lockouts() -> Response:
+    """Accounts locked for a client address, and addresses with recent failed passwords."""
+    async with get_db().read() as conn:
+        rows = await select_lockouts(conn)
+    items = [dict(row) for row in rows]
+    locked = sum(1 for item in items if item["locked_until"] is not None)
+    return success(items, {"count": len(items), "locked": locked})
+
+
+@blueprint.delete("/api/admin/users/<int:user_id>/lockouts")
+@admin_required
+async def clear_lockouts(user_id: int) -> Response:
+    """Unlock an account: for every address, or for ``?address=`` alone."""
+    address = request.args.get("address") or None
+    async with get_db().write() as conn:
+        cleared = await delete_lockouts(conn, user_id, address)
+    log.info("lockouts of user %s cleared (%s address(es))", user_id, cleared)
+    return success({"user_id": user_id, "address": address, "cleared": cleared})

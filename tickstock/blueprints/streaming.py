@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, Field
 from quart import Blueprint, Response, current_app
 from quart_schema import validate_querystring
 
-from tickstock.auth import login_required
+from tickstock.auth import current_user, login_required
 from tickstock.extensions.redis import get_redis_ext
 from tickstock.pagination import success
+from tickstock.realtime.auth import user_room
 from tickstock.realtime.history import parse_offset
 from tickstock.realtime.hub import get_hub
 from tickstock.realtime.wire import decode_event
@@ -40,10 +41,22 @@ class HistoryQuery(QueryModel):
 @blueprint.get("/redis-status")
 @login_required
 async def redis_status() -> Response:
-    """Redis connectivity: the command client, the ingest consumer and the fan-out reader."""
+    """Redis connectivity: the command client, the ingest consumer and the fan-out reader
+    (their errors and channels for admins only)."""
     hub = get_hub()
     check = await get_redis_ext().check()
     ingest = hub.ingest.stats if hub.ingest else None
+    if not current_user().is_admin:
+        # Internal errors and channel names are for operators; a user gets the health.
+        up = check["status"] == "up" and bool(ingest and ingest.connected)
+        return success(
+            {
+                "status": "up" if up and hub.delivery.stats.connected else "down",
+                "command_client": {"status": check["status"]},
+                "ingest": {"connected": bool(ingest and ingest.connected)},
+                "fanout": {"connected": hub.delivery.stats.connected},
+            }
+        )
     return success(
         {
             "command_client": check,
@@ -65,13 +78,16 @@ async def redis_status() -> Response:
 @blueprint.get("/status")
 @login_required
 async def status() -> Response:
-    """Ingest counters per channel, rejects by reason, last event age, sockets and rooms."""
+    """Admins: ingest counters, rejects, fan-out, sockets and rooms of this node. Users: the
+    aggregate health, and their own sockets and subscriptions."""
     hub = get_hub()
     sio = hub.sio
+    if not current_user().is_admin:
+        return success(await _own_status())
     rooms = {
         room: len(members)
         for room, members in sio.manager.rooms.get("/", {}).items()
-        if isinstance(room, str) and ":" in room and not room.startswith(("user:", "session:"))
+        if _is_subscription(room)
     }
     history_rooms = [
         r for r in rooms if r.split(":", 1)[0] in HISTORY_KINDS and not r.endswith("*")
@@ -100,6 +116,26 @@ async def status() -> Response:
             "history_sizes": sizes,
         }
     )
+
+
+def _is_subscription(room: Any) -> bool:
+    return isinstance(room, str) and ":" in room and not room.startswith(("user:", "session:"))
+
+
+async def _own_status() -> dict[str, Any]:
+    """What a user may see: the health, and the subscriptions of their sockets on this node."""
+    hub = get_hub()
+    manager = hub.sio.manager
+    sids = [sid for sid, _ in manager.get_participants("/", user_room(current_user().id))]
+    rooms = {room for sid in sids for room in manager.get_rooms(sid, "/") if _is_subscription(room)}
+    health = await hub.health()
+    return {
+        "status": health["status"],
+        "ingest": {"connected": health.get("ingest_connected", False)},
+        "fanout": {"connected": health.get("fanout_connected", False)},
+        "sockets": len(sids),
+        "subscriptions": sorted(rooms),
+    }
 
 
 @blueprint.get("/history/<symbol>")

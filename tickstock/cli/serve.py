@@ -76,7 +76,7 @@ def serve(bind: str | None, config_path: str) -> None:
         if Path(config_path).is_file():
             args += ["--config", config_path]
         else:
-            args += ["--worker-class", "uvloop"]
+            args += ["--config", f"python:{__name__}.HypercornDefaults"]
             if bind is None:
                 bind = "127.0.0.1:8000"
         if bind:
@@ -92,6 +92,13 @@ def serve(bind: str | None, config_path: str) -> None:
             stack.stop()
         shutil.rmtree(metrics_dir, ignore_errors=True)
     sys.exit(code)
+
+
+class HypercornDefaults:
+    """hypercorn's settings when there is no hypercorn.toml (the same as the shipped one's)."""
+
+    worker_class = "uvloop"
+    include_server_header = False  # no "Server: hypercorn-h11" banner
 
 
 def _ensure_frontend() -> None:

@@ -22,10 +22,12 @@ __all__ = [
     "SessionState",
     "TokenInfo",
     "User",
+    "delete_lockouts",
     "insert_session",
     "insert_user",
     "select_active_admin_ids",
     "select_credentials_by_name",
+    "select_lockouts",
     "select_password_hash",
     "select_password_hash_by_name",
     "select_session_state",
@@ -149,12 +151,18 @@ async def select_user_by_name(conn: asyncpg.Connection, username: str) -> User |
     return None if record is None else _user(record)
 
 
-async def select_credentials_by_name(conn: asyncpg.Connection, username: str) -> Credentials | None:
+async def select_credentials_by_name(
+    conn: asyncpg.Connection, username: str, address: str
+) -> Credentials | None:
+    """The account, its password hash, and whether it is locked for logins from ``address``."""
     record = await conn.fetchrow(
         f"""SELECT {_USER_COLUMNS}, password_hash,
-                   coalesce(locked_until > now(), false) AS locked
+                   EXISTS (SELECT 1 FROM login_failures f
+                           WHERE f.user_id = users.id AND f.address = $2
+                             AND f.locked_until > now()) AS locked
             FROM users WHERE lower(username) = lower($1)""",
         username,
+        address,
     )
     if record is None:
         return None
@@ -197,16 +205,16 @@ async def update_user(
 ) -> User | None:
     """Change role, active flag and/or password; a new password or re-activation unlocks."""
     record = await conn.fetchrow(
-        f"""UPDATE users SET
+        f"""WITH unlocked AS (
+                DELETE FROM login_failures
+                WHERE user_id = $1 AND ($4::text IS NOT NULL OR coalesce($3::boolean, false))
+            )
+            UPDATE users SET
                 role = coalesce($2, role),
                 active = coalesce($3, active),
                 password_hash = coalesce($4, password_hash),
                 password_changed_at = CASE WHEN $4::text IS NULL
-                                           THEN password_changed_at ELSE now() END,
-                failed_logins = CASE WHEN $4::text IS NOT NULL OR $3::boolean
-                                     THEN 0 ELSE failed_logins END,
-                locked_until = CASE WHEN $4::text IS NOT NULL OR $3::boolean
-                                    THEN NULL ELSE locked_until END
+                                           THEN password_changed_at ELSE now() END
             WHERE id = $1
             RETURNING {_USER_COLUMNS}""",
         user_id,
@@ -230,8 +238,11 @@ async def select_users(
     """
     return list(
         await conn.fetch(
-            f"""SELECT {_USER_COLUMNS}, created_at, password_changed_at, failed_logins,
-                       CASE WHEN locked_until > now() THEN locked_until END AS locked_until,
+            f"""SELECT {_USER_COLUMNS}, created_at, password_changed_at,
+                       (SELECT coalesce(sum(f.failures), 0)::int FROM login_failures f
+                        WHERE f.user_id = users.id) AS failed_logins,
+                       (SELECT max(f.locked_until) FROM login_failures f
+                        WHERE f.user_id = users.id AND f.locked_until > now()) AS locked_until,
                        (SELECT count(*) FROM user_sessions s
                         WHERE s.user_id = users.id AND s.revoked_at IS NULL
                           AND (s.expires_at IS NULL OR s.expires_at > now())) AS live_sessions
@@ -256,32 +267,76 @@ async def select_active_admin_ids(conn: asyncpg.Connection, *, lock: bool = Fals
 
 
 async def update_login_failure(
-    conn: asyncpg.Connection, user_id: int, max_failures: int, lockout_seconds: int
+    conn: asyncpg.Connection,
+    user_id: int,
+    address: str,
+    max_failures: int,
+    lockout_seconds: int,
 ) -> bool:
-    """Count a failed password; the ``max_failures``-th locks the account. True when locked."""
+    """Count a failed password from ``address``; the ``max_failures``-th within
+    ``lockout_seconds`` locks the account for that address alone. True when now locked."""
     locked = await conn.fetchval(
-        """UPDATE users SET
-               failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0
-                                    ELSE failed_logins + 1 END,
-               locked_until = CASE WHEN failed_logins + 1 >= $2
-                                   THEN now() + make_interval(secs => $3)
-                                   ELSE locked_until END
-           WHERE id = $1
-           RETURNING coalesce(locked_until > now(), false)""",
+        """WITH stale AS (
+               DELETE FROM login_failures
+               WHERE user_id = $1 AND address <> $2
+                 AND last_failure_at < now() - make_interval(secs => $4)
+                 AND (locked_until IS NULL OR locked_until < now())
+           )
+           INSERT INTO login_failures AS f (user_id, address, failures, locked_until)
+           VALUES ($1, $2,
+                   1,
+                   CASE WHEN $3 <= 1 THEN now() + make_interval(secs => $4) END)
+           ON CONFLICT (user_id, address) DO UPDATE SET
+               failures = CASE WHEN f.last_failure_at < now() - make_interval(secs => $4)
+                               THEN 1 ELSE f.failures + 1 END,
+               locked_until = CASE WHEN (CASE WHEN f.last_failure_at
+                                                   < now() - make_interval(secs => $4)
+                                              THEN 1 ELSE f.failures + 1 END) >= $3
+                                   THEN now() + make_interval(secs => $4)
+                                   ELSE f.locked_until END,
+               last_failure_at = now()
+           RETURNING coalesce(f.locked_until > now(), false)""",
         user_id,
+        address,
         max_failures,
         float(lockout_seconds),
     )
     return bool(locked)
 
 
-async def update_login_success(conn: asyncpg.Connection, user_id: int) -> None:
-    """Forget earlier failed passwords (and any lock) after a successful login."""
+async def update_login_success(conn: asyncpg.Connection, user_id: int, address: str) -> None:
+    """Forget the failed passwords from ``address`` after a successful login from it."""
     await conn.execute(
-        """UPDATE users SET failed_logins = 0, locked_until = NULL
-           WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)""",
-        user_id,
+        "DELETE FROM login_failures WHERE user_id = $1 AND address = $2", user_id, address
     )
+
+
+async def select_lockouts(conn: asyncpg.Connection, *, limit: int = 500) -> list[asyncpg.Record]:
+    """Accounts locked for an address, and addresses with recent failed passwords."""
+    return list(
+        await conn.fetch(
+            """SELECT f.user_id, u.username, f.address, f.failures,
+                      CASE WHEN f.locked_until > now() THEN f.locked_until END AS locked_until,
+                      f.last_failure_at
+               FROM login_failures f JOIN users u ON u.id = f.user_id
+               WHERE f.locked_until > now() OR f.failures > 0
+               ORDER BY f.locked_until > now() DESC, f.last_failure_at DESC
+               LIMIT $1""",
+            limit,
+        )
+    )
+
+
+async def delete_lockouts(
+    conn: asyncpg.Connection, user_id: int, address: str | None = None
+) -> int:
+    """Unlock an account for one address, or for all; returns how many addresses were cleared."""
+    status = await conn.execute(
+        "DELETE FROM login_failures WHERE user_id = $1 AND ($2::text IS NULL OR address = $2)",
+        user_id,
+        address,
+    )
+    return int(status.split()[-1])
 
 
 async def select_user_for_update(conn: asyncpg.Connection, user_id: int) -> None:

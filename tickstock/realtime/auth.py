@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 DISCONNECT_ROOM = "tickstock_disconnect_room"
 REVOKED_EVENT = "session_revoked"
 _UNAVAILABLE: tuple[type[Exception], ...] = (*DATABASE_DOWN, APIError)
+Refused = socketio.exceptions.ConnectionRefusedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +255,10 @@ def _origin_allowed(environ: Mapping[str, Any], settings: Settings) -> bool:
     origin = _header(environ, "HTTP_ORIGIN")
     if not origin:
         return True
-    return same_origin(origin, _header(environ, "HTTP_HOST"), settings.cors_origins)
+    scope = environ.get("asgi.scope") or {}
+    # The connection's own scheme (after the trusted proxies): wss/https, else ws/http.
+    scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+    return same_origin(origin, scheme, _header(environ, "HTTP_HOST"), settings.cors_origins)
 
 
 async def authenticate_socket(
@@ -297,23 +301,32 @@ def register_connect_handler(server: RealtimeServer) -> None:
     get_auth(app).on_sessions_ended(sessions_ended)
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        # Whatever happens here ends in a refusal (python-socketio then forgets the socket and
+        # its rooms): an exception that escaped would leave it registered and unanswered.
         hub = getattr(server, "hub", None)
         if hub is not None and hub.draining:
             # This node is handing its sockets over: the client retries and lands elsewhere.
-            raise socketio.exceptions.ConnectionRefusedError("draining")
+            raise Refused("draining")
         try:
             identity = await authenticate_socket(app, environ, auth)
         except _UNAVAILABLE as exc:
             log.warning("socket %s refused: cannot check its session (%r)", sid, exc)
-            raise socketio.exceptions.ConnectionRefusedError("unavailable") from exc
+            raise Refused("unavailable") from exc
+        except Exception as exc:
+            log.exception("socket %s refused: checking its session failed", sid)
+            raise Refused("unavailable") from exc
         if identity is None:
-            raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+            raise Refused("unauthorized")
         batch_ms = batch_window(auth)
-        await sio.save_session(sid, identity.to_session())
-        if batch_ms and hub is not None:
-            hub.delivery.set_batch_window(sid, batch_ms)
-        for room in (user_room(identity.user_id), session_room(identity.session_id), "system"):
-            await sio.enter_room(sid, room)
+        try:
+            await sio.save_session(sid, identity.to_session())
+            for room in (user_room(identity.user_id), session_room(identity.session_id), "system"):
+                await sio.enter_room(sid, room)
+            if batch_ms and hub is not None:
+                hub.delivery.set_batch_window(sid, batch_ms)
+        except Exception as exc:
+            log.exception("socket %s refused: registering it failed", sid)
+            raise Refused("unavailable") from exc
 
     sio.on("connect", connect)
 
@@ -331,7 +344,5 @@ def batch_window(auth: Any) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_BATCH_MS:
-        raise socketio.exceptions.ConnectionRefusedError(
-            f"batch_ms must be a whole number of milliseconds from 0 to {MAX_BATCH_MS}"
-        )
+        raise Refused(f"batch_ms must be a whole number of milliseconds from 0 to {MAX_BATCH_MS}")
     return value

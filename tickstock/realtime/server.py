@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -9,7 +10,9 @@ import socketio
 from quart import Quart, current_app
 
 from tickstock.config import Settings
-from tickstock.jsonutil import SocketJSON
+from tickstock.headers import SecurityHeaders
+from tickstock.jsonutil import SocketJSON, dumps
+from tickstock.metrics import MALFORMED_PACKETS
 from tickstock.realtime.auth import make_client_manager, register_connect_handler
 
 log = logging.getLogger(__name__)
@@ -29,7 +32,7 @@ class RealtimeServer:
     def init_app(self, app: Quart) -> None:
         settings: Settings = app.config["SETTINGS"]
         self.app = app
-        self.sio = socketio.AsyncServer(
+        self.sio = SocketServer(
             async_mode="asgi",
             client_manager=make_client_manager(app, settings),
             json=SocketJSON,
@@ -50,16 +53,158 @@ class RealtimeServer:
         register_health_check(app, "realtime", self.hub.health)
 
     def asgi_app(self) -> Any:
-        """The served ASGI app: Socket.IO on ``/socket.io/``, everything else to Quart."""
+        """The served ASGI app: Socket.IO on ``/socket.io/``, everything else to Quart.
+
+        In front of both: the security headers and the long-polling body limits.
+        """
         assert self.app is not None and self.sio is not None
-        served: Any = socketio.ASGIApp(self.sio, other_asgi_app=self.app)
-        hops = self.app.config["SETTINGS"].proxy_hops
+        settings: Settings = self.app.config["SETTINGS"]
+        served: Any = SecurityHeaders(
+            BoundedBodies(
+                MalformedFrames(socketio.ASGIApp(self.sio, other_asgi_app=self.app)),
+                max_bytes=settings.max_request_bytes,
+                timeout=settings.body_timeout_seconds,
+            )
+        )
+        hops = settings.proxy_hops
         if hops:
             # Client address, scheme and host from the trusted proxies, for Quart and Socket.IO.
             from hypercorn.middleware import ProxyFixMiddleware
 
             served = ProxyFixMiddleware(served, mode="legacy", trusted_hops=hops)
         return served
+
+
+# --------------------------------------------------------------------------- malformed packets
+
+# What decoding a Socket.IO packet raises on garbage (orjson's errors are ValueErrors).
+_UNDECODABLE: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    IndexError,
+    KeyError,
+    AttributeError,
+    RecursionError,
+)
+_ENGINEIO_TYPES: frozenset[str] = frozenset("0123456")
+_WARNED = "tickstock.malformed_warned"
+
+
+def note_malformed(scope: dict[str, Any], layer: str, detail: str) -> None:
+    """Count a dropped packet; warn once per connection (no traceback: it is the client's)."""
+    MALFORMED_PACKETS.labels(layer).inc()
+    if scope.get(_WARNED):
+        return
+    scope[_WARNED] = True
+    client = scope.get("client") or ("?", 0)
+    log.warning(
+        "malformed %s packet from %s dropped (%s); later ones on this connection are only counted",
+        layer,
+        client[0],
+        detail[:100],
+    )
+
+
+class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    """``AsyncServer`` that drops a Socket.IO packet it cannot decode instead of logging a
+    traceback for it (python-socketio raises from its decoder into engine.io's handler task)."""
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except _UNDECODABLE as exc:
+            environ = self.environ.get(eio_sid) or {}
+            note_malformed(environ.get("asgi.scope") or {}, "socketio", repr(exc))
+
+
+class MalformedFrames:
+    """Drops websocket text frames that are no engine.io packet (empty, or no packet type).
+
+    engine.io decodes a frame outside any error handling, so one such frame ends the
+    connection with "Error in ASGI Framework" and a traceback.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        async def checked_receive() -> Any:
+            while True:
+                message = await receive()
+                text = message.get("text") if message["type"] == "websocket.receive" else None
+                if text is not None and text[:1] not in _ENGINEIO_TYPES:
+                    note_malformed(scope, "engineio", f"frame {text[:20]!r}")
+                    continue
+                return message
+
+        await self.app(scope, checked_receive, send)
+
+
+# --------------------------------------------------------------------------- body limits
+
+
+class BoundedBodies:
+    """Body size and time limits for engine.io's long-polling POSTs, as Quart has for its routes.
+
+    engine.io reads a POST body for as long as it takes and as large as it is declared; here a
+    declared oversize body is a 413 at once, a larger one a 413 when it gets there, and one that
+    stalls a 408 after ``timeout`` seconds. Everything else passes through untouched.
+    """
+
+    def __init__(self, app: Any, *, max_bytes: int, timeout: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not scope["path"].startswith("/socket.io")
+        ):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _refuse(send, 413, "payload_too_large", "request body too large")
+            return
+        body = bytearray()
+        try:
+            async with asyncio.timeout(self.timeout):
+                more = True
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if len(body) > self.max_bytes:
+                        await _refuse(send, 413, "payload_too_large", "request body too large")
+                        return
+        except TimeoutError:
+            await _refuse(send, 408, "request_timeout", "request body not received in time")
+            return
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _refuse(send: Any, status: int, code: str, message: str) -> None:
+    body = dumps({"status": "error", "message": message, "code": code})
+    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def get_realtime(app: Quart | None = None) -> RealtimeServer:

@@ -46,6 +46,11 @@ function userRow(user) {
     user.active ? "Deactivate" : "Activate",
   );
   toggle.addEventListener("click", () => updateUser(user, { active: !user.active }, row));
+  // Lockouts are per client address: the owner's own address is rarely among them.
+  const unlock = user.locked_until
+    ? h("button", { type: "button", title: "Clear the lockouts of this account (every address)" }, "Unlock")
+    : null;
+  unlock?.addEventListener("click", () => unlockUser(user, row));
   const row = h(
     "tr",
     { dataset: { userId: String(user.id), username: user.username }, className: user.active ? "" : "inactive" },
@@ -55,7 +60,7 @@ function userRow(user) {
     h("td", { className: "num" }, String(user.live_sessions ?? "—")),
     h("td", { className: "num" }, String(user.failed_logins ?? "—")),
     h("td", {}, timeElement(user.created_at, { withDate: true })),
-    h("td", { className: "actions" }, toggle),
+    h("td", { className: "actions" }, toggle, unlock),
   );
   return row;
 }
@@ -72,6 +77,19 @@ async function updateUser(user, change, row) {
     await loadUsers();
   } finally {
     row.removeAttribute("aria-busy");
+  }
+}
+
+async function unlockUser(user, row) {
+  row.setAttribute("aria-busy", "true");
+  try {
+    const { data } = await api(`/api/admin/users/${user.id}/lockouts`, { method: "DELETE" });
+    toast(`${user.username} unlocked (${data.cleared} address${data.cleared === 1 ? "" : "es"}).`);
+  } catch (error) {
+    toast(`Could not unlock ${user.username}: ${error.message}`);
+  } finally {
+    row.removeAttribute("aria-busy");
+    await loadUsers();
   }
 }
 

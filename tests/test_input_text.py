@@ -1,0 +1,117 @@
+"""Control characters and out-of-range ids in any request: a 400 naming the field, or a 404.
+
+Never a 500 and never a traceback in the log: NUL cannot reach PostgreSQL, and no control
+character reaches a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from tests.support.auth import fresh_rate_limit
+
+
+@pytest.fixture(name="settings_overrides")
+def _settings_overrides(settings_overrides: dict[str, Any]) -> dict[str, Any]:
+    return fresh_rate_limit(settings_overrides)
+
+
+def _no_error_logged(caplog: pytest.LogCaptureFixture) -> None:
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+
+
+async def _refused(response: Any, field: str) -> None:
+    assert response.status_code == 400, await response.get_data(as_text=True)
+    body = await response.get_json()
+    assert body["code"] == "validation_error"
+    assert body["message"].startswith(f"{field}: "), body["message"]
+    assert "control characters" in body["message"]
+
+
+@pytest.mark.parametrize("text", ["usera\u0000", "a\u001b[31mb", "a\nb", "a\u0085b", "a\u007fb"])
+async def test_api_login_with_control_characters_names_the_field(
+    client: Any, caplog: pytest.LogCaptureFixture, text: str
+) -> None:
+    response = await client.post("/api/auth/login", json={"username": text, "password": "x"})
+    await _refused(response, "username")
+    _no_error_logged(caplog)
+
+
+async def test_form_login_with_a_nul_names_the_field(
+    client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await client.post(
+        "/login",
+        data="username=a%00&password=secret",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    await _refused(response, "username")
+    _no_error_logged(caplog)
+
+
+async def test_token_name_with_a_nul(
+    client: Any, auth_headers: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await client.post(
+        "/api/auth/tokens", json={"name": "a\u0000b"}, headers=auth_headers
+    )
+    await _refused(response, "name")
+    _no_error_logged(caplog)
+
+
+async def test_nul_in_a_path_segment(
+    client: Any, auth_headers: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await client.delete("/api/auth/tokens/%00", headers=auth_headers)
+    await _refused(response, "path")
+    _no_error_logged(caplog)
+
+
+async def test_nul_in_a_query_parameter(
+    client: Any, admin_headers: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await client.get("/api/admin/users?q=%00", headers=admin_headers)
+    await _refused(response, "q")
+    _no_error_logged(caplog)
+
+
+async def test_nested_json_field_is_named(
+    client: Any, auth_headers: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await client.put(
+        "/api/user/settings", json={"theme": "dark\u0000"}, headers=auth_headers
+    )
+    await _refused(response, "theme")
+    response = await client.put(
+        "/api/user/watchlist", json={"symbols": ["AAPL", "\u0001"]}, headers=auth_headers
+    )
+    await _refused(response, "symbols.1")
+    _no_error_logged(caplog)
+
+
+async def test_an_id_beyond_bigint_names_nothing(
+    client: Any, admin_headers: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    for user_id in ("99999999999999999999", str(2**63)):
+        response = await client.patch(
+            f"/api/admin/users/{user_id}", json={"active": True}, headers=admin_headers
+        )
+        assert response.status_code == 404
+        assert (await response.get_json())["status"] == "error"
+    response = await client.get(
+        "/api/admin/users?cursor=dTo5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OQ", headers=admin_headers
+    )  # "u:99999999999999999999999"
+    assert response.status_code == 400
+    assert (await response.get_json())["code"] == "invalid_cursor"
+    _no_error_logged(caplog)
+
+
+async def test_plain_text_still_works(client: Any, auth_headers: dict[str, str]) -> None:
+    response = await client.post(
+        "/api/auth/tokens", json={"name": "laptop \u2013 ÄÖÜ 😀"}, headers=auth_headers
+    )
+    assert response.status_code == 201
