@@ -191,3 +191,20 @@ async def _login_cookie(url: str, user: str, password: str) -> dict[str, str]:
         if response.status != 200:
             raise click.ClickException(f"login failed: HTTP {response.status}")
     return {"Cookie": "; ".join(f"{c.key}={c.value}" for c in jar)}
+
+
+@bench.command("churn")
+@click.option("--user", required=True, help="Account the clients sign in as.")
+@click.option("--password", required=True, envvar="TICKSTOCK_BENCH_PASSWORD")
+@click.option("--sockets", type=click.IntRange(1), default=500, show_default=True)
+@click.option("--symbols", type=click.IntRange(0, 200), default=200, show_default=True)
+@click.option("--cycles", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8809, show_default=True)
+def bench_churn(
+    user: str, password: str, sockets: int, symbols: int, cycles: int, port: int
+) -> None:
+    """Serve the app here; connect, subscribe and close N sockets, CYCLES times; report RSS."""
+    from tickstock.bench.churn import ChurnConfig, run_churn
+
+    config = ChurnConfig(user, password, sockets, symbols, cycles, port)
+    run(run_churn(config, click.echo))
