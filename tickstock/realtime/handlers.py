@@ -182,5 +182,6 @@ class SubscriptionHandlers:
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         self.clients.pop(sid, None)
         self.hub.delivery.forget(sid)
+        self.hub.disconnects += 1
         if self.hub.recorder is not None:
             self.hub.recorder.disconnected(sid)
