@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import sys
+import threading
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from tickstock.config import Settings
 from tickstock.jsonutil import dumps_str
@@ -45,13 +48,108 @@ class TextFormatter(logging.Formatter):
         return f"{line} [request_id={request_id}]" if request_id else line
 
 
+class QueueStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Formats each record where it is logged and hands the line to a writer thread.
+
+    A request never waits on the stream (a slow pipe, a full terminal): it appends one finished
+    line to a queue. The writer thread writes whatever has queued up in one call, so a busy
+    server pays one write per batch of lines rather than one per line. ``flush()`` waits until
+    every line queued before it is written (``logging.shutdown`` calls it at exit).
+    """
+
+    _BATCH = 512
+    _FLUSH_TIMEOUT = 5.0
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._lines: queue.SimpleQueue[str | threading.Event | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._start_writer()
+        # A forked child has the queue but not the thread.
+        os.register_at_fork(after_in_child=self._start_writer)
+
+    def _start_writer(self) -> None:
+        self._writer = threading.Thread(
+            target=self._write_lines, name="tickstock-log-writer", daemon=True
+        )
+        self._writer.start()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # No handler lock: the queue is thread-safe and the line is built by the caller.
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.put(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        """Wait (bounded) until the lines queued so far are written and the stream flushed."""
+        writer = self._writer
+        if writer is None or not writer.is_alive() or writer is threading.current_thread():
+            return
+        done = threading.Event()
+        self._lines.put(done)
+        done.wait(self._FLUSH_TIMEOUT)
+
+    def close(self) -> None:
+        writer = self._writer
+        if writer is not None and writer.is_alive():
+            self._lines.put(None)
+            writer.join(self._FLUSH_TIMEOUT)
+        self._writer = None
+        super().close()
+
+    def _write_lines(self) -> None:
+        get, get_nowait = self._lines.get, self._lines.get_nowait
+        while True:
+            item = get()
+            batch: list[str] = []
+            marks: list[threading.Event] = []
+            stop = False
+            while True:
+                if item is None:
+                    stop = True
+                    break
+                if isinstance(item, threading.Event):
+                    marks.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) >= self._BATCH:
+                    break
+                try:
+                    item = get_nowait()
+                except queue.Empty:
+                    break
+            self._write(batch, flush=bool(marks) or stop)
+            for mark in marks:
+                mark.set()
+            if stop:
+                return
+
+    def _write(self, batch: list[str], *, flush: bool) -> None:
+        stream = self.stream
+        try:
+            if batch:
+                batch.append("")
+                stream.write(self.terminator.join(batch))
+            if batch or flush:
+                stream.flush()
+        except Exception:  # a closed or broken stream must not end the writer
+            pass
+
+
 def configure_logging(settings: Settings) -> None:
     """Configure the root logger once per process (idempotent)."""
     root = logging.getLogger()
     root.setLevel(settings.log_level)
     handler = next((h for h in root.handlers if getattr(h, "_tickstock", False)), None)
     if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = QueueStreamHandler(sys.stderr)
         handler._tickstock = True  # type: ignore[attr-defined]
         handler.addFilter(RequestIdFilter())
         root.addHandler(handler)
