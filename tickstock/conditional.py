@@ -41,7 +41,7 @@ def _digest(parts: Iterable[str | bytes]) -> str:
 
 def etag_of(versions: Iterable[str]) -> str:
     """The ETag of a page whose content is fixed by ``versions`` (row identities and versions)."""
-    return _digest(versions)
+    return _digest(("".join(versions),))
 
 
 async def body_etag(response: Response, cache_control: str = REVALIDATE) -> Response:
