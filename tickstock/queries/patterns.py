@@ -64,7 +64,8 @@ _EXPIRY_COLUMN: Final[dict[Tier, str]] = {
 _COLUMNS: Final = (
     "id, symbol, pattern_type, confidence::float8 AS confidence, detection_timestamp,"
     " {expiry}::timestamptz AS expires_at, levels::float8[] AS levels, timeframe,"
-    " pattern_data::text AS pattern_data, metadata::text AS metadata, xmin::text AS version"
+    " pattern_data::text AS pattern_data, metadata::text AS metadata,"
+    " '{tier}:' || id || ':' || xmin::text || ';' AS version"
 )
 # JSON columns are read as text and passed through to the response as they are (raw_json): no
 # decode into Python objects and encode again for every row of every page.
@@ -238,7 +239,7 @@ def build_patterns_query(
         conditions = list(common)
         if after is not None:
             conditions.append(_after(tier, after, at, ident))
-        columns = _COLUMNS.format(expiry=_EXPIRY_COLUMN[tier])
+        columns = _COLUMNS.format(expiry=_EXPIRY_COLUMN[tier], tier=tier)
         links = _LINK_COLUMNS if tier == "daily_intraday" else _NO_LINK_COLUMNS
         branches.append(
             f"SELECT '{tier}'::text AS tier, {columns}, {links} FROM {tier}_patterns"
@@ -276,13 +277,13 @@ async def select_patterns_versioned(
     after: PatternKey | None = None,
     limit: int,
 ) -> tuple[list[str], Callable[[], list[PatternItem]]]:
-    """Each row's ``tier:id:version`` (its ``xmin``), and how to build the items when needed.
+    """Each row's ``tier:id:xmin;`` (built by PostgreSQL), and how to build the items when needed.
 
     The versions make an ETag; a client that already has the page never costs the items.
     """
     sql, args = build_patterns_query(tiers, flt, after=after, limit=limit)
     rows = await conn.fetch(sql, *args)
-    versions = [f"{row['tier']}:{row['id']}:{row['version']};" for row in rows]
+    versions = [row["version"] for row in rows]
     return versions, lambda: [_item(row) for row in rows]
 
 
@@ -305,7 +306,7 @@ def build_combo_query(
         " d.price_at_detection::float8 AS price, d.volume_at_detection AS volume,"
         " d.pattern_data::text AS pattern_data, d.outcome_1d::float8 AS outcome_1d,"
         " d.outcome_5d::float8 AS outcome_5d, d.outcome_30d::float8 AS outcome_30d,"
-        " d.xmin::text || '.' || pd.xmin::text AS version"
+        " d.id || ':' || d.xmin::text || '.' || pd.xmin::text || ';' AS version"
         " FROM pattern_detections AS d JOIN pattern_definitions AS pd ON pd.id = d.pattern_id"
         f"{_where(conditions)}"
         f" ORDER BY d.detected_at DESC, d.id DESC LIMIT {params.add(limit, '::int')}"
@@ -332,10 +333,10 @@ async def select_combo_versioned(
     after: PatternKey | None = None,
     limit: int,
 ) -> tuple[list[str], Callable[[], list[ComboItem]]]:
-    """:func:`select_combo` and each row's ``id:version`` (detection and definition ``xmin``)."""
+    """:func:`select_combo` and each row's ``id:xmin.xmin;`` (detection's and definition's)."""
     sql, args = build_combo_query(flt, after=after, limit=limit)
     rows = await conn.fetch(sql, *args)
-    versions = [f"{row['id']}:{row['version']};" for row in rows]
+    versions = [row["version"] for row in rows]
     return versions, lambda: [_combo_item(row) for row in rows]
 
 
