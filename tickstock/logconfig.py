@@ -70,14 +70,19 @@ class QueueStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._closing = False
         self._writer: threading.Thread | None = None
         self._start_writer()
-        # A forked child has the queue but not the thread.
-        os.register_at_fork(after_in_child=self._start_writer)
+        os.register_at_fork(after_in_child=self._after_fork)
 
     def _start_writer(self) -> None:
         self._writer = threading.Thread(
             target=self._write_lines, name="tickstock-log-writer", daemon=True
         )
         self._writer.start()
+
+    def _after_fork(self) -> None:
+        # The child has the parent's queue (its lines are the parent's to write), not its thread.
+        self._lines.clear()
+        self._flushes.clear()
+        self._start_writer()
 
     def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock: the queue is thread-safe and the line is built by the caller.
