@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import logging
+import os
 import sys
+import threading
 import time
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 from tickstock.config import Settings
 from tickstock.jsonutil import dumps_str
@@ -64,13 +67,111 @@ class TextFormatter(logging.Formatter):
         return super().formatStack(stack_info).translate(_TRACEBACK_ESCAPES)
 
 
+class QueueStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Formats each record where it is logged and hands the line to a writer thread.
+
+    A request never waits on the stream (a slow pipe, a full terminal): it appends one finished
+    line to a queue and goes on. The writer thread wakes every :attr:`INTERVAL` seconds and writes
+    whatever has queued up in one call, so a busy server pays one write per batch of lines, and
+    no thread switch per line. ``flush()`` waits until every line queued before it is written
+    (``logging.shutdown`` calls it at exit).
+    """
+
+    INTERVAL = 0.05
+    _FLUSH_TIMEOUT = 5.0
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        # deque.append and popleft are atomic: no lock between the callers and the writer.
+        self._lines: collections.deque[str] = collections.deque()
+        self._flushes: collections.deque[threading.Event] = collections.deque()
+        self._wake = threading.Event()
+        self._closing = False
+        self._writer: threading.Thread | None = None
+        self._start_writer()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _start_writer(self) -> None:
+        self._writer = threading.Thread(
+            target=self._write_lines, name="tickstock-log-writer", daemon=True
+        )
+        self._writer.start()
+
+    def _after_fork(self) -> None:
+        # The child has the parent's queue (its lines are the parent's to write), not its thread.
+        self._lines.clear()
+        self._flushes.clear()
+        self._start_writer()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # No handler lock: the queue is thread-safe and the line is built by the caller.
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        """Wait (bounded) until the lines queued so far are written and the stream flushed."""
+        writer = self._writer
+        if writer is None or not writer.is_alive() or writer is threading.current_thread():
+            return
+        done = threading.Event()
+        self._flushes.append(done)
+        self._wake.set()
+        done.wait(self._FLUSH_TIMEOUT)
+
+    def close(self) -> None:
+        writer = self._writer
+        if writer is not None and writer.is_alive():
+            self._closing = True
+            self._wake.set()
+            writer.join(self._FLUSH_TIMEOUT)
+        self._writer = None
+        super().close()
+
+    def _write_lines(self) -> None:
+        while True:
+            self._wake.wait(self.INTERVAL)
+            self._wake.clear()
+            closing = self._closing
+            # Flushes taken first: every line queued before them is drained below.
+            flushes = []
+            while self._flushes:
+                flushes.append(self._flushes.popleft())
+            batch = []
+            while self._lines:
+                batch.append(self._lines.popleft())
+            self._write(batch, flush=bool(flushes) or closing)
+            for done in flushes:
+                done.set()
+            if closing:
+                return
+
+    def _write(self, batch: list[str], *, flush: bool) -> None:
+        stream = self.stream
+        try:
+            if batch:
+                batch.append("")
+                stream.write(self.terminator.join(batch))
+            if batch or flush:
+                stream.flush()
+        except Exception:  # a closed or broken stream must not end the writer
+            pass
+
+
 def configure_logging(settings: Settings) -> None:
     """Configure the root logger once per process (idempotent)."""
     root = logging.getLogger()
     root.setLevel(settings.log_level)
     handler = next((h for h in root.handlers if getattr(h, "_tickstock", False)), None)
     if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = QueueStreamHandler(sys.stderr)
         handler._tickstock = True  # type: ignore[attr-defined]
         handler.addFilter(RequestIdFilter())
         root.addHandler(handler)

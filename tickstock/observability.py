@@ -9,7 +9,7 @@ import re
 import time
 from typing import Any
 
-from quart import Quart, Response, g, request
+from quart import Quart, Response, request
 
 from tickstock.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -17,6 +17,10 @@ log = logging.getLogger("tickstock.request")
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "tickstock_request_id", default=None
+)
+# Each request is handled in a task of its own, so these never leak from one to the next.
+_STARTED: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "tickstock_request_started", default=None
 )
 _VALID_ID = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
 # Routes whose per-request line would drown the log (probes and scrapes).
@@ -43,20 +47,19 @@ def init_observability(app: Quart) -> None:
 
     @app.before_request
     async def _start() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _VALID_ID.match(incoming) else os.urandom(16).hex()
-        g.request_id = request_id
-        g.request_started = time.perf_counter()
-        REQUEST_ID.set(request_id)
+        _STARTED.set(time.perf_counter())
+        incoming = request.headers.get("X-Request-ID")
+        valid = incoming is not None and _VALID_ID.match(incoming)
+        REQUEST_ID.set(incoming if valid else os.urandom(16).hex())
 
     @app.after_request
     async def _finish(response: Response) -> Response:
         req = request._get_current_object()  # type: ignore[attr-defined]
-        request_id = getattr(g, "request_id", None)
+        request_id = REQUEST_ID.get()
         if request_id:
             response.headers["X-Request-ID"] = request_id
-        started = getattr(g, "request_started", None)
-        elapsed = time.perf_counter() - started if started else 0.0
+        started = _STARTED.get()
+        elapsed = time.perf_counter() - started if started is not None else 0.0
         rule = req.url_rule
         route = rule.rule if rule is not None else "unmatched"
         status = response.status_code

@@ -23,6 +23,9 @@ async def test_tiny_rest_run_counts_requests_and_errors(
     assert good["errors"] == {}
     assert 0 < good["p50_ms"] <= good["p99_ms"] <= good["max_ms"]
     assert good["server_cpu_ms_per_request"] > 0
+    # The report says how the server logs (its environment: here, this test process's).
+    level = os.environ.get("TICKSTOCK_LOG_LEVEL", "INFO (default)")
+    assert good["server_logging"].startswith(f"log level {level}, format ")
     assert "req/s" in format_rest_report(good)
 
     # An unknown symbol answers 404 on every request: all of them are reported as errors.

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import asyncpg
-from quart import Quart, current_app, g, request
+from quart import Quart, Response, current_app, g, request
 from quart_auth import AuthUser, QuartAuth
 
 from tickstock.auth.csrf import csrf_ok
@@ -110,6 +110,20 @@ class SessionAuthUser(AuthUser):
         return await load_identity() is not None
 
 
+class _QuartAuth(QuartAuth):
+    """quart-auth, with nothing to do after a request that never looked at its user.
+
+    Its after-request hook resolves the user to see whether a login or logout must write the
+    cookie; for a request that never loaded it (Bearer calls, /health, static files) nothing can
+    have changed, and resolving costs a cookie parse and an exception per request.
+    """
+
+    async def after_request(self, response: Response) -> Response:
+        if not hasattr(g, self.attribute_name):
+            return response
+        return await super().after_request(response)
+
+
 @dataclass(slots=True)
 class _CacheEntry:
     checked_at: float
@@ -139,7 +153,7 @@ class Auth:
         self.app = app
         self._settings = settings
         self.rate_limit = LoginRateLimit(settings)
-        self.quart_auth = QuartAuth(
+        self.quart_auth = _QuartAuth(
             app,
             cookie_name=settings.cookie_name,
             cookie_http_only=True,

@@ -18,17 +18,46 @@ import aiohttp
 
 from tickstock.bench.stats import latency_summary
 
-__all__ = ["format_rest_report", "process_cpu_seconds", "run_rest_bench"]
+__all__ = ["format_rest_report", "process_cpu_seconds", "run_rest_bench", "server_logging"]
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` (Linux /proc; None elsewhere)."""
+def _own_cpu_seconds(pid: int) -> float | None:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as children:
+            return [int(child) for child in children.read().split()]
+    except OSError:
+        return []
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` and its child processes (a hypercorn master and
+    its workers), from Linux /proc; None elsewhere."""
+    own = _own_cpu_seconds(pid)
+    if own is None:
+        return None
+    return own + sum(_own_cpu_seconds(child) or 0.0 for child in _children(pid))
+
+
+def server_logging(pid: int) -> str | None:
+    """The log level and format in the server's environment (defaults when unset), or None."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            entries = environ.read().split(b"\0")
+    except OSError:
+        return None
+    env = dict(entry.decode(errors="replace").partition("=")[::2] for entry in entries if entry)
+    level = env.get("TICKSTOCK_LOG_LEVEL", "INFO (default)")
+    log_format = env.get("TICKSTOCK_LOG_FORMAT", "text (default)")
+    return f"log level {level}, format {log_format} (server environment; a .env file may differ)"
 
 
 async def _client(
@@ -71,9 +100,9 @@ async def run_rest_bench(
 
     Returns ``requests``, ``requests_per_s``, ``ok`` (2xx count), ``errors`` (non-2xx statuses
     and client exceptions by name), ``p50_ms``/``p90_ms``/``p99_ms``/``p999_ms``/``max_ms``,
-    the generator's own CPU use and, given the server worker's ``server_pid`` (same machine),
-    ``server_cpu_ms_per_request``: server CPU time per request, which does not depend on how
-    fast the generator is.
+    the generator's own CPU use and, given the server's ``server_pid`` (same machine; a
+    hypercorn master counts with its workers), ``server_cpu_ms_per_request``: server CPU time per
+    request, which does not depend on how fast the generator is, and ``server_logging``.
     """
     if concurrency < 1 or duration <= 0:
         raise ValueError("concurrency must be >= 1 and duration > 0")
@@ -113,6 +142,8 @@ async def run_rest_bench(
         **latency_summary(latencies),
         "generator_cpu_percent": round(generator_cpu / elapsed * 100.0, 1),
     }
+    if server_pid is not None and (log_config := server_logging(server_pid)) is not None:
+        result["server_logging"] = log_config
     if server_started is not None and server_ended is not None and latencies:
         result["server_cpu_ms_per_request"] = round(
             (server_ended - server_started) * 1000.0 / len(latencies), 3
@@ -136,6 +167,8 @@ def format_rest_report(result: dict[str, Any]) -> str:
             f"server      {result['server_cpu_ms_per_request']} ms CPU per request"
             f" ({result['server_cpu_percent']}% of one core)"
         )
+    if "server_logging" in result:
+        lines.append(f"server      {result['server_logging']}")
     if result["errors"]:
         lines.append(
             "errors      " + ", ".join(f"{key}: {count}" for key, count in result["errors"].items())

@@ -9,6 +9,7 @@ from quart import Blueprint, Response
 from quart_schema import validate_querystring
 
 from tickstock.auth import login_required
+from tickstock.conditional import body_etag
 from tickstock.errors import APIError
 from tickstock.extensions.database import get_db
 from tickstock.pagination import success
@@ -54,13 +55,15 @@ async def latest_for_symbols(query_args: SymbolsQuery) -> Response:
     async with get_db().read() as conn:
         items = await select_latest_indicators(conn, symbols, _sources(query_args.source))
     found = {item["symbol"] for item in items}
-    return success(
-        items,
-        {
-            "count": len(items),
-            "symbols": symbols,
-            "without_data": [symbol for symbol in symbols if symbol not in found],
-        },
+    return await body_etag(
+        success(
+            items,
+            {
+                "count": len(items),
+                "symbols": symbols,
+                "without_data": [symbol for symbol in symbols if symbol not in found],
+            },
+        )
     )
 
 
@@ -75,4 +78,4 @@ async def latest_for_symbol(symbol: str, query_args: SourceQuery) -> Response:
         items = await select_latest_indicators(conn, [symbol], _sources(query_args.source))
         if not items and not await symbol_exists(conn, symbol):
             raise APIError(404, "symbol_not_found", f"unknown symbol {symbol}")
-    return success(items, {"count": len(items), "symbol": symbol})
+    return await body_etag(success(items, {"count": len(items), "symbol": symbol}))

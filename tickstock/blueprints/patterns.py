@@ -7,13 +7,15 @@ dashboard can merge history and live feed; each carries a ``priority`` from its 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Final, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Final, Literal, cast
 
 from pydantic import BaseModel, Field, model_validator
 from quart import Blueprint, Response
 from quart_schema import validate_querystring
 
 from tickstock.auth import login_required
+from tickstock.conditional import HISTORY, REVALIDATE, conditional, etag_of
 from tickstock.errors import APIError
 from tickstock.export import CSV_MAX_ROWS, csv_response
 from tickstock.extensions.database import get_db
@@ -26,9 +28,9 @@ from tickstock.queries.patterns import (
     PatternFilter,
     PatternItem,
     PatternKey,
-    select_combo,
+    select_combo_versioned,
     select_pattern_definitions,
-    select_patterns,
+    select_patterns_versioned,
 )
 from tickstock.queries.symbols import symbol_exists
 from tickstock.validation import (
@@ -172,33 +174,50 @@ async def _page(
     *,
     symbol: str | None = None,
     export: str | None = None,
+    validators: bool = True,
     **meta: Any,
 ) -> Response:
-    """One query: the tier's table, or every pattern table; 404 for a symbol nobody knows."""
+    """One query: the tier's table, or every pattern table; 404 for a symbol nobody knows.
+
+    With ``validators`` the page carries an ETag made from its rows' versions, and a client
+    that already has it gets 304 before any item is built or encoded.
+    """
     after = _after(cursor)
+    build: Callable[[], list[PatternItem]] | Callable[[], list[ComboItem]]
     async with get_db().read() as conn:
-        page: Page[PatternItem] | Page[ComboItem]
         if tier == "combo":
-            combo = await select_combo(conn, flt, after=after, limit=limit + 1)
-            page = paginate(combo, limit, _key)
+            versions, build = await select_combo_versioned(conn, flt, after=after, limit=limit + 1)
         else:
             tiers = TABLE_TIERS if tier is None else (tier,)
-            items = await select_patterns(conn, tiers, flt, after=after, limit=limit + 1)
-            page = paginate(items, limit, _key)
+            versions, build = await select_patterns_versioned(
+                conn, tiers, flt, after=after, limit=limit + 1
+            )
         if (
             symbol is not None
-            and not page.items
+            and not versions
             and after is None
             and not await symbol_exists(conn, symbol)
         ):
             raise APIError(404, "symbol_not_found", f"unknown symbol {symbol}")
     if symbol is not None:
         meta["symbol"] = symbol
+
     if export is not None:
+        exported: Page[Any] = paginate(cast(list[Any], build()), limit, _key)
         columns = _COMBO_COLUMNS if tier == "combo" else _PATTERN_COLUMNS
-        more = {"X-Next-Cursor": page.next_cursor} if page.next_cursor else {}
-        return csv_response(export, columns, page.items, more)
-    return success(page.items, page.meta(tier=tier or "all", **meta))
+        more = {"X-Next-Cursor": exported.next_cursor} if exported.next_cursor else {}
+        return csv_response(export, columns, exported.items, more)
+
+    def respond() -> Response:
+        page: Page[Any] = paginate(cast(list[Any], build()), limit, _key)
+        return success(page.items, page.meta(tier=tier or "all", **meta))
+
+    if not validators:
+        return respond()
+    # Behind a cursor lies older history, which the producer only appends to (combo rows gain
+    # outcomes later, so they are always revalidated).
+    cache_control = HISTORY if after is not None and tier != "combo" else REVALIDATE
+    return conditional(etag_of(versions), respond, cache_control)
 
 
 @blueprint.get("/api/patterns")
@@ -270,12 +289,14 @@ async def tier_patterns(tier: str, query_args: TierQuery) -> Response:
         since=since,
     )
     export = f"patterns-{name}.csv" if q.format == "csv" else None
+    # No ETag: the window (and the page's meta) moves with the clock.
     return await _page(
         name,
         flt,
         q.cursor,
         q.page_size,
         export=export,
+        validators=False,
         since=since,
         window_seconds=int(window.total_seconds()),
     )

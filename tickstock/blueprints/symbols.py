@@ -10,6 +10,7 @@ from quart import Blueprint, Response
 from quart_schema import validate_querystring
 
 from tickstock.auth import login_required
+from tickstock.conditional import HISTORY, REVALIDATE, body_etag
 from tickstock.errors import APIError
 from tickstock.extensions.database import get_db
 from tickstock.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, paginate, success
@@ -107,7 +108,7 @@ async def search(query_args: SymbolsQuery) -> Response:
             conn, q=q.q or None, sector=q.sector, active=q.active, after=after, limit=q.limit + 1
         )
     page = paginate(rows, q.limit, _key)
-    return success(page.items, page.meta())
+    return await body_etag(success(page.items, page.meta()))
 
 
 @blueprint.get("/<symbol>")
@@ -120,7 +121,7 @@ async def detail(symbol: str) -> Response:
         item = await select_symbol(conn, symbol)
     if item is None:
         raise APIError(404, "symbol_not_found", f"unknown symbol {symbol}")
-    return success(item)
+    return await body_etag(success(item))
 
 
 @blueprint.get("/<symbol>/ohlcv")
@@ -135,7 +136,10 @@ async def ohlcv(symbol: str, query_args: OhlcvQuery) -> Response:
         bars = await select_ohlcv(conn, symbol, start=q.start, end=q.end, limit=q.limit)
         if not bars and not await symbol_exists(conn, symbol):
             raise APIError(404, "symbol_not_found", f"unknown symbol {symbol}")
-    return success(
+    response = success(
         bars,
         {"symbol": symbol, "count": len(bars), "limit": q.limit, "start": q.start, "end": q.end},
     )
+    # Bars of days before today are history; today's bar changes until the close.
+    past = q.end is not None and q.end < dt.datetime.now(dt.UTC).date()
+    return await body_etag(response, HISTORY if past else REVALIDATE)

@@ -147,7 +147,12 @@ def bench_fanout(
 @click.option("--token", default="", envvar="TICKSTOCK_BENCH_TOKEN")
 @click.option("--concurrency", "-c", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--warmup", type=click.FloatRange(min=0), default=2.0, show_default=True)
-@click.option("--server-pid", type=int, default=None, help="Server worker pid for CPU per request.")
+@click.option(
+    "--server-pid",
+    type=int,
+    default=None,
+    help="Server pid (a master with its workers) for CPU per request.",
+)
 @click.option("--duration", type=click.FloatRange(min=0.5), default=10.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
 def bench_rest(

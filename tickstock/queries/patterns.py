@@ -31,8 +31,10 @@ __all__ = [
     "Priority",
     "priority",
     "select_combo",
+    "select_combo_versioned",
     "select_pattern_definitions",
     "select_patterns",
+    "select_patterns_versioned",
 ]
 
 Priority = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]
@@ -62,7 +64,8 @@ _EXPIRY_COLUMN: Final[dict[Tier, str]] = {
 _COLUMNS: Final = (
     "id, symbol, pattern_type, confidence::float8 AS confidence, detection_timestamp,"
     " {expiry}::timestamptz AS expires_at, levels::float8[] AS levels, timeframe,"
-    " pattern_data::text AS pattern_data, metadata::text AS metadata"
+    " pattern_data::text AS pattern_data, metadata::text AS metadata,"
+    " '{tier}:' || id || ':' || xmin::text || ';' AS version"
 )
 # JSON columns are read as text and passed through to the response as they are (raw_json): no
 # decode into Python objects and encode again for every row of every page.
@@ -76,7 +79,7 @@ _NO_LINK_COLUMNS: Final = (
 _OUTER_COLUMNS: Final = (
     "tier, id, symbol, pattern_type, confidence, detection_timestamp, expires_at, levels,"
     " timeframe, pattern_data, metadata, daily_pattern_id, daily_pattern_timestamp,"
-    " intraday_signal"
+    " intraday_signal, version"
 )
 
 
@@ -236,7 +239,7 @@ def build_patterns_query(
         conditions = list(common)
         if after is not None:
             conditions.append(_after(tier, after, at, ident))
-        columns = _COLUMNS.format(expiry=_EXPIRY_COLUMN[tier])
+        columns = _COLUMNS.format(expiry=_EXPIRY_COLUMN[tier], tier=tier)
         links = _LINK_COLUMNS if tier == "daily_intraday" else _NO_LINK_COLUMNS
         branches.append(
             f"SELECT '{tier}'::text AS tier, {columns}, {links} FROM {tier}_patterns"
@@ -262,8 +265,26 @@ async def select_patterns(
     limit: int,
 ) -> list[PatternItem]:
     """Up to ``limit`` detections from the tables of ``tiers``, newest first, after ``after``."""
+    _, items = await select_patterns_versioned(conn, tiers, flt, after=after, limit=limit)
+    return items()
+
+
+async def select_patterns_versioned(
+    conn: asyncpg.Connection,
+    tiers: Sequence[Tier],
+    flt: PatternFilter,
+    *,
+    after: PatternKey | None = None,
+    limit: int,
+) -> tuple[list[str], Callable[[], list[PatternItem]]]:
+    """Each row's ``tier:id:xmin;`` (built by PostgreSQL), and how to build the items when needed.
+
+    The versions make an ETag; a client that already has the page never costs the items.
+    """
     sql, args = build_patterns_query(tiers, flt, after=after, limit=limit)
-    return [_item(row) for row in await conn.fetch(sql, *args)]
+    rows = await conn.fetch(sql, *args)
+    versions = [row["version"] for row in rows]
+    return versions, lambda: [_item(row) for row in rows]
 
 
 def build_combo_query(
@@ -284,7 +305,8 @@ def build_combo_query(
         " d.confidence::float8 AS confidence, d.detected_at,"
         " d.price_at_detection::float8 AS price, d.volume_at_detection AS volume,"
         " d.pattern_data::text AS pattern_data, d.outcome_1d::float8 AS outcome_1d,"
-        " d.outcome_5d::float8 AS outcome_5d, d.outcome_30d::float8 AS outcome_30d"
+        " d.outcome_5d::float8 AS outcome_5d, d.outcome_30d::float8 AS outcome_30d,"
+        " d.id || ':' || d.xmin::text || '.' || pd.xmin::text || ';' AS version"
         " FROM pattern_detections AS d JOIN pattern_definitions AS pd ON pd.id = d.pattern_id"
         f"{_where(conditions)}"
         f" ORDER BY d.detected_at DESC, d.id DESC LIMIT {params.add(limit, '::int')}"
@@ -300,30 +322,43 @@ async def select_combo(
     limit: int,
 ) -> list[ComboItem]:
     """Combo-tier detections of enabled pattern definitions, newest first, after ``after``."""
+    _, items = await select_combo_versioned(conn, flt, after=after, limit=limit)
+    return items()
+
+
+async def select_combo_versioned(
+    conn: asyncpg.Connection,
+    flt: PatternFilter,
+    *,
+    after: PatternKey | None = None,
+    limit: int,
+) -> tuple[list[str], Callable[[], list[ComboItem]]]:
+    """:func:`select_combo` and each row's ``id:xmin.xmin;`` (detection's and definition's)."""
     sql, args = build_combo_query(flt, after=after, limit=limit)
-    items: list[ComboItem] = []
-    for row in await conn.fetch(sql, *args):
-        confidence: float = row["confidence"]
-        items.append(
-            {
-                "id": row["id"],
-                "tier": "combo",
-                "symbol": row["symbol"],
-                "pattern": row["pattern"],
-                "pattern_id": row["pattern_id"],
-                "category": row["category"],
-                "confidence": confidence,
-                "priority": priority(confidence),
-                "detected_at": row["detected_at"],
-                "price": row["price"],
-                "volume": row["volume"],
-                "pattern_data": raw_json(row["pattern_data"]),
-                "outcome_1d": row["outcome_1d"],
-                "outcome_5d": row["outcome_5d"],
-                "outcome_30d": row["outcome_30d"],
-            }
-        )
-    return items
+    rows = await conn.fetch(sql, *args)
+    versions = [row["version"] for row in rows]
+    return versions, lambda: [_combo_item(row) for row in rows]
+
+
+def _combo_item(row: asyncpg.Record) -> ComboItem:
+    confidence: float = row["confidence"]
+    return {
+        "id": row["id"],
+        "tier": "combo",
+        "symbol": row["symbol"],
+        "pattern": row["pattern"],
+        "pattern_id": row["pattern_id"],
+        "category": row["category"],
+        "confidence": confidence,
+        "priority": priority(confidence),
+        "detected_at": row["detected_at"],
+        "price": row["price"],
+        "volume": row["volume"],
+        "pattern_data": raw_json(row["pattern_data"]),
+        "outcome_1d": row["outcome_1d"],
+        "outcome_5d": row["outcome_5d"],
+        "outcome_30d": row["outcome_30d"],
+    }
 
 
 class PatternDefinition(TypedDict):
