@@ -61,9 +61,12 @@ async def run_churn(config: ChurnConfig, say: Callable[[str], None]) -> list[tup
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
-    from tickstock.asgi import create_asgi_app
+    from tickstock.app import create_app
+    from tickstock.gc_tuning import tune_gc
+    from tickstock.realtime.server import get_realtime
 
-    app: Any = create_asgi_app({"demo_producer": False})
+    app: Any = get_realtime(create_app({"demo_producer": False})).asgi_app()
+    tune_gc()  # as the served app (tickstock/asgi.py) does
     hypercorn = Config()
     hypercorn.bind = [f"127.0.0.1:{config.port}"]
     hypercorn.accesslog = None

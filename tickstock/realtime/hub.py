@@ -193,7 +193,7 @@ class RealtimeHub:
 
         A closed connection leaves about a hundred objects in reference cycles (tasks and their
         coroutines, the connection's protocol objects) that only a full collection frees; with the
-        server's tuned collector (asgi.tune_gc) that comes rarely, so after churn the memory of
+        server's tuned collector (gc_tuning.tune_gc) that comes rarely, so after churn the memory of
         sockets long gone would be held for minutes. The pause grows with the live objects (tens
         of milliseconds at a few thousand sockets), so it runs only when churn left garbage.
         """
