@@ -36,8 +36,8 @@ from tickstock.realtime.wsdirect import DirectWrites
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "tickstock.hub"
-CHURN_GC_INTERVAL_S = 30.0
-CHURN_GC_DISCONNECTS = 200
+CHURN_GC_INTERVAL_S = 5.0
+CHURN_GC_DISCONNECTS = 200  # and at least a tenth of the sockets still connected
 
 
 class SubscriptionRecorder:
@@ -189,18 +189,21 @@ class RealtimeHub:
         self._tasks.append(asyncio.create_task(coro, name=f"tickstock-{name}"))
 
     async def _collect_after_churn(self) -> None:
-        """A full garbage collection after many sockets have gone, at most every 30 s.
+        """A full garbage collection after many sockets have gone, at most every 5 s.
 
         A closed connection leaves about a hundred objects in reference cycles (tasks and their
         coroutines, the connection's protocol objects) that only a full collection frees; with the
         server's tuned collector (gc_tuning.tune_gc) that comes rarely, so after churn the memory of
         sockets long gone would be held for minutes. The pause grows with the live objects (tens
-        of milliseconds at a few thousand sockets), so it runs only when churn left garbage.
+        of milliseconds at a few thousand sockets), so it runs only when the sockets gone since
+        the last one are many, absolutely and against the sockets still connected.
         """
         collected_at = 0
         while True:
             await asyncio.sleep(CHURN_GC_INTERVAL_S)
-            if self.disconnects - collected_at >= CHURN_GC_DISCONNECTS:
+            gone = self.disconnects - collected_at
+            live = len(self.sio.eio.sockets)
+            if gone >= CHURN_GC_DISCONNECTS and gone * 10 >= live:
                 collected_at = self.disconnects
                 started = time.perf_counter()
                 found = gc.collect()
