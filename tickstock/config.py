@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     history_max_age_seconds: int = Field(3600, ge=1)
     max_symbols_per_client: int = Field(200, ge=1)
     client_queue_size: int = Field(1000, ge=1)
-    client_buffer_bytes: int = Field(1 << 20, ge=4096)
+    client_buffer_bytes: int = Field(256 * 1024, ge=4096)
     ws_compression: Literal["off", "on"] = "off"
     ws_direct_writes: bool = True
     socketio_max_message_bytes: int = Field(65536, ge=1024)

@@ -37,8 +37,13 @@ async def main():
             async with gate:
                 return await one(session, index)
         sockets = await asyncio.gather(*(gated(i) for i in range(count)))
+        async def drain(ws):
+            async for message in ws:
+                if message.data == "2":
+                    await ws.send_str("3")
+        readers = [asyncio.create_task(drain(ws)) for ws in sockets]
         print("up", flush=True)
-        sys.stdin.readline()
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         for ws in sockets:
             await ws.close()
         print("closed", flush=True)
@@ -65,7 +70,9 @@ async def run_churn(config: ChurnConfig, say: Callable[[str], None]) -> list[tup
     from tickstock.gc_tuning import tune_gc
     from tickstock.realtime.server import get_realtime
 
-    app: Any = get_realtime(create_app({"demo_producer": False})).asgi_app()
+    # A channel of its own: no other producer's events reach these sockets while they churn.
+    overrides = {"demo_producer": False, "ingest_channels": ["tickstock.bench.churn"]}
+    app: Any = get_realtime(create_app(overrides)).asgi_app()
     tune_gc()  # as the served app (tickstock/asgi.py) does
     hypercorn = Config()
     hypercorn.bind = [f"127.0.0.1:{config.port}"]

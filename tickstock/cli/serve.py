@@ -129,6 +129,9 @@ def _public_url(bind: str | None, config_path: str) -> str:
     return f"http://{host}:{port}"
 
 
+READY_AFTER_LOG_S = 0.5
+
+
 def _announce_when_ready(server: subprocess.Popen[bytes], url: str, login: str) -> None:
     """One "ready" line, the last of start-up: printed once the service answers /health."""
     import threading
@@ -145,6 +148,9 @@ def _announce_when_ready(server: subprocess.Popen[bytes], url: str, login: str) 
             except (OSError, ValueError):
                 time.sleep(0.2)
                 continue
+            # The server's own start-up lines go through its log writer, which writes every
+            # 50 ms (logconfig): let them out first, so this stays the last line.
+            time.sleep(READY_AFTER_LOG_S)
             click.echo(f"ready: open {url} and sign in {login}")
             return
 

@@ -75,7 +75,7 @@ class Delivery:
         sio: socketio.AsyncServer,
         *,
         queue_limit: int,
-        buffer_limit: int = 1 << 20,
+        buffer_limit: int = 256 * 1024,
         direct: DirectWrites | None = None,
     ) -> None:
         self.sio = sio
