@@ -223,10 +223,6 @@ class EventStore:
         entries: Any = await self.client.xrevrange(self.history_key(room), count=count)
         return [_stored(entry_id, fields) for entry_id, fields in reversed(entries)]
 
-    async def last_offset(self, room: str) -> str | None:
-        entries: Any = await self.client.xrevrange(self.history_key(room), count=1)
-        return _text(entries[0][0]) if entries else None
-
     async def history_sizes(self, rooms: Sequence[str]) -> dict[str, int]:
         async with self.client.pipeline(transaction=False) as pipe:
             for room in rooms:
