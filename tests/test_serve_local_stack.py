@@ -62,7 +62,10 @@ async def test_serve_brings_up_the_local_stack_and_live_events(tmp_path: Path) -
             assert body.get("status") == "healthy", log_path.read_text()[-3000:]
 
             user, password = (tmp_path / ".tickstock" / "demo-login.txt").read_text().split()
-            assert password in log_path.read_text()  # printed once on start
+            # Printed once on start, in the ready line that follows the first healthy answer.
+            async with asyncio.timeout(10):
+                while password not in log_path.read_text():  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
             async with http.post(
                 f"{url}/api/auth/login", json={"username": user, "password": password}
             ) as response:
