@@ -23,6 +23,8 @@ from tests.support.processes import Node, node_env, wait_until
 REQUESTS = 1500
 CLIENTS = 50
 
+pytestmark = pytest.mark.heavy
+
 
 def _request_ids(log: str, log_format: str, path: str) -> Counter[str]:
     ids: Counter[str] = Counter()

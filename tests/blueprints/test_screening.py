@@ -25,6 +25,8 @@ NOW = dt.datetime.now(dt.UTC)
 DAILY_WINDOW = dt.timedelta(days=7)
 
 
+pytestmark = pytest.mark.heavy
+
 # --- reference data ---------------------------------------------------------------------------
 
 

@@ -23,6 +23,8 @@ needs_node = pytest.mark.skipif(
     reason="needs node and the dashboard's npm packages (npm ci --prefix tickstock/web)",
 )
 
+pytestmark = pytest.mark.heavy
+
 
 async def _publish(publisher: Publisher, symbol: str, count: int) -> list[str]:
     names = [f"P{index}" for index in range(count)]
