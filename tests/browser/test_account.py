@@ -7,16 +7,8 @@ import re
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.test_dashboard import (  # noqa: F401 - the shared browser fixtures
-    OpenTab,
-    ServeApp,
-    _browser,
-    _frontend,
-    _open_tab,
-    _settings_overrides,
-    screenshot,
-)
 from tests.support.auth import MakeUser
+from tests.support.browser import OpenTab, ServeApp, screenshot
 
 pytestmark = pytest.mark.browser
 

@@ -9,20 +9,8 @@ import asyncpg
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.test_dashboard import (  # noqa: F401 - the shared browser fixtures
-    CHANNEL,
-    OpenTab,
-    ServeApp,
-    _browser,
-    _frontend,
-    _open_tab,
-    _publisher,
-    _settings_overrides,
-    event,
-    row,
-    wait_subscribed,
-)
 from tests.support.auth import UserLogin
+from tests.support.browser import CHANNEL, OpenTab, ServeApp, event, row, wait_subscribed
 from tests.support.realtime import Publisher
 
 pytestmark = pytest.mark.browser

@@ -11,187 +11,29 @@ import asyncio
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
 from playwright.async_api import (
-    Browser,
-    BrowserContext,
-    ConsoleMessage,
-    Page,
-    async_playwright,
     expect,
 )
 
-from tests.support.auth import MakeUser, UserLogin, fresh_rate_limit, new_cookie_session
-from tests.support.realtime import Publisher, pattern
+from tests.support.auth import MakeUser, UserLogin
+from tests.support.browser import (
+    CHANNEL,
+    SOCKET_REFUSED,
+    OpenTab,
+    ServeApp,
+    event,
+    row,
+    screenshot,
+    wait_subscribed,
+)
+from tests.support.realtime import Publisher
 from tests.support.served import ServedApp
 
 pytestmark = pytest.mark.browser
-
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-CHANNEL = "tickstock.events.patterns"
-# Chromium's own report of a refused WebSocket while a server is down is expected there.
-SOCKET_REFUSED = re.compile(r"WebSocket connection to .* failed")
-
-ServeApp = Callable[..., Awaitable[ServedApp]]
-
-if not Path(CHROMIUM).exists():  # pragma: no cover - CI installs it (.ci/run)
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
-
-
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(name="frontend", scope="module", autouse=True)
-def _frontend() -> None:
-    """The dashboard's npm packages, installed as `tickstock serve` would (npm ci)."""
-    from tickstock.web.assets import FrontendError, ensure_frontend
-
-    try:
-        ensure_frontend()
-    except FrontendError as exc:  # pragma: no cover - CI has npm
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(name="browser", scope="module")
-async def _browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
-@pytest.fixture(name="settings_overrides")
-def _settings_overrides(settings_overrides: dict[str, Any]) -> dict[str, Any]:
-    # The form logins here must not share a rate-limit window with the login tests.
-    return fresh_rate_limit(settings_overrides)
-
-
-@pytest.fixture(name="publisher")
-async def _publisher(redis_url: str) -> AsyncIterator[Publisher]:
-    publisher = Publisher(redis_url)
-    yield publisher
-    await publisher.close()
-
-
-@dataclass
-class Tab:
-    """A page in its own browser context, with the console errors it logged."""
-
-    context: BrowserContext
-    page: Page
-    errors: list[str] = field(default_factory=list)
-    allowed: list[re.Pattern[str]] = field(default_factory=list)
-
-    def unexpected_errors(self) -> list[str]:
-        return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
-
-
-OpenTab = Callable[..., Awaitable[Tab]]
-
-
-@pytest.fixture(name="open_tab")
-async def _open_tab(browser: Browser, auth_pool: asyncpg.Pool) -> AsyncIterator[OpenTab]:
-    """Factory: a new tab on ``served``, signed in as ``user`` by cookie (or not at all).
-
-    After the test, every tab must have logged no console error and thrown nothing.
-    """
-    tabs: list[Tab] = []
-
-    async def open_tab(
-        served: ServedApp,
-        user: UserLogin | None = None,
-        *,
-        width: int = 1280,
-        height: int = 800,
-    ) -> Tab:
-        context = await browser.new_context(
-            viewport={"width": width, "height": height}, base_url=served.url
-        )
-        context.set_default_timeout(5000)
-        if user is not None:
-            _, cookie, _ = await new_cookie_session(auth_pool, served.app, user)
-            name = served.app.config["SETTINGS"].cookie_name
-            await context.add_cookies([{"name": name, "value": cookie, "url": served.url}])
-        page = await context.new_page()
-        tab = Tab(context, page)
-
-        def on_console(message: ConsoleMessage) -> None:
-            if message.type == "error":
-                tab.errors.append(f"console: {message.text} ({message.location.get('url')})")
-
-        page.on("console", on_console)
-        page.on("pageerror", lambda error: tab.errors.append(f"exception: {error}"))
-        tabs.append(tab)
-        return tab
-
-    yield open_tab
-    errors = [e for tab in tabs for e in tab.unexpected_errors()]
-    for tab in tabs:
-        await tab.context.close()
-    assert not errors, "the page logged errors:\n" + "\n".join(errors)
-
-
-@pytest.fixture(name="pick_symbols")
-def _pick_symbols(auth_pool: asyncpg.Pool) -> Callable[[int], Awaitable[list[str]]]:
-    """``n`` random seeded symbols (the watchlist accepts known symbols only)."""
-
-    async def pick(count: int) -> list[str]:
-        async with auth_pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT symbol FROM symbols WHERE active ORDER BY random() LIMIT $1", count
-            )
-        return [row["symbol"] for row in rows]
-
-    return pick
-
-
-async def screenshot(page: Page, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True, animations="disabled")
-    return path
-
-
-def event(symbol: str, name: str = "Breakout", **extra: Any) -> dict[str, Any]:
-    """A producer pattern message with a known event id, detected now."""
-    return pattern(
-        symbol,
-        name,
-        event_id=f"e2e-{secrets.token_hex(6)}",
-        timestamp=time.time(),
-        **extra,
-    )
-
-
-def row(page: Page, message: dict[str, Any]) -> Any:
-    return page.locator(f'#feed-rows tr[data-event-id="{message["event_id"]}"]')
-
-
-async def wait_subscribed(page: Page, symbol: str) -> None:
-    await expect(page.locator(f'#wl-rows tr[data-symbol="{symbol}"]')).to_have_attribute(
-        "data-subscribed", "true"
-    )
-
 
 # --------------------------------------------------------------------------- tests
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.browser.test_dashboard import _browser, _frontend, screenshot  # noqa: F401
+from tests.support.browser import screenshot
 from tests.support.env import free_port, tickstock_env
 from tickstock.vocab import DEMO_SYMBOLS
 

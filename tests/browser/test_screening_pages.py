@@ -14,16 +14,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.test_dashboard import (  # noqa: F401 - fixtures shared with the dashboard tests
-    OpenTab,
-    ServeApp,
-    _browser,
-    _frontend,
-    _open_tab,
-    _settings_overrides,
-    screenshot,
-)
 from tests.support.auth import UserLogin
+from tests.support.browser import OpenTab, ServeApp, screenshot
 
 pytestmark = pytest.mark.browser
 
