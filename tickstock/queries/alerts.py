@@ -1,0 +1,403 @@
+"""Alert rules and the alert inbox (tickstock's ``alert_rules`` and ``alerts`` tables).
+
+Every function that serves a user takes that user's id and filters on it, so another user's rule
+or alert is simply not found (the API answers 404, never 403).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import asyncpg
+
+from tickstock.jsonutil import dumps, loads
+
+__all__ = [
+    "AlertRow",
+    "MatchingRule",
+    "NewAlert",
+    "Rule",
+    "RuleFields",
+    "count_unread",
+    "delete_rule",
+    "insert_alerts",
+    "insert_rule",
+    "mark_read",
+    "select_alerts",
+    "select_matching_rules",
+    "select_owned_alert_ids",
+    "select_recent_alert_times",
+    "select_rule",
+    "select_rules",
+    "update_rule",
+]
+
+Scope = Literal["list", "watchlist", "all"]
+WATCHLIST = "watchlist"
+ALL_SYMBOLS = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule as stored; ``symbols`` is the API form (a list, ``"watchlist"`` or ``"*"``)."""
+
+    id: int
+    user_id: int
+    name: str
+    scope: Scope
+    symbol_list: tuple[str, ...]
+    patterns: tuple[str, ...]
+    tiers: tuple[str, ...]
+    min_confidence: float
+    indicator: dict[str, Any] | None
+    cooldown_seconds: int
+    enabled: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @property
+    def symbols(self) -> list[str] | str:
+        if self.scope == "watchlist":
+            return WATCHLIST
+        if self.scope == "all":
+            return ALL_SYMBOLS
+        return list(self.symbol_list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "symbols": self.symbols,
+            "patterns": list(self.patterns),
+            "tiers": list(self.tiers),
+            "min_confidence": self.min_confidence,
+            "indicator": self.indicator,
+            "cooldown_seconds": self.cooldown_seconds,
+            "enabled": self.enabled,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFields:
+    """A rule's editable fields, validated (the API's models build this)."""
+
+    name: str
+    symbols: list[str] | str
+    patterns: list[str]
+    tiers: list[str]
+    min_confidence: float
+    indicator: dict[str, Any] | None
+    cooldown_seconds: int
+    enabled: bool
+
+    def columns(self) -> tuple[str, list[str]]:
+        """(scope, symbol list) for the table."""
+        if self.symbols == WATCHLIST:
+            return "watchlist", []
+        if self.symbols == ALL_SYMBOLS:
+            return "all", []
+        assert isinstance(self.symbols, list)
+        return "list", list(self.symbols)
+
+
+_RULE_COLUMNS = (
+    "id, user_id, name, scope, symbols, patterns, tiers, min_confidence, indicator,"
+    " cooldown_seconds, enabled, created_at, updated_at"
+)
+
+
+def _rule(row: asyncpg.Record) -> Rule:
+    indicator = row["indicator"]
+    if isinstance(indicator, str):
+        indicator = loads(indicator)
+    return Rule(
+        id=row["id"],
+        user_id=row["user_id"],
+        name=row["name"],
+        scope=row["scope"],
+        symbol_list=tuple(row["symbols"]),
+        patterns=tuple(row["patterns"]),
+        tiers=tuple(row["tiers"]),
+        min_confidence=row["min_confidence"],
+        indicator=indicator,
+        cooldown_seconds=row["cooldown_seconds"],
+        enabled=row["enabled"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def select_rules(conn: asyncpg.Connection, user_id: int) -> list[Rule]:
+    rows = await conn.fetch(
+        f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE user_id = $1 ORDER BY id", user_id
+    )
+    return [_rule(row) for row in rows]
+
+
+async def select_rule(conn: asyncpg.Connection, user_id: int, rule_id: int) -> Rule | None:
+    row = await conn.fetchrow(
+        f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE user_id = $1 AND id = $2",
+        user_id,
+        rule_id,
+    )
+    return None if row is None else _rule(row)
+
+
+async def insert_rule(
+    conn: asyncpg.Connection, user_id: int, fields: RuleFields, max_rules: int
+) -> Rule | None:
+    """Create a rule; None when the user already has ``max_rules`` (checked under a row lock on
+    the user, so two concurrent creates cannot both pass the limit)."""
+    async with conn.transaction():
+        await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+        count = await conn.fetchval("SELECT count(*) FROM alert_rules WHERE user_id = $1", user_id)
+        if count >= max_rules:
+            return None
+        scope, symbols = fields.columns()
+        row = await conn.fetchrow(
+            "INSERT INTO alert_rules (user_id, name, scope, symbols, patterns, tiers,"
+            " min_confidence, indicator, cooldown_seconds, enabled)"
+            " VALUES ($1, $2, $3, $4::text[], $5::text[], $6::text[], $7, $8::jsonb, $9, $10)"
+            f" RETURNING {_RULE_COLUMNS}",
+            user_id,
+            fields.name,
+            scope,
+            symbols,
+            fields.patterns,
+            fields.tiers,
+            fields.min_confidence,
+            None if fields.indicator is None else dumps(fields.indicator).decode(),
+            fields.cooldown_seconds,
+            fields.enabled,
+        )
+    assert row is not None
+    return _rule(row)
+
+
+async def update_rule(
+    conn: asyncpg.Connection, user_id: int, rule_id: int, fields: RuleFields
+) -> Rule | None:
+    """Replace a rule's fields (PATCH merges into the current rule first); None if not theirs."""
+    scope, symbols = fields.columns()
+    row = await conn.fetchrow(
+        "UPDATE alert_rules SET name = $3, scope = $4, symbols = $5::text[],"
+        " patterns = $6::text[], tiers = $7::text[], min_confidence = $8, indicator = $9::jsonb,"
+        " cooldown_seconds = $10, enabled = $11, updated_at = now()"
+        f" WHERE user_id = $1 AND id = $2 RETURNING {_RULE_COLUMNS}",
+        user_id,
+        rule_id,
+        fields.name,
+        scope,
+        symbols,
+        fields.patterns,
+        fields.tiers,
+        fields.min_confidence,
+        None if fields.indicator is None else dumps(fields.indicator).decode(),
+        fields.cooldown_seconds,
+        fields.enabled,
+    )
+    return None if row is None else _rule(row)
+
+
+async def delete_rule(conn: asyncpg.Connection, user_id: int, rule_id: int) -> bool:
+    done = await conn.fetchval(
+        "DELETE FROM alert_rules WHERE user_id = $1 AND id = $2 RETURNING true", user_id, rule_id
+    )
+    return bool(done)
+
+
+# --- the inbox --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    id: int
+    rule_id: int | None
+    rule_name: str
+    symbol: str | None
+    event: dict[str, Any]
+    created_at: dt.datetime
+    read_at: dt.datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "rule_id": self.rule_id,
+            "rule_name": self.rule_name,
+            "symbol": self.symbol,
+            "event": self.event,
+            "created_at": self.created_at,
+            "read_at": self.read_at,
+        }
+
+
+def _alert(row: asyncpg.Record) -> AlertRow:
+    event = row["event"]
+    return AlertRow(
+        id=row["id"],
+        rule_id=row["rule_id"],
+        rule_name=row["rule_name"],
+        symbol=row["symbol"],
+        event=loads(event) if isinstance(event, str) else event,
+        created_at=row["created_at"],
+        read_at=row["read_at"],
+    )
+
+
+async def select_alerts(
+    conn: asyncpg.Connection,
+    user_id: int,
+    *,
+    limit: int,
+    before_id: int | None = None,
+    unread: bool = False,
+    rule_id: int | None = None,
+    symbol: str | None = None,
+) -> list[AlertRow]:
+    """The user's alerts, newest first, keyset-paged on id (``before_id`` from the cursor)."""
+    conditions = ["user_id = $1"]
+    args: list[Any] = [user_id]
+    if unread:
+        conditions.append("read_at IS NULL")
+    if before_id is not None:
+        args.append(before_id)
+        conditions.append(f"id < ${len(args)}")
+    if rule_id is not None:
+        args.append(rule_id)
+        conditions.append(f"rule_id = ${len(args)}")
+    if symbol is not None:
+        args.append(symbol)
+        conditions.append(f"symbol = ${len(args)}")
+    args.append(limit)
+    rows = await conn.fetch(
+        "SELECT id, rule_id, rule_name, symbol, event::text AS event, created_at, read_at"
+        f" FROM alerts WHERE {' AND '.join(conditions)} ORDER BY id DESC LIMIT ${len(args)}",
+        *args,
+    )
+    return [_alert(row) for row in rows]
+
+
+async def mark_read(conn: asyncpg.Connection, user_id: int, ids: Sequence[int] | None) -> list[int]:
+    """Mark these alerts (or, with None, all of them) read; returns the ids that changed.
+    Ids that are not the user's are ignored (never counted, never touched)."""
+    if ids is None:
+        rows = await conn.fetch(
+            "UPDATE alerts SET read_at = now() WHERE user_id = $1 AND read_at IS NULL RETURNING id",
+            user_id,
+        )
+    else:
+        rows = await conn.fetch(
+            "UPDATE alerts SET read_at = now()"
+            " WHERE user_id = $1 AND id = ANY($2::bigint[]) AND read_at IS NULL RETURNING id",
+            user_id,
+            list(ids),
+        )
+    return sorted(row["id"] for row in rows)
+
+
+async def select_owned_alert_ids(
+    conn: asyncpg.Connection, user_id: int, ids: Sequence[int]
+) -> set[int]:
+    rows = await conn.fetch(
+        "SELECT id FROM alerts WHERE user_id = $1 AND id = ANY($2::bigint[])", user_id, list(ids)
+    )
+    return {row["id"] for row in rows}
+
+
+async def count_unread(conn: asyncpg.Connection, user_id: int) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM alerts WHERE user_id = $1 AND read_at IS NULL", user_id
+    )
+    return count
+
+
+# --- the matcher ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MatchingRule:
+    """An enabled rule of an active user, with that user's watchlist (for ``"watchlist"``)."""
+
+    rule: Rule
+    watchlist: tuple[str, ...]
+
+
+async def select_matching_rules(
+    conn: asyncpg.Connection, user_ids: Sequence[int] | None = None
+) -> list[MatchingRule]:
+    """Every enabled rule of an active user (or of these users), with their watchlists."""
+    columns = ", ".join(f"r.{c.strip()}" for c in _RULE_COLUMNS.split(","))
+    where = "r.enabled AND u.active"
+    args: list[Any] = []
+    if user_ids is not None:
+        where += " AND r.user_id = ANY($1::bigint[])"
+        args.append(list(user_ids))
+    rows = await conn.fetch(
+        f"SELECT {columns}, coalesce(s.watchlist, '{{}}') AS watchlist"
+        " FROM alert_rules r JOIN users u ON u.id = r.user_id"
+        " LEFT JOIN user_settings s ON s.user_id = r.user_id"
+        f" WHERE {where} ORDER BY r.id",
+        *args,
+    )
+    return [MatchingRule(_rule(row), tuple(row["watchlist"])) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    user_id: int
+    rule_id: int
+    rule_name: str
+    event_id: str
+    symbol: str | None
+    event: bytes  # the normalised event as JSON
+    created_at: dt.datetime
+
+
+async def insert_alerts(
+    conn: asyncpg.Connection, alerts: Sequence[NewAlert]
+) -> list[tuple[int, AlertRow]]:
+    """Store alerts once each: a (rule, event) already stored, a rule deleted or disabled
+    meanwhile, or a user deactivated meanwhile stores nothing. Returns (user id, row) for each
+    alert that was stored."""
+    if not alerts:
+        return []
+    rows = await conn.fetch(
+        "INSERT INTO alerts (user_id, rule_id, rule_name, event_id, symbol, event, created_at)"
+        " SELECT a.user_id, a.rule_id, a.rule_name, a.event_id, a.symbol, a.event::jsonb,"
+        " a.created_at"
+        " FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],"
+        " $7::timestamptz[]) AS a(user_id, rule_id, rule_name, event_id, symbol, event,"
+        " created_at)"
+        " JOIN alert_rules r ON r.id = a.rule_id AND r.user_id = a.user_id AND r.enabled"
+        " JOIN users u ON u.id = a.user_id AND u.active"
+        " ON CONFLICT (rule_id, event_id) DO NOTHING"
+        " RETURNING id, rule_id, rule_name, symbol, event::text AS event, created_at, read_at,"
+        " user_id",
+        [a.user_id for a in alerts],
+        [a.rule_id for a in alerts],
+        [a.rule_name for a in alerts],
+        [a.event_id for a in alerts],
+        [a.symbol for a in alerts],
+        [a.event.decode() for a in alerts],
+        [a.created_at for a in alerts],
+    )
+    return [(row["user_id"], _alert(row)) for row in rows]
+
+
+async def select_recent_alert_times(
+    conn: asyncpg.Connection, within_seconds: int
+) -> dict[tuple[int, str], float]:
+    """The last alert time (epoch s) per (rule, symbol) within the window: the cooldowns a
+    matcher taking over must honour."""
+    rows = await conn.fetch(
+        "SELECT rule_id, coalesce(symbol, '') AS symbol, max(created_at) AS at FROM alerts"
+        " WHERE created_at > now() - make_interval(secs => $1) AND rule_id IS NOT NULL"
+        " GROUP BY rule_id, coalesce(symbol, '')",
+        within_seconds,
+    )
+    return {(row["rule_id"], row["symbol"]): row["at"].timestamp() for row in rows}
