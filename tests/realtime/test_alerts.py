@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
@@ -86,6 +87,62 @@ async def eventually(read: Callable[[], Awaitable[list[Any]]], within: float = 5
 
 async def user_socket(connect: Connect, url: str, token: str) -> Recorder:
     return await connect(url, auth={"token": token})
+
+
+async def test_over_the_api_a_rule_fires_once_and_the_inbox_and_unread_count_follow(
+    served: Any,
+    connect: Connect,
+    publisher: Publisher,
+    user: UserLogin,
+    make_token: Any,
+) -> None:
+    """The whole user path: a rule made over the API, one alert for the one matching event, the
+    inbox and the unread count in /api/auth/me, and marking it read."""
+    name = "Pattern" + secrets.token_hex(4)  # only this test publishes it
+    token = await make_token(user)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(served.url, headers=headers) as http:
+
+        async def call(method: str, path: str, body: Any = None) -> Any:
+            async with http.request(method, path, json=body) as response:
+                assert response.status < 300, await response.text()
+                return await response.json()
+
+        created = await call(
+            "POST",
+            "/api/user/alerts/rules",
+            {
+                "name": "AAPL breakouts",
+                "symbols": ["AAPL"],
+                "patterns": [name],
+                "tiers": ["daily"],
+                "min_confidence": 0.8,
+                "cooldown_seconds": 0,
+            },
+        )
+        client = await connect(served.url, auth={"token": token})
+        await asyncio.sleep(1.2)  # announced changes are applied within a second
+        for message in (
+            pattern("MSFT", name),  # another symbol
+            pattern("AAPL", name + "x"),  # another pattern
+            pattern("AAPL", name, tier="weekly"),  # another tier
+            pattern("AAPL", name, confidence=0.79),  # below the threshold
+            pattern("AAPL", name, confidence=0.9, price=201.5),  # the one
+        ):
+            await publisher.publish(PATTERNS, message)
+        [alert] = await client.wait_for("alert", 1)
+        await client.settle(1.0)
+        assert len(client.events["alert"]) == 1
+        assert alert["data"]["rule_id"] == created["data"]["id"]
+        assert alert["data"]["event"]["data"]["price"] == 201.5
+        inbox = await call("GET", "/api/user/alerts?unread=true")
+        assert [a["id"] for a in inbox["data"]] == [alert["data"]["id"]]
+        assert inbox["data"][0]["event"] == alert["data"]["event"]
+        me = await call("GET", "/api/auth/me")
+        assert me["meta"]["unread_alerts"] == 1
+        await call("POST", "/api/user/alerts/read", {"ids": [alert["data"]["id"]]})
+        me = await call("GET", "/api/auth/me")
+        assert me["meta"]["unread_alerts"] == 0
 
 
 async def test_a_rule_fires_once_for_a_matching_event_and_never_for_others(

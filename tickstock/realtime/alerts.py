@@ -452,9 +452,7 @@ class AlertMatcher:
                 group.create_task(self._follow_changes())
                 group.create_task(self._reload_loop())
                 group.create_task(self._match_loop(client, store, cursor))
-        except* asyncio.CancelledError:
-            raise
-        except* Exception as group:
+        except ExceptionGroup as group:
             raise group.exceptions[0] from None  # the failure that ended matching
 
     async def _start_cursor(self, client: aioredis.Redis) -> str:
