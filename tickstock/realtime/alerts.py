@@ -446,6 +446,7 @@ class AlertMatcher:
         await self._load_all()
         await self._load_cooldowns()
         cursor = await self._start_cursor(client)
+        self.stats.last_error = None
         store = self.store_factory(client)
         try:
             async with asyncio.TaskGroup() as group:
