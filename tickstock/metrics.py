@@ -53,6 +53,7 @@ EVENTS_REJECTED = Counter(
     ["channel", "reason"],
 )
 DELIVERIES = Counter("tickstock_deliveries_total", "Events put on socket queues")
+ALERTS = Counter("tickstock_alerts_total", "Alerts stored by this node's matcher")
 INGEST_TO_EMIT = Histogram(
     "tickstock_ingest_to_emit_seconds",
     "From storing an event to queueing it for this node's sockets",

@@ -111,6 +111,7 @@ async def status() -> Response:
                 "slow_consumer_disconnects": fanout.slow_consumer_disconnects,
                 "lag_ms": round(fanout.lag_ms, 2),
             },
+            "alerts": hub.alerts.stats.as_dict() if hub.alerts else None,
             "sockets": len(sio.manager.rooms.get("/", {}).get(None, {})),
             "rooms": rooms,
             "history_sizes": sizes,

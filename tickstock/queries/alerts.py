@@ -371,10 +371,11 @@ async def insert_alerts(
         " SELECT a.user_id, a.rule_id, a.rule_name, a.event_id, a.symbol, a.event::jsonb,"
         " a.created_at"
         " FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],"
-        " $7::timestamptz[]) AS a(user_id, rule_id, rule_name, event_id, symbol, event,"
-        " created_at)"
+        " $7::timestamptz[]) WITH ORDINALITY AS a(user_id, rule_id, rule_name, event_id, symbol,"
+        " event, created_at, n)"
         " JOIN alert_rules r ON r.id = a.rule_id AND r.user_id = a.user_id AND r.enabled"
         " JOIN users u ON u.id = a.user_id AND u.active"
+        " ORDER BY a.n"  # ids follow the events' order
         " ON CONFLICT (rule_id, event_id) DO NOTHING"
         " RETURNING id, rule_id, rule_name, symbol, event::text AS event, created_at, read_at,"
         " user_id",
@@ -386,7 +387,7 @@ async def insert_alerts(
         [a.event.decode() for a in alerts],
         [a.created_at for a in alerts],
     )
-    return [(row["user_id"], _alert(row)) for row in rows]
+    return sorted(((row["user_id"], _alert(row)) for row in rows), key=lambda pair: pair[1].id)
 
 
 async def select_recent_alert_times(

@@ -1,16 +1,39 @@
 """Alerts: match every event against the users' rules once for the whole cluster, store each alert
 once and deliver it live to every socket of its user (SPEC §11).
 
-(The matcher follows below; this part is what the API uses to announce rule changes.)
+The API announces rule and watchlist changes (``announce_rules_changed``); the node holding the
+matcher lease (``AlertMatcher``) applies them within a second.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
 import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
+import redis.asyncio as aioredis
 from quart import current_app
 
+from tickstock import metrics
+from tickstock.errors import REDIS_DOWN
 from tickstock.extensions.redis import get_redis
+from tickstock.jsonutil import dumps, loads
+from tickstock.queries.alerts import (
+    MatchingRule,
+    NewAlert,
+    insert_alerts,
+    select_matching_rules,
+    select_recent_alert_times,
+)
+from tickstock.realtime.auth import user_room
+from tickstock.realtime.history import EventStore, StoredEvent, stored_from_fanout
+from tickstock.realtime.wire import decode_event
 
 log = logging.getLogger(__name__)
 
@@ -31,3 +54,572 @@ async def announce_rules_changed(user_id: int) -> None:
         await get_redis().publish(rules_channel(prefix), str(user_id))
     except Exception as exc:
         log.warning("could not announce the rule change of user %s: %r", user_id, exc)
+
+
+# --- the matcher ------------------------------------------------------------------------------
+#
+# One node at a time matches: the holder of a short Redis lease (``{prefix}:alerts:leader``),
+# renewed every second. It reads the fan-out stream, where every event of the cluster is in one
+# order, from the cursor it commits after each batch (``{prefix}:alerts:cursor``, written only
+# while it still holds the lease), so each event is matched once for the whole cluster, in order,
+# and a node that takes over resumes where the last one stopped. An alert is stored once per
+# (rule, event) by a unique index, so a batch matched twice across a hand-over stores nothing new.
+# Stored alerts go back into the fan-out stream addressed to ``user:<id>``, which every node
+# delivers once to each local socket of that user.
+
+LEASE_MS = 5000
+RENEW_S = 1.0
+RELOAD_ALL_S = 60.0
+BATCH_PAUSE_S = 0.02  # between reads: at most ~50 reads a second, each taking what arrived
+READ_COUNT = 500
+MATCH_SAMPLES = 10_000
+MAX_COOLDOWN_S = 86_400
+MATCHED_TYPES = frozenset({"pattern_detected", "indicator_update"})
+
+# Renew the lease and commit the cursor, only while this node still holds the lease.
+RENEW_SCRIPT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[3])
+end
+return 1
+"""
+RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class LostLease(Exception):
+    """Another node holds the matcher lease now (or Redis forgot ours)."""
+
+
+@dataclass(slots=True)
+class CompiledRule:
+    """A rule reduced to what matching reads, per event."""
+
+    id: int
+    user_id: int
+    name: str
+    symbols: tuple[str, ...] | None  # None: every symbol
+    patterns: frozenset[str]  # lower-cased; empty: any
+    tiers: frozenset[str]
+    min_confidence: float
+    indicator: str | None  # lower-cased indicator name: an indicator rule
+    op: str
+    value: float
+    cooldown: float
+
+    @classmethod
+    def of(cls, matching: MatchingRule) -> CompiledRule:
+        rule = matching.rule
+        symbols: tuple[str, ...] | None
+        if rule.scope == "all":
+            symbols = None
+        elif rule.scope == "watchlist":
+            symbols = matching.watchlist
+        else:
+            symbols = rule.symbol_list
+        condition = rule.indicator or {}
+        indicator = condition.get("type")
+        return cls(
+            id=rule.id,
+            user_id=rule.user_id,
+            name=rule.name,
+            symbols=symbols,
+            patterns=frozenset(p.lower() for p in rule.patterns),
+            tiers=frozenset(rule.tiers),
+            min_confidence=rule.min_confidence,
+            indicator=indicator.lower() if isinstance(indicator, str) else None,
+            op=str(condition.get("op", "")),
+            value=float(condition.get("value", 0.0)),
+            cooldown=float(rule.cooldown_seconds),
+        )
+
+
+class RuleIndex:
+    """Enabled rules of active users, indexed by event kind and symbol.
+
+    An event looks up its symbol's rules and the every-symbol rules of its kind, so the cost of
+    an event grows with the rules that could match it, not with all rules. ``"watchlist"`` rules
+    are indexed under the user's watchlist symbols, re-read when the user changes it.
+    """
+
+    def __init__(self) -> None:
+        self.rules: dict[int, CompiledRule] = {}
+        self.by_user: dict[int, list[int]] = {}
+        # kind ("pattern" | "indicator") -> symbol (or "" for every symbol) -> rule id -> rule
+        self.index: dict[str, dict[str, dict[int, CompiledRule]]] = {
+            "pattern": {},
+            "indicator": {},
+        }
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def replace(self, rows: Iterable[MatchingRule], user_ids: Iterable[int] | None = None) -> None:
+        """Load rules: every rule (``user_ids`` None) or these users' rules, replacing theirs."""
+        if user_ids is None:
+            self.__init__()  # type: ignore[misc]
+        else:
+            for user_id in user_ids:
+                for rule_id in self.by_user.pop(user_id, ()):
+                    self._remove(rule_id)
+        for row in rows:
+            rule = CompiledRule.of(row)
+            self.rules[rule.id] = rule
+            self.by_user.setdefault(rule.user_id, []).append(rule.id)
+            by_symbol = self.index["indicator" if rule.indicator else "pattern"]
+            for symbol in rule.symbols if rule.symbols is not None else ("",):
+                by_symbol.setdefault(symbol, {})[rule.id] = rule
+
+    def _remove(self, rule_id: int) -> None:
+        rule = self.rules.pop(rule_id, None)
+        if rule is None:
+            return
+        by_symbol = self.index["indicator" if rule.indicator else "pattern"]
+        for symbol in rule.symbols if rule.symbols is not None else ("",):
+            rules = by_symbol.get(symbol)
+            if rules is not None:
+                rules.pop(rule_id, None)
+                if not rules:
+                    del by_symbol[symbol]
+
+    def candidates(self, kind: str, symbol: str) -> list[CompiledRule]:
+        by_symbol = self.index[kind]
+        found: list[CompiledRule] = []
+        rules = by_symbol.get(symbol)
+        if rules:
+            found.extend(rules.values())
+        rules = by_symbol.get("")
+        if rules:
+            found.extend(rules.values())
+        return found
+
+
+def indicator_value(data: dict[str, Any], name: str) -> float | None:
+    """The value of indicator ``name`` in an ``indicator_update``: ``value``, or the entry of
+    ``values`` named like the indicator."""
+    value = data.get("value")
+    if value is None:
+        values = data.get("values") or {}
+        for key, item in values.items():
+            if key.lower() == name:
+                value = item
+                break
+    return float(value) if isinstance(value, int | float) else None
+
+
+@dataclass(slots=True)
+class Match:
+    rule: CompiledRule
+    symbol: str
+
+
+class Matcher:
+    """Matching proper: events in stream order against a RuleIndex, with cooldowns and the last
+    value of each indicator (for crossings). No I/O: a batch's state changes are kept aside and
+    committed only once its alerts are stored, so a batch that fails is matched again afresh."""
+
+    def __init__(self, index: RuleIndex) -> None:
+        self.index = index
+        self.last_alert: dict[tuple[int, str], float] = {}  # (rule, symbol) -> epoch s
+        self.last_value: dict[tuple[str, str], float] = {}  # (symbol, indicator) -> value
+        self._alert_overlay: dict[tuple[int, str], float] = {}
+        self._value_overlay: dict[tuple[str, str], float] = {}
+
+    def begin(self) -> None:
+        self._alert_overlay = {}
+        self._value_overlay = {}
+
+    def commit(self) -> None:
+        self.last_alert.update(self._alert_overlay)
+        self.last_value.update(self._value_overlay)
+        self.begin()
+
+    def match(self, event_type: str, data: dict[str, Any], now: float) -> list[Match]:
+        symbol = data.get("symbol")
+        if not isinstance(symbol, str):
+            return []
+        if event_type == "pattern_detected":
+            return self._patterns(symbol, data, now)
+        if event_type == "indicator_update":
+            return self._indicators(symbol, data, now)
+        return []
+
+    def _cool(self, rule: CompiledRule, symbol: str, now: float) -> bool:
+        key = (rule.id, symbol)
+        last = self._alert_overlay.get(key)
+        if last is None:
+            last = self.last_alert.get(key)
+        if last is not None and now - last < rule.cooldown:
+            return False
+        self._alert_overlay[key] = now
+        return True
+
+    def _patterns(self, symbol: str, data: dict[str, Any], now: float) -> list[Match]:
+        rules = self.index.candidates("pattern", symbol)
+        if not rules:
+            return []
+        pattern = str(data.get("pattern", "")).lower()
+        tier = data.get("tier")
+        confidence = data.get("confidence")
+        confidence = float(confidence) if isinstance(confidence, int | float) else 0.0
+        found = []
+        for rule in rules:
+            if rule.patterns and pattern not in rule.patterns:
+                continue
+            if rule.tiers and tier not in rule.tiers:
+                continue
+            if confidence < rule.min_confidence:
+                continue
+            if self._cool(rule, symbol, now):
+                found.append(Match(rule, symbol))
+        return found
+
+    def _indicators(self, symbol: str, data: dict[str, Any], now: float) -> list[Match]:
+        name = str(data.get("indicator", "")).lower()
+        rules = [r for r in self.index.candidates("indicator", symbol) if r.indicator == name]
+        value = indicator_value(data, name)
+        if value is None:
+            return []
+        key = (symbol, name)
+        previous = self._value_overlay.get(key)
+        if previous is None:
+            previous = self.last_value.get(key)
+        self._value_overlay[key] = value
+        tier = data.get("tier")
+        found = []
+        for rule in rules:
+            if rule.tiers and tier not in rule.tiers:
+                continue
+            if not _condition(rule.op, rule.value, previous, value):
+                continue
+            if self._cool(rule, symbol, now):
+                found.append(Match(rule, symbol))
+        return found
+
+
+def _condition(op: str, threshold: float, previous: float | None, value: float) -> bool:
+    if op == "above":
+        return value > threshold
+    if op == "below":
+        return value < threshold
+    if previous is None:
+        return False  # a crossing needs the value before
+    if op == "crosses_above":
+        return previous <= threshold < value
+    if op == "crosses_below":
+        return previous >= threshold > value
+    return False
+
+
+@dataclass
+class AlertStats:
+    """The matcher's counters, for /api/streaming/status and the alerts benchmark."""
+
+    leader: bool = False
+    leader_since: float | None = None
+    rules: int = 0
+    events: int = 0
+    matched: int = 0
+    alerts: int = 0
+    reloads: int = 0
+    last_error: str | None = None
+    match_us: deque[float] = field(default_factory=lambda: deque(maxlen=MATCH_SAMPLES))
+
+    def as_dict(self) -> dict[str, Any]:
+        samples = sorted(self.match_us)
+
+        def pct(q: float) -> float | None:
+            if not samples:
+                return None
+            return round(samples[min(len(samples) - 1, int(q * len(samples)))], 2)
+
+        return {
+            "leader": self.leader,
+            "rules": self.rules,
+            "events": self.events,
+            "matched": self.matched,
+            "alerts": self.alerts,
+            "reloads": self.reloads,
+            "last_error": self.last_error,
+            "match_us": {"p50": pct(0.5), "p99": pct(0.99), "samples": len(samples)},
+        }
+
+
+class AlertMatcher:
+    """Takes the matcher lease when it is free, then matches, stores and announces alerts."""
+
+    def __init__(
+        self,
+        *,
+        prefix: str,
+        node_id: str,
+        make_client: Callable[[], aioredis.Redis],
+        database: Any,
+        store: Callable[[aioredis.Redis], EventStore],
+        backoff_cap: float = 10.0,
+    ) -> None:
+        self.prefix = prefix
+        self.node_id = node_id
+        self.make_client = make_client
+        self.database = database
+        self.store_factory = store
+        self.backoff_cap = backoff_cap
+        self.fanout_key = f"{prefix}:fanout"
+        self.lease_key = f"{prefix}:alerts:leader"
+        self.cursor_key = f"{prefix}:alerts:cursor"
+        self.channel = rules_channel(prefix)
+        self.stats = AlertStats()
+        self.index = RuleIndex()
+        self.matcher = Matcher(self.index)
+        self._pending_users: set[int] = set()
+        self._reload_all = False
+        self._changes = asyncio.Event()
+        self._client: aioredis.Redis | None = None
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            client = self.make_client()
+            self._client = client
+            try:
+                taken = await client.set(self.lease_key, self.node_id, nx=True, px=LEASE_MS)
+                backoff = 0.5
+                if taken:
+                    await self._lead(client)
+                else:
+                    await asyncio.sleep(RENEW_S)
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except LostLease:
+                log.warning("alert matcher lease lost; another node matches now")
+            except REDIS_DOWN as exc:
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"[:200]
+                log.warning("alert matcher lost Redis (%r); retrying", exc)
+            except Exception as exc:
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"[:200]
+                log.exception("alert matcher failed; restarting")
+            finally:
+                self._stepped_down()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.aclose(), 2)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.backoff_cap)
+
+    def _stepped_down(self) -> None:
+        self.stats.leader = False
+        self.stats.leader_since = None
+
+    async def release(self) -> None:
+        """Give the lease up (on shutdown), so another node takes over at once."""
+        client = self.make_client()
+        try:
+            await client.eval(RELEASE_SCRIPT, 1, self.lease_key, self.node_id)
+        except Exception as exc:
+            log.debug("could not release the alert matcher lease: %r", exc)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.aclose(), 2)
+
+    async def _lead(self, client: aioredis.Redis) -> None:
+        log.info("alert matcher: this node matches for the cluster")
+        self.stats.leader = True
+        self.stats.leader_since = time.time()
+        await self._load_all()
+        await self._load_cooldowns()
+        cursor = await self._start_cursor(client)
+        store = self.store_factory(client)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._follow_changes())
+            group.create_task(self._reload_loop())
+            group.create_task(self._match_loop(client, store, cursor))
+
+    async def _start_cursor(self, client: aioredis.Redis) -> str:
+        saved = await client.get(self.cursor_key)
+        if saved:
+            return saved.decode() if isinstance(saved, bytes) else str(saved)
+        newest: Any = await client.xrevrange(self.fanout_key, count=1)
+        return newest[0][0].decode() if newest else "0-0"
+
+    async def _renew(self, client: aioredis.Redis, cursor: str = "") -> None:
+        held = await client.eval(
+            RENEW_SCRIPT, 2, self.lease_key, self.cursor_key, self.node_id, LEASE_MS, cursor
+        )
+        if not held:
+            raise LostLease()
+
+    async def _match_loop(self, client: aioredis.Redis, store: EventStore, cursor: str) -> None:
+        renewed = time.monotonic()
+        while True:
+            block = max(1, int((RENEW_S - (time.monotonic() - renewed)) * 1000))
+            reply: Any = await client.xread(
+                {self.fanout_key: cursor}, count=READ_COUNT, block=block
+            )
+            entries = reply[0][1] if reply else []
+            if entries:
+                await self._process(entries, store)
+                cursor = entries[-1][0].decode()
+                await self._renew(client, cursor)
+                renewed = time.monotonic()
+                await asyncio.sleep(BATCH_PAUSE_S)
+            elif time.monotonic() - renewed >= RENEW_S:
+                await self._renew(client)
+                renewed = time.monotonic()
+
+    async def _process(self, entries: list[Any], store: EventStore) -> None:
+        """Match a batch, store its alerts and fan them out; state is committed only after."""
+        matcher = self.matcher
+        stats = self.stats
+        matcher.begin()
+        now = time.time()
+        found: list[tuple[Match, StoredEvent, dict[str, Any], str]] = []
+        for entry_id, fields in entries:
+            event_type = fields.get(b"t", b"").decode()
+            if event_type not in MATCHED_TYPES:
+                continue
+            started = time.perf_counter()
+            try:
+                _, stored = stored_from_fanout(entry_id, fields)
+                data = loads(stored.payload)
+                matches = matcher.match(event_type, data, now)
+            except (KeyError, ValueError):
+                log.warning("alert matcher skipped malformed fan-out entry %r", entry_id)
+                continue
+            stats.match_us.append((time.perf_counter() - started) * 1e6)
+            stats.events += 1
+            if matches:
+                stats.matched += 1
+                event_id = str(data.get("event_id") or entry_id.decode())
+                for match in matches:
+                    found.append((match, stored, data, event_id))
+        if found:
+            await self._store(found, store, now)
+        matcher.commit()
+
+    async def _store(
+        self,
+        found: list[tuple[Match, StoredEvent, dict[str, Any], str]],
+        store: EventStore,
+        now: float,
+    ) -> None:
+        created = dt.datetime.fromtimestamp(now, dt.UTC)
+        alerts = []
+        for match, stored, _, event_id in found:
+            alerts.append(
+                NewAlert(
+                    user_id=match.rule.user_id,
+                    rule_id=match.rule.id,
+                    rule_name=match.rule.name,
+                    event_id=event_id,
+                    symbol=match.symbol,
+                    event=dumps(decode_event(stored)),
+                    created_at=created,
+                )
+            )
+        async with self.database.write() as conn:
+            stored_rows = await insert_alerts(conn, alerts)
+        if not stored_rows:
+            return
+        self.stats.alerts += len(stored_rows)
+        metrics.ALERTS.inc(len(stored_rows))
+        await store.append_to_rooms(
+            [
+                (
+                    user_room(user_id),
+                    "alert",
+                    f"alert:{row.id}",
+                    {
+                        "id": row.id,
+                        "rule_id": row.rule_id,
+                        "rule_name": row.rule_name,
+                        "event": row.event,
+                        "created_at": row.created_at,
+                    },
+                )
+                for user_id, row in stored_rows
+            ]
+        )
+
+    # --- rules: loaded at takeover, reloaded per user on announcements and all every minute ---
+
+    async def _load_all(self) -> None:
+        async with self.database.connection() as conn:
+            rows = await select_matching_rules(conn)
+        self.index.replace(rows)
+        self.stats.rules = len(self.index)
+        self.stats.reloads += 1
+
+    async def _load_users(self, user_ids: list[int]) -> None:
+        async with self.database.connection() as conn:
+            rows = await select_matching_rules(conn, user_ids)
+        self.index.replace(rows, user_ids)
+        self.stats.rules = len(self.index)
+
+    async def _load_cooldowns(self) -> None:
+        async with self.database.connection() as conn:
+            self.matcher.last_alert = await select_recent_alert_times(conn, MAX_COOLDOWN_S)
+
+    async def _follow_changes(self) -> None:
+        """Announced rule and watchlist changes, applied within a second (and everything
+        re-read whenever the subscription is (re)made, since announcements may have been
+        missed meanwhile)."""
+        while True:
+            client = self.make_client()
+            pubsub = client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                self._reload_all = True
+                self._changes.set()
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+                    if message is None:
+                        await pubsub.ping()
+                        continue
+                    with contextlib.suppress(ValueError):
+                        self._pending_users.add(int(message["data"]))
+                        self._changes.set()
+            except asyncio.CancelledError:
+                raise
+            except REDIS_DOWN as exc:
+                log.warning("alert rule announcements lost Redis (%r); resubscribing", exc)
+                await asyncio.sleep(1)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pubsub.aclose(), 2)  # type: ignore[no-untyped-call]
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.aclose(), 2)
+
+    async def _reload_loop(self) -> None:
+        last_all = time.monotonic()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, RELOAD_ALL_S - (time.monotonic() - last_all))):
+                    await self._changes.wait()
+            self._changes.clear()
+            try:
+                if self._reload_all or time.monotonic() - last_all >= RELOAD_ALL_S:
+                    self._reload_all = False
+                    self._pending_users.clear()
+                    await self._load_all()
+                    last_all = time.monotonic()
+                elif self._pending_users:
+                    users = sorted(self._pending_users)
+                    self._pending_users.clear()
+                    await self._load_users(users)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The database is away: keep matching with the rules we have, retry shortly.
+                self.stats.last_error = f"rules: {type(exc).__name__}: {exc}"[:200]
+                log.warning("could not reload alert rules: %r", exc)
+                self._reload_all = True
+                await asyncio.sleep(1)
+                self._changes.set()

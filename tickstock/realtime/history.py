@@ -118,9 +118,16 @@ class EventStore:
         return f"{self.prefix}:history:{room}"
 
     def _script_call(
-        self, event_type: str, symbol: str | None, event_id: str, data: dict[str, Any]
+        self,
+        event_type: str,
+        symbol: str | None,
+        event_id: str,
+        data: dict[str, Any],
+        room: str | None = None,
     ) -> tuple[list[str], list[Any]]:
-        room, has_history = room_for(event_type, symbol)
+        has_history = False
+        if room is None:
+            room, has_history = room_for(event_type, symbol)
         keys = [f"{self.prefix}:seen:{event_id}", self.fanout_key]
         args: list[Any] = [
             event_type,
@@ -151,9 +158,23 @@ class EventStore:
         connection directly (EVALSHA, loading the script when Redis does not have it), without the
         client's per-command checkout, retry wrapper and pipeline bookkeeping.
         """
-        if not events:
+        return await self._append([self._script_call(*event) for event in events])
+
+    async def append_to_rooms(
+        self, events: Sequence[tuple[str, str, str, dict[str, Any]]]
+    ) -> list[str | None]:
+        """Store events addressed to a room of their own, (room, type, event id, data), such as
+        a user's alerts: deduplicated and fanned out like any event, without a history."""
+        return await self._append(
+            [
+                self._script_call(event_type, None, event_id, data, room)
+                for room, event_type, event_id, data in events
+            ]
+        )
+
+    async def _append(self, calls: list[tuple[list[str], list[Any]]]) -> list[str | None]:
+        if not calls:
             return []
-        calls = [self._script_call(*event) for event in events]
         pool = self.client.connection_pool
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:

@@ -28,6 +28,7 @@ from tickstock.queries.realtime import (
     delete_subscriptions_of,
     insert_subscriptions,
 )
+from tickstock.realtime.alerts import AlertMatcher
 from tickstock.realtime.fanout import Delivery, FanoutReader
 from tickstock.realtime.history import EventStore
 from tickstock.realtime.ingest import ErrorLogWriter, IngestConsumer
@@ -132,6 +133,7 @@ class RealtimeHub:
         self.ingest: IngestConsumer | None = None
         self.errors: ErrorLogWriter | None = None
         self.recorder: SubscriptionRecorder | None = None
+        self.alerts: AlertMatcher | None = None
         self.started_at = time.time()
         self.draining = False
         self.disconnects = 0  # sockets gone since start (see _collect_after_churn)
@@ -172,7 +174,15 @@ class RealtimeHub:
             f"{settings.key_prefix}:fanout",
             self.delivery,
         )
+        self.alerts = AlertMatcher(
+            prefix=settings.key_prefix,
+            node_id=self.node_id,
+            make_client=lambda: make_client(settings, blocking=True),
+            database=database,
+            store=self.make_store,
+        )
         self._spawn(self.ingest.run(), "ingest")
+        self._spawn(self.alerts.run(), "alerts")
         self._spawn(reader.run(), "fanout")
         self._spawn(self.errors.run(), "error-log")
         self._spawn(self.recorder.run(), "subscriptions")
@@ -269,6 +279,8 @@ class RealtimeHub:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self.settings.shutdown_timeout / 2)
         self._tasks.clear()
+        if self.alerts is not None:
+            await self.alerts.release()
         if self.recorder is not None:
             await self.recorder.flush()
             await self.recorder.clear_node()

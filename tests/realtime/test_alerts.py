@@ -1,0 +1,357 @@
+"""Alerts end to end: producer message -> matcher (once for the cluster) -> inbox -> `alert` on
+every socket of the user, on every node (SPEC §11). Real PostgreSQL, Redis, served apps and
+Socket.IO clients; rules are written as the API writes them and announced the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from tests.support.auth import MakeUser, UserLogin
+from tests.support.realtime import PATTERNS, Publisher, Recorder, pattern, unique_symbol
+from tickstock.queries.alerts import (
+    MatchingRule,
+    Rule,
+    RuleFields,
+    insert_rule,
+    select_alerts,
+)
+from tickstock.queries.user_settings import upsert_watchlist
+from tickstock.realtime.alerts import (
+    CompiledRule,
+    Matcher,
+    RuleIndex,
+    rules_channel,
+)
+
+INDICATORS = "tickstock.events.indicators"
+Connect = Callable[..., Awaitable[Recorder]]
+
+
+@pytest.fixture(name="announce")
+async def _announce(redis_url: str, key_prefix: str) -> Any:
+    client = aioredis.Redis.from_url(redis_url)
+
+    async def announce(user_id: int) -> None:
+        await client.publish(rules_channel(key_prefix), str(user_id))
+
+    yield announce
+    await client.aclose()
+
+
+def fields(symbols: list[str] | str, **extra: Any) -> RuleFields:
+    base: dict[str, Any] = {
+        "name": "rule " + secrets.token_hex(3),
+        "symbols": symbols,
+        "patterns": [],
+        "tiers": [],
+        "min_confidence": 0.0,
+        "indicator": None,
+        "cooldown_seconds": 300,
+        "enabled": True,
+    }
+    return RuleFields(**{**base, **extra})
+
+
+async def add_rule(
+    conn: asyncpg.Connection, user: UserLogin, announce: Any, rule: RuleFields
+) -> Rule:
+    created = await insert_rule(conn, user.user.id, rule, 100)
+    assert created is not None
+    await announce(user.user.id)
+    return created
+
+
+async def eventually(read: Callable[[], Awaitable[list[Any]]], within: float = 5.0) -> list[Any]:
+    """What ``read`` returns once it is not empty (polling the database, which has no push)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not (found := await read()):
+        assert asyncio.get_running_loop().time() < deadline, "nothing stored in time"
+        await asyncio.sleep(0.1)
+    return found
+
+
+async def user_socket(connect: Connect, url: str, token: str) -> Recorder:
+    return await connect(url, auth={"token": token})
+
+
+async def test_a_rule_fires_once_for_a_matching_event_and_never_for_others(
+    served: Any,
+    connect: Connect,
+    publisher: Publisher,
+    conn: asyncpg.Connection,
+    user: UserLogin,
+    socket_token: Any,
+    announce: Any,
+) -> None:
+    symbol, other = unique_symbol(), unique_symbol()
+    rule = await add_rule(
+        conn,
+        user,
+        announce,
+        fields([symbol], patterns=["Breakout"], tiers=["daily"], min_confidence=0.8),
+    )
+    client = await user_socket(connect, served.url, await socket_token(user))
+    await asyncio.sleep(1.2)
+    for message in (
+        pattern(other),  # another symbol
+        pattern(symbol, "Doji"),  # another pattern
+        pattern(symbol, tier="weekly"),  # another tier
+        pattern(symbol, confidence=0.5),  # below the threshold
+    ):
+        await publisher.publish(PATTERNS, message)
+    await publisher.publish(PATTERNS, pattern(symbol, price=190.5))
+    alerts = await client.wait_for("alert", 1)
+    await client.settle(1.0)
+    assert len(client.events["alert"]) == 1
+    alert = alerts[0]
+    assert alert["type"] == "alert"
+    data = alert["data"]
+    assert data["rule_id"] == rule.id and data["rule_name"] == rule.name
+    assert data["event"]["type"] == "pattern_detected"
+    assert data["event"]["data"]["symbol"] == symbol
+    assert data["event"]["data"]["price"] == 190.5
+    stored = await select_alerts(conn, user.user.id, limit=10)
+    assert [a.id for a in stored] == [data["id"]]
+    assert stored[0].event == data["event"]
+
+
+async def test_the_cooldown_holds_per_rule_and_symbol(
+    served: Any,
+    connect: Connect,
+    publisher: Publisher,
+    conn: asyncpg.Connection,
+    user: UserLogin,
+    socket_token: Any,
+    announce: Any,
+) -> None:
+    first, second = unique_symbol(), unique_symbol()
+    await add_rule(conn, user, announce, fields([first, second], cooldown_seconds=300))
+    client = await user_socket(connect, served.url, await socket_token(user))
+    await asyncio.sleep(1.2)
+    for _ in range(3):
+        await publisher.publish(PATTERNS, pattern(first))
+    await publisher.publish(PATTERNS, pattern(second))  # its own cooldown
+    await client.wait_for("alert", 2)
+    await client.settle(1.0)
+    symbols = sorted(a["data"]["event"]["data"]["symbol"] for a in client.events["alert"])
+    assert symbols == sorted([first, second])
+
+
+async def test_a_rule_without_cooldown_fires_for_every_matching_event(
+    served: Any,
+    connect: Connect,
+    publisher: Publisher,
+    conn: asyncpg.Connection,
+    user: UserLogin,
+    socket_token: Any,
+    announce: Any,
+) -> None:
+    symbol = unique_symbol()
+    await add_rule(conn, user, announce, fields([symbol], cooldown_seconds=0))
+    client = await user_socket(connect, served.url, await socket_token(user))
+    await asyncio.sleep(1.2)
+    for index in range(3):
+        await publisher.publish(PATTERNS, pattern(symbol, f"P{index}"))
+    await client.wait_for("alert", 3)
+    await client.settle(0.5)
+    names = [a["data"]["event"]["data"]["pattern"] for a in client.events["alert"]]
+    assert names == ["P0", "P1", "P2"]
+
+
+async def test_a_watchlist_rule_follows_the_watchlist(
+    served: Any,
+    connect: Connect,
+    publisher: Publisher,
+    conn: asyncpg.Connection,
+    user: UserLogin,
+    socket_token: Any,
+    announce: Any,
+) -> None:
+    kept, added = unique_symbol(), unique_symbol()
+    await upsert_watchlist(conn, user.user.id, [kept])
+    await add_rule(conn, user, announce, fields("watchlist", cooldown_seconds=0))
+    client = await user_socket(connect, served.url, await socket_token(user))
+    await asyncio.sleep(1.2)
+    await publisher.publish(PATTERNS, pattern(added, "Before"))
+    await publisher.publish(PATTERNS, pattern(kept, "Kept"))
+    await client.wait_for("alert", 1)
+    await upsert_watchlist(conn, user.user.id, [added])
+    await announce(user.user.id)
+    await asyncio.sleep(1.2)
+    await publisher.publish(PATTERNS, pattern(kept, "Dropped"))
+    await publisher.publish(PATTERNS, pattern(added, "After"))
+    await client.wait_for("alert", 2)
+    await client.settle(1.0)
+    names = [a["data"]["event"]["data"]["pattern"] for a in client.events["alert"]]
+    assert names == ["Kept", "After"]
+
+
+async def test_two_nodes_store_one_alert_and_deliver_it_once_to_each_socket(
+    serve_app: Any,
+    connect: Connect,
+    publisher: Publisher,
+    conn: asyncpg.Connection,
+    user: UserLogin,
+    make_user: MakeUser,
+    socket_token: Any,
+    announce: Any,
+) -> None:
+    node_a, node_b = await serve_app(), await serve_app()
+    symbol = unique_symbol()
+    rule = await add_rule(conn, user, announce, fields([symbol]))
+    sockets = [
+        await user_socket(connect, node_a.url, await socket_token(user)),
+        await user_socket(connect, node_a.url, await socket_token(user)),
+        await user_socket(connect, node_b.url, await socket_token(user)),
+    ]
+    bystander = await user_socket(connect, node_b.url, await socket_token(await make_user()))
+    await asyncio.sleep(1.2)
+    await publisher.publish(PATTERNS, pattern(symbol))
+    for client in sockets:
+        await client.wait_for("alert", 1)
+    await asyncio.sleep(1.0)
+    ids = {client.events["alert"][0]["data"]["id"] for client in sockets}
+    assert [len(client.events["alert"]) for client in sockets] == [1, 1, 1]
+    assert len(ids) == 1
+    assert bystander.events["alert"] == []
+    count = await conn.fetchval("SELECT count(*) FROM alerts WHERE rule_id = $1", rule.id)
+    assert count == 1
+
+
+async def test_an_offline_user_finds_the_alert_in_the_inbox(
+    served: Any,
+    publisher: Publisher,
+    conn: asyncpg.Connection,
+    user: UserLogin,
+    announce: Any,
+) -> None:
+    symbol = unique_symbol()
+    rule = await add_rule(conn, user, announce, fields([symbol]))
+    await asyncio.sleep(1.2)
+    await publisher.publish(PATTERNS, pattern(symbol))
+    stored = await eventually(lambda: select_alerts(conn, user.user.id, limit=10))
+    assert [a.rule_id for a in stored] == [rule.id]
+    assert stored[0].read_at is None and stored[0].symbol == symbol
+
+
+async def test_a_deactivated_users_rules_do_not_match(
+    served: Any,
+    publisher: Publisher,
+    conn: asyncpg.Connection,
+    make_user: MakeUser,
+    announce: Any,
+) -> None:
+    active, inactive = await make_user(), await make_user()
+    symbol = unique_symbol()
+    await add_rule(conn, active, announce, fields([symbol]))
+    await add_rule(conn, inactive, announce, fields([symbol]))
+    await conn.execute("UPDATE users SET active = false WHERE id = $1", inactive.user.id)
+    await announce(inactive.user.id)
+    await asyncio.sleep(1.2)
+    await publisher.publish(PATTERNS, pattern(symbol))
+    await eventually(lambda: select_alerts(conn, active.user.id, limit=10))
+    await asyncio.sleep(0.5)
+    assert await select_alerts(conn, inactive.user.id, limit=10) == []
+
+
+async def test_an_indicator_rule_fires_on_the_crossing(
+    served: Any,
+    connect: Connect,
+    publisher: Publisher,
+    conn: asyncpg.Connection,
+    user: UserLogin,
+    socket_token: Any,
+    announce: Any,
+) -> None:
+    symbol = unique_symbol()
+    condition = {"type": "RSI", "op": "crosses_above", "value": 70}
+    await add_rule(conn, user, announce, fields([symbol], indicator=condition, cooldown_seconds=0))
+    client = await user_socket(connect, served.url, await socket_token(user))
+    await asyncio.sleep(1.2)
+    base = 1_795_000_000.0 + secrets.randbelow(1_000_000)
+    for index, value in enumerate((72, 65, 69.5, 71, 75, 68, 70.5)):
+        await publisher.publish(
+            INDICATORS,
+            {"symbol": symbol, "indicator": "RSI", "value": value, "timestamp": base + index},
+        )
+        await publisher.publish(  # another indicator never matches an RSI rule
+            INDICATORS,
+            {"symbol": symbol, "indicator": "MFI", "value": value, "timestamp": base + index},
+        )
+    await client.wait_for("alert", 2)
+    await client.settle(1.0)
+    values = [a["data"]["event"]["data"]["value"] for a in client.events["alert"]]
+    # 72 is the first value seen (no crossing without a value before); 65->...->71 and 68->70.5.
+    assert values == [71, 70.5]
+
+
+# --- the index and the matcher alone (no I/O) ---------------------------------------------------
+
+
+def _rule(rule_id: int, user_id: int, symbols: Any, **extra: Any) -> MatchingRule:
+    import datetime as dt
+
+    scope = "watchlist" if symbols == "watchlist" else "all" if symbols == "*" else "list"
+    now = dt.datetime.now(dt.UTC)
+    rule = Rule(
+        id=rule_id,
+        user_id=user_id,
+        name=f"r{rule_id}",
+        scope=scope,
+        symbol_list=tuple(symbols) if scope == "list" else (),
+        patterns=tuple(extra.get("patterns", ())),
+        tiers=tuple(extra.get("tiers", ())),
+        min_confidence=extra.get("min_confidence", 0.0),
+        indicator=extra.get("indicator"),
+        cooldown_seconds=extra.get("cooldown_seconds", 0),
+        enabled=True,
+        created_at=now,
+        updated_at=now,
+    )
+    return MatchingRule(rule, tuple(extra.get("watchlist", ())))
+
+
+def test_an_event_looks_only_at_its_symbols_rules_and_the_every_symbol_rules() -> None:
+    index = RuleIndex()
+    rows = [_rule(i, i % 1000, [f"S{i % 2000}"]) for i in range(10_000)]
+    rows += [_rule(20_000, 1, "*"), _rule(20_001, 2, "watchlist", watchlist=("S7", "X"))]
+    index.replace(rows)
+    candidates = index.candidates("pattern", "S7")
+    assert sorted(r.id for r in candidates) == [7, 2007, 4007, 6007, 8007, 20_000, 20_001]
+    assert [r.id for r in index.candidates("pattern", "NONE")] == [20_000]
+    # Reloading one user replaces only that user's rules, wherever they were indexed.
+    index.replace([_rule(20_001, 2, "watchlist", watchlist=("Y",))], [2])
+    assert 20_001 not in {r.id for r in index.candidates("pattern", "S7")}
+    assert 20_001 in {r.id for r in index.candidates("pattern", "Y")}
+    assert 2 not in {r.id for r in index.candidates("pattern", "S2")}  # user 2's rule 2 is gone
+
+
+def test_a_failed_batch_leaves_cooldowns_and_indicator_values_as_they_were() -> None:
+    index = RuleIndex()
+    condition = {"type": "RSI", "op": "crosses_above", "value": 70}
+    index.replace(
+        [_rule(1, 1, ["A"], cooldown_seconds=60), _rule(2, 1, ["A"], indicator=condition)]
+    )
+    matcher = Matcher(index)
+    event = {"symbol": "A", "pattern": "Breakout", "tier": "daily", "confidence": 0.9}
+    rsi = {"symbol": "A", "indicator": "RSI", "tier": "daily"}
+    matcher.begin()
+    assert matcher.match("indicator_update", {**rsi, "value": 60}, 0) == []
+    matcher.commit()
+    matcher.begin()
+    assert [m.rule.id for m in matcher.match("pattern_detected", event, 10)] == [1]
+    assert [m.rule.id for m in matcher.match("indicator_update", {**rsi, "value": 80}, 10)] == [2]
+    assert matcher.match("pattern_detected", event, 11) == []  # cooling down within the batch
+    matcher.begin()  # the batch's alerts could not be stored: it is matched again afresh
+    assert [m.rule.id for m in matcher.match("pattern_detected", event, 12)] == [1]
+    assert [m.rule.id for m in matcher.match("indicator_update", {**rsi, "value": 80}, 12)] == [2]
+    matcher.commit()
+    assert matcher.match("pattern_detected", event, 13) == []
+    assert isinstance(index.rules[1], CompiledRule)
