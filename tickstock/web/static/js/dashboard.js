@@ -104,6 +104,7 @@ const symbolPanel = {
     if (symbol === this.symbol) return;
     this.symbol = symbol;
     this.indicators = new Map();
+    $("symbol-panel").dataset.liveIndicators = "false";
     live.setIndicatorSymbols(symbol ? [symbol] : []);
     const panel = $("symbol-panel");
     if (!symbol) {
@@ -175,6 +176,10 @@ const symbolPanel = {
 };
 
 live.addEventListener("indicator", (event) => symbolPanel.update(event.detail));
+// Marks the panel once its symbol's indicator updates are subscribed (live values flow).
+live.addEventListener("indicators-subscribed", (event) => {
+  $("symbol-panel").dataset.liveIndicators = String(event.detail.symbols.includes(symbolPanel.symbol));
+});
 
 function formatIndicator(value) {
   if (value && typeof value === "object") {
