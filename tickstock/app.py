@@ -14,6 +14,7 @@ from tickstock.auth import init_auth
 from tickstock.blueprints import (
     admin_users,
     admin_views,
+    alerts,
     analytics,
     auth,
     docs,
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 BLUEPRINTS: Final = (
     admin_users.blueprint,
     admin_views.blueprint,
+    alerts.blueprint,
     analytics.blueprint,
     auth.blueprint,
     docs.blueprint,

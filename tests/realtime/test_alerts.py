@@ -14,7 +14,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.support.auth import MakeUser, UserLogin
-from tests.support.realtime import PATTERNS, Publisher, Recorder, pattern, unique_symbol
+from tests.support.realtime import (
+    PATTERNS,
+    Publisher,
+    Recorder,
+    RedisServer,
+    pattern,
+    unique_symbol,
+)
 from tickstock.queries.alerts import (
     MatchingRule,
     Rule,
@@ -355,3 +362,45 @@ def test_a_failed_batch_leaves_cooldowns_and_indicator_values_as_they_were() -> 
     matcher.commit()
     assert matcher.match("pattern_detected", event, 13) == []
     assert isinstance(index.rules[1], CompiledRule)
+
+
+@pytest.mark.fault
+async def test_alerts_resume_by_themselves_after_redis_restarts(
+    serve_app: Any,
+    connect: Connect,
+    conn: asyncpg.Connection,
+    user: UserLogin,
+    socket_token: Any,
+    private_redis: RedisServer,
+) -> None:
+    symbol = unique_symbol()
+    # Stored before the node starts: it loads every rule when it takes the matcher lease.
+    await insert_rule(conn, user.user.id, fields([symbol], cooldown_seconds=0), 100)
+    served = await serve_app(redis_url=private_redis.url)
+    client = await user_socket(connect, served.url, await socket_token(user))
+    publisher = Publisher(private_redis.url)
+    try:
+        await asyncio.sleep(1.2)  # the matcher takes the lease and loads the rules
+        await publisher.publish(PATTERNS, pattern(symbol, "Before"))
+        await client.wait_for("alert", 1)
+        await private_redis.stop()
+        await asyncio.sleep(1.0)
+        await private_redis.start()
+        await publisher.close()
+        publisher = Publisher(private_redis.url)
+        # Until the node has reconnected, a message published now reaches nobody: keep sending
+        # (a producer does) until one is matched, then check nothing came twice.
+        async with asyncio.timeout(20):
+            index = 0
+            while len(client.events["alert"]) < 2:
+                await publisher.publish(PATTERNS, pattern(symbol, f"After{index}"))
+                index += 1
+                await asyncio.sleep(0.5)
+        await client.settle(1.0)
+        ids = [a["data"]["id"] for a in client.events["alert"]]
+        assert len(ids) == len(set(ids))
+        assert client.events["alert"][0]["data"]["event"]["data"]["pattern"] == "Before"
+        stored = await select_alerts(conn, user.user.id, limit=50)
+        assert sorted(a.id for a in stored) == sorted(ids)
+    finally:
+        await publisher.close()

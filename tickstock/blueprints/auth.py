@@ -27,6 +27,7 @@ from tickstock.auth import (
 from tickstock.errors import APIError
 from tickstock.extensions.database import get_db
 from tickstock.pagination import success
+from tickstock.queries.alerts import count_unread
 from tickstock.queries.users import select_tokens
 
 blueprint = Blueprint("auth", __name__)
@@ -95,9 +96,13 @@ async def logout_api() -> Response:
 @blueprint.get("/api/auth/me")
 @login_required
 async def me() -> Response:
-    """The logged-in user, how they authenticated, and the CSRF token of a cookie session."""
+    """The logged-in user, how they authenticated, the CSRF token of a cookie session, and
+    ``unread_alerts``: how many of their alerts are unread."""
     identity = current_identity()
-    return no_store(success(identity.user.to_json(), session_meta(identity)))
+    async with get_db().connection() as conn:
+        unread = await count_unread(conn, identity.user.id)
+    meta = {**session_meta(identity), "unread_alerts": unread}
+    return no_store(success(identity.user.to_json(), meta))
 
 
 @blueprint.get("/api/auth/tokens")

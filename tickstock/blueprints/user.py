@@ -25,6 +25,7 @@ from tickstock.queries.user_settings import (
     upsert_watchlist,
 )
 from tickstock.queries.users import select_sessions
+from tickstock.realtime.alerts import announce_rules_changed
 from tickstock.validation import MAX_SYMBOLS, check_symbols, documented
 from tickstock.vocab import Tier
 
@@ -161,7 +162,11 @@ async def get_watchlist() -> Response:
 @validate_request(WatchlistIn)
 @documented(WatchlistBody, 400)
 async def put_watchlist(data: WatchlistIn) -> Response:
-    """Replace the watchlist; symbols that do not exist are a 400 naming them."""
+    """Replace the watchlist; symbols that do not exist are a 400 naming them.
+
+    Alert rules on ``"watchlist"`` follow it from the next event on.
+    """
+    user_id = current_user().id
     async with get_db().write() as conn:
         unknown = await select_unknown_symbols(conn, data.symbols)
         if unknown:
@@ -169,7 +174,8 @@ async def put_watchlist(data: WatchlistIn) -> Response:
             raise APIError(
                 400, "unknown_symbols", f"unknown symbols: {shown}", extra={"unknown": unknown}
             )
-        row = await upsert_watchlist(conn, current_user().id, data.symbols)
+        row = await upsert_watchlist(conn, user_id, data.symbols)
+    await announce_rules_changed(user_id)
     return _watchlist(row)
 
 

@@ -9,23 +9,31 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import asyncpg
 
 from tickstock.jsonutil import dumps, loads
+from tickstock.queries._sql import Params
+from tickstock.queries.patterns import TABLE_TIERS
+from tickstock.vocab import TIERS, Tier
 
 __all__ = [
+    "INDICATOR_TABLE_TIERS",
     "AlertRow",
     "MatchingRule",
     "NewAlert",
+    "PreviewFilter",
     "Rule",
     "RuleFields",
+    "count_preview_indicators",
+    "count_preview_patterns",
     "count_unread",
     "delete_rule",
     "insert_alerts",
     "insert_rule",
     "mark_read",
+    "select_alert",
     "select_alerts",
     "select_matching_rules",
     "select_owned_alert_ids",
@@ -282,6 +290,16 @@ async def select_alerts(
     return [_alert(row) for row in rows]
 
 
+async def select_alert(conn: asyncpg.Connection, user_id: int, alert_id: int) -> AlertRow | None:
+    row = await conn.fetchrow(
+        "SELECT id, rule_id, rule_name, symbol, event::text AS event, created_at, read_at"
+        " FROM alerts WHERE user_id = $1 AND id = $2",
+        user_id,
+        alert_id,
+    )
+    return None if row is None else _alert(row)
+
+
 async def mark_read(conn: asyncpg.Connection, user_id: int, ids: Sequence[int] | None) -> list[int]:
     """Mark these alerts (or, with None, all of them) read; returns the ids that changed.
     Ids that are not the user's are ignored (never counted, never touched)."""
@@ -402,3 +420,99 @@ async def select_recent_alert_times(
         within_seconds,
     )
     return {(row["rule_id"], row["symbol"]): row["at"].timestamp() for row in rows}
+
+
+# --- the preview: what a rule would have matched in the producer's stored history -------------
+
+# The indicator tables and the tier their events carry.
+INDICATOR_TABLE_TIERS: Final[dict[str, Tier]] = {
+    "daily_indicators": "daily",
+    "intraday_indicators": "intraday",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewFilter:
+    """A rule's filters, resolved: ``symbols`` None means every symbol; ``patterns`` lower-cased
+    (empty = any); ``tiers`` empty = any."""
+
+    since: dt.datetime
+    symbols: Sequence[str] | None
+    patterns: Sequence[str] = ()
+    tiers: Sequence[str] = ()
+    min_confidence: float = 0.0
+
+
+async def count_preview_patterns(conn: asyncpg.Connection, flt: PreviewFilter) -> int:
+    """Detections since ``flt.since`` in every tier's table (combo: pattern_detections) that the
+    filters match; pattern names compared case-insensitively. One statement, one count per
+    table, each on the table's time (or symbol, time) index."""
+    params = Params()
+    common = [f"{{time}} >= {params.add(flt.since)}"]
+    if flt.symbols is not None:
+        common.append(f"d.symbol = ANY({params.add(list(flt.symbols), '::text[]')})")
+    if flt.patterns:
+        common.append(f"lower({{pattern}}) = ANY({params.add(list(flt.patterns), '::text[]')})")
+    if flt.min_confidence > 0:
+        common.append(f"d.confidence >= {params.add(flt.min_confidence, '::float8')}")
+    where = " AND ".join(common)
+    branches = []
+    for tier in TIERS:
+        if flt.tiers and tier not in flt.tiers:
+            continue
+        if tier == "combo":
+            source = (
+                "pattern_detections AS d JOIN pattern_definitions AS pd ON pd.id = d.pattern_id"
+            )
+            condition = where.format(time="d.detected_at", pattern="pd.name")
+        else:
+            assert tier in TABLE_TIERS
+            source = f"{tier}_patterns AS d"
+            condition = where.format(time="d.detection_timestamp", pattern="d.pattern_type")
+        branches.append(f"(SELECT count(*) FROM {source} WHERE {condition})")
+    if not branches:
+        return 0
+    count: int = await conn.fetchval(f"SELECT {' + '.join(branches)}", *params.values)
+    return count
+
+
+_CROSSING: Final[dict[str, str]] = {
+    "above": "v > {value}",
+    "below": "v < {value}",
+    "crosses_above": "prev <= {value} AND v > {value}",
+    "crosses_below": "prev >= {value} AND v < {value}",
+}
+
+
+async def count_preview_indicators(
+    conn: asyncpg.Connection, flt: PreviewFilter, indicator_type: str, op: str, value: float
+) -> int:
+    """Indicator values since ``flt.since`` (``value_data.value``, numbers only) of this type
+    (case-insensitive) that meet ``op``. ``crosses_*`` compare each value with the one before it
+    in that symbol's series of that table, ordered by time (the first value of a series crosses
+    nothing; the one before the window counts as "before")."""
+    params = Params()
+    kind = params.add(indicator_type.lower())
+    since = params.add(flt.since)
+    symbols = (
+        ""
+        if flt.symbols is None
+        else f" AND symbol = ANY({params.add(list(flt.symbols), '::text[]')})"
+    )
+    condition = _CROSSING[op].format(value=params.add(value, "::float8"))
+    branches = []
+    for table, tier in INDICATOR_TABLE_TIERS.items():
+        if flt.tiers and tier not in flt.tiers:
+            continue
+        branches.append(
+            "(SELECT count(*) FROM (SELECT at, v, lag(v) OVER (PARTITION BY symbol ORDER BY at, id)"
+            " AS prev FROM (SELECT symbol, id, calculation_timestamp AS at,"
+            " (value_data ->> 'value')::float8 AS v"
+            f" FROM {table} WHERE lower(indicator_type) = {kind}{symbols}"
+            " AND jsonb_typeof(value_data -> 'value') = 'number') AS series) AS s"
+            f" WHERE at >= {since} AND {condition})"
+        )
+    if not branches:
+        return 0
+    count: int = await conn.fetchval(f"SELECT {' + '.join(branches)}", *params.values)
+    return count

@@ -87,6 +87,16 @@ if ARGV[3] ~= '' then
 end
 return 1
 """
+# Take the lease when it is free, or keep it when this node holds it already (after a failure
+# that ended its matching, the lease it still holds is taken up again, not waited out).
+ACQUIRE_SCRIPT = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
 RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -390,7 +400,7 @@ class AlertMatcher:
             client = self.make_client()
             self._client = client
             try:
-                taken = await client.set(self.lease_key, self.node_id, nx=True, px=LEASE_MS)
+                taken = await client.eval(ACQUIRE_SCRIPT, 1, self.lease_key, self.node_id, LEASE_MS)
                 backoff = 0.5
                 if taken:
                     await self._lead(client)
@@ -437,10 +447,15 @@ class AlertMatcher:
         await self._load_cooldowns()
         cursor = await self._start_cursor(client)
         store = self.store_factory(client)
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._follow_changes())
-            group.create_task(self._reload_loop())
-            group.create_task(self._match_loop(client, store, cursor))
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._follow_changes())
+                group.create_task(self._reload_loop())
+                group.create_task(self._match_loop(client, store, cursor))
+        except* asyncio.CancelledError:
+            raise
+        except* Exception as group:
+            raise group.exceptions[0] from None  # the failure that ended matching
 
     async def _start_cursor(self, client: aioredis.Redis) -> str:
         saved = await client.get(self.cursor_key)
