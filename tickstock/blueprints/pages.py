@@ -34,7 +34,7 @@ from tickstock.extensions.database import get_db
 from tickstock.queries.symbols import symbol_exists
 from tickstock.queries.user_settings import select_user_settings
 from tickstock.validation import normalise_symbol
-from tickstock.vocab import DEMO_SYMBOLS
+from tickstock.vocab import DEMO_SYMBOLS, TIERS
 from tickstock.web.assets import VENDOR, load_vendor, vendor_version
 
 blueprint = Blueprint("pages", __name__)
@@ -57,11 +57,13 @@ def _vendor_url(name: str) -> str:
     return f"/static/vendor/{name}" + (f"?v={version}" if version else "")
 
 
-async def _theme(user_id: int) -> str | None:
-    # The saved theme is rendered into <html>, so the page never flashes the other one.
+# Settings the pages apply from the first paint (the feed's initial filters and row limit).
+BOOT_SETTINGS = ("default_tier", "min_confidence", "feed_limit")
+
+
+async def _settings(user_id: int) -> dict[str, Any]:
     async with get_db().connection() as conn:
-        saved = (await select_user_settings(conn, user_id)).settings.get("theme")
-    return saved if saved in THEMES else None
+        return dict((await select_user_settings(conn, user_id)).settings)
 
 
 async def _page(
@@ -70,12 +72,16 @@ async def _page(
     identity = current_identity()
     user = identity.user
     nonce = secrets.token_urlsafe(16)
+    settings = await _settings(user.id)
+    # The saved theme is rendered into <html>, so the page never flashes the other one.
+    theme = settings.get("theme")
     boot = {
         "page": page,
         "user": {"id": user.id, "username": user.username, "role": user.role},
         "csrf": {"header": CSRF_HEADER, "token": csrf_token(identity.session_id)},
         # Named by the empty states ("add AAPL, MSFT …"): the symbols the demo producer publishes.
         "suggested_symbols": list(DEMO_SYMBOLS),
+        "settings": {key: settings[key] for key in BOOT_SETTINGS if key in settings},
         **context.get("boot", {}),
     }
     body = await render_template(
@@ -85,7 +91,7 @@ async def _page(
         user=user,
         boot=boot,
         csp_nonce=nonce,
-        saved_theme=await _theme(user.id),
+        saved_theme=theme if theme in THEMES else None,
         import_map={"imports": {name.removesuffix(".js"): _vendor_url(name) for name in VENDOR}},
         **{key: value for key, value in context.items() if key != "boot"},
     )
@@ -128,6 +134,13 @@ async def market() -> ResponseReturnValue:
 async def analytics() -> ResponseReturnValue:
     """How each pattern did afterwards: hit rates with intervals, returns."""
     return await _page("analytics.html", "analytics", title="Analytics")
+
+
+@blueprint.get("/alerts")
+@login_required
+async def alerts() -> ResponseReturnValue:
+    """Your alerts: the inbox (mark read, filter) and the rules that raise them."""
+    return await _page("alerts.html", "alerts", title="Alerts", tiers=TIERS)
 
 
 @blueprint.get("/symbols")

@@ -13,14 +13,19 @@ export function suggestion() {
   return `The demo producer publishes ${symbols.join(", ")}.`;
 }
 
-/** An API failure: ``status`` (0 when the server was not reached), ``code``, a readable message. */
+/**
+ * An API failure: ``status`` (0 when the server was not reached), ``code``, a readable message,
+ * and ``serverMessage``, the server's own text ("name: ..." names the field of a 400).
+ */
 export class ApiError extends Error {
-  constructor(message, { status = 0, code = "network_error", retryAfter = null } = {}) {
+  constructor(message, { status = 0, code = "network_error", retryAfter = null, serverMessage = "", field = null } = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
+    this.serverMessage = serverMessage;
+    this.field = field;
   }
 }
 
@@ -126,6 +131,8 @@ export async function api(path, { method = "GET", params, body, signal, timeout 
     status,
     code: (payload && payload.code) || `http_${status}`,
     retryAfter: Number(response.headers.get("Retry-After")) || null,
+    serverMessage,
+    field: payload && typeof payload.field === "string" ? payload.field : null,
   });
 }
 

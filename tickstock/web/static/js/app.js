@@ -1,6 +1,7 @@
 // The page shell shared by every page: theme, user menu and logout, the connection indicator,
-// the events-per-minute counter, toasts and keyboard shortcuts.
+// the events-per-minute counter, toasts, keyboard shortcuts, and alerts (bell, toasts, banners).
 
+import { Bell, onLiveAlert, onSystemEvent } from "./alerting.js";
 import { api, ApiError, boot, csrfHeaders } from "./api.js";
 import { isTyping } from "./format.js";
 import { LiveConnection } from "./socket.js";
@@ -153,7 +154,7 @@ function setUpShortcuts() {
 
 let shell = null;
 
-/** Start the shell once per page; returns ``{live, boot}``. */
+/** Start the shell once per page; returns ``{live, boot, bell}``. */
 export function startShell() {
   if (shell) return shell;
   setUpTheme();
@@ -165,7 +166,11 @@ export function startShell() {
   live.addEventListener("pattern", () => counter.add());
   live.addEventListener("failure", (event) => toast(`Live updates: ${event.detail.message}`));
   showConnection(live.state);
-  shell = { live, boot };
+  const bell = new Bell(document.getElementById("bell"));
+  bell.refresh();
+  live.addEventListener("alert", (event) => onLiveAlert(bell, event.detail));
+  live.addEventListener("system", (event) => onSystemEvent(event.detail));
+  shell = { live, boot, bell };
   // A handle for people poking at the page from the console (and for the browser tests).
   window.tickstock = shell;
   return shell;

@@ -1,5 +1,6 @@
 // The live feed: pattern events newest first, bounded, filtered, pausable, never duplicated,
-// announced to screen readers at a gentle rate.
+// announced to screen readers at a gentle rate. The user's settings give the row limit
+// (feed_limit) and the initial filters (default_tier, min_confidence) when the URL has none.
 
 import {
   formatConfidence,
@@ -25,7 +26,7 @@ function detectionKey(item) {
 }
 
 export class Feed {
-  constructor({ tbody, empty, announcer, pauseButton, tierSelect, confidenceInput }) {
+  constructor({ tbody, empty, announcer, pauseButton, tierSelect, confidenceInput, settings = {} }) {
     this.tbody = tbody;
     this.empty = empty;
     this.announcer = announcer;
@@ -38,6 +39,12 @@ export class Feed {
     this.toAnnounce = [];
     this.announceTimer = null;
     this.filters = { tier: "", confidenceMin: 0 };
+    const limit = Number(settings.feed_limit);
+    this.maxRows = Number.isInteger(limit) && limit > 0 ? Math.min(limit, MAX_ROWS) : MAX_ROWS;
+    this.defaults = {
+      tier: typeof settings.default_tier === "string" ? settings.default_tier : "",
+      confidenceMin: typeof settings.min_confidence === "number" ? settings.min_confidence : null,
+    };
     this.readFilters();
     tierSelect.addEventListener("change", () => this.onFilterChange());
     confidenceInput.addEventListener("input", () => this.onFilterChange());
@@ -47,7 +54,9 @@ export class Feed {
   // ---- filters (reflected in the URL so a view can be bookmarked)
 
   readFilters() {
-    const { tier = "", confidence_min: conf = "" } = readQuery(["tier", "confidence_min"]);
+    const query = readQuery(["tier", "confidence_min"]);
+    const tier = query.tier ?? this.defaults.tier;
+    const conf = query.confidence_min ?? (this.defaults.confidenceMin ? String(this.defaults.confidenceMin) : "");
     this.tierSelect.value = [...this.tierSelect.options].some((o) => o.value === tier) ? tier : "";
     const value = Number(conf);
     this.confidenceInput.value = conf !== "" && value >= 0 && value <= 1 ? String(value) : "";
@@ -118,7 +127,7 @@ export class Feed {
     };
     if (this.paused) {
       this.pending.push(item);
-      if (this.pending.length > MAX_ROWS) this.pending.shift();
+      if (this.pending.length > this.maxRows) this.pending.shift();
       this.renderPause();
     } else {
       this.insert(item);
@@ -166,7 +175,7 @@ export class Feed {
       }
     }
     this.tbody.insertBefore(row, before);
-    while (this.tbody.rows.length > MAX_ROWS) this.tbody.lastElementChild.remove();
+    while (this.tbody.rows.length > this.maxRows) this.tbody.lastElementChild.remove();
     setTimeout(() => row.classList.remove("flash"), FLASH_MS);
     this.renderEmpty();
     if (!row.hidden) this.announce(item);

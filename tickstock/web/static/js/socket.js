@@ -10,6 +10,9 @@
 //   pattern     the ``data`` of a pattern_detected event, each event_id once
 //   resubscribed {reconnect, replayed, notRecovered: [symbols], symbols}
 //   failure     {message} (a subscription the server refused)
+//   alert       the ``data`` of an ``alert`` event (one of the user's rules matched), each id once
+//   indicator   the ``data`` of an ``indicator_update`` of a symbol subscribed by setIndicatorSymbols
+//   system      {type, data} of ``critical_alert``, ``indicator_alert`` and ``system_health``
 
 import { io } from "socket.io";
 import { serverNow } from "./api.js";
@@ -54,6 +57,9 @@ export class LiveConnection extends EventTarget {
     super();
     this.state = { name: "connecting", attempt: 0, reason: "" };
     this.wanted = new Set();
+    this.wantedIndicators = new Set();
+    this.activeIndicators = new Set();
+    this.seenAlerts = new SeenSet(2000);
     this.active = new Set();
     this.offsets = new Map();
     this.baselines = new Map();
@@ -76,6 +82,15 @@ export class LiveConnection extends EventTarget {
     this.socket.on("connect_error", (error) => this.onConnectError(error));
     this.socket.on("pattern_detected", (message) => this.onPattern(message));
     this.socket.on("session_revoked", () => this.onSignedOut());
+    this.socket.on("alert", (message) => this.onAlert(message));
+    this.socket.on("indicator_update", (message) => {
+      if (message?.data && typeof message.data.symbol === "string") this.emit("indicator", message.data);
+    });
+    for (const type of ["critical_alert", "indicator_alert", "system_health"]) {
+      this.socket.on(type, (message) => {
+        if (message?.data) this.emit("system", { type, data: message.data, timestamp: message.timestamp });
+      });
+    }
     this.socket.on("error", (body) => this.emit("failure", { message: body?.message || "subscription refused" }));
     this.socket.io.on("reconnect_attempt", () => this.setAttempt());
     window.addEventListener("offline", () => this.setState("offline", this.attempt, "the browser is offline"));
@@ -105,12 +120,15 @@ export class LiveConnection extends EventTarget {
     this.attempt = 0;
     clearTimeout(this.retryTimer);
     this.active.clear();
+    this.activeIndicators.clear();
     this.setState("live");
     this.enqueue(() => this.syncAll(reconnect));
+    this.enqueue(() => this.syncIndicators());
   }
 
   onDisconnect(reason) {
     this.active.clear();
+    this.activeIndicators.clear();
     if (this.signedOut) return;
     // "io server disconnect" (server shutdown, slow consumer) and "io client disconnect" are not
     // retried by Socket.IO itself; everything else is.
@@ -159,6 +177,14 @@ export class LiveConnection extends EventTarget {
     this.emit("pattern", { ...data, event_id: id, received_at_client: Date.now(), envelope_ts: message.timestamp });
   }
 
+  onAlert(message) {
+    const data = message && message.data;
+    if (!data || data.id === undefined || data.id === null) return;
+    if (this.seenAlerts.has(data.id)) return;
+    this.seenAlerts.add(data.id);
+    this.emit("alert", data);
+  }
+
   enqueue(task) {
     this.queue = this.queue.then(task).catch((error) => {
       this.emit("failure", { message: error?.message || "subscription failed" });
@@ -181,6 +207,30 @@ export class LiveConnection extends EventTarget {
       const toAdd = added.filter((s) => this.wanted.has(s) && !this.active.has(s));
       if (toAdd.length) await this.subscribe(toAdd, false);
     });
+  }
+
+  /** Receive ``indicator_update`` events of exactly these symbols (joined when connected). */
+  setIndicatorSymbols(symbols) {
+    this.wantedIndicators = new Set(symbols);
+    return this.enqueue(() => this.syncIndicators());
+  }
+
+  async syncIndicators() {
+    if (!this.socket.connected) return;
+    const removed = [...this.activeIndicators].filter((s) => !this.wantedIndicators.has(s));
+    const added = [...this.wantedIndicators].filter((s) => !this.activeIndicators.has(s));
+    if (removed.length) {
+      await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck("unsubscribe_indicators", { symbols: removed });
+      removed.forEach((s) => this.activeIndicators.delete(s));
+    }
+    if (!added.length) return;
+    const ack = await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck("subscribe_indicators", { symbols: added });
+    if (!ack || ack.status !== "success") {
+      this.emit("failure", { message: ack?.message || "indicator subscription refused" });
+      return;
+    }
+    for (const symbol of ack.symbols) this.activeIndicators.add(symbol);
+    this.emit("indicators-subscribed", { symbols: [...this.activeIndicators] });
   }
 
   isSubscribed(symbol) {

@@ -1,0 +1,468 @@
+"""Alerts in a real browser (SPEC §11): the bell and a toast for a live alert, the inbox, the rule
+editor against the real API, and the dashboard's live indicators, banners and feed settings.
+
+Events are published on Redis as the producer would; alerts come from the real matcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.support.auth import MakeToken, MakeUser, UserLogin
+from tests.support.browser import CHANNEL, OpenTab, ServeApp, event, row, screenshot
+from tests.support.realtime import Publisher
+from tests.support.served import ServedApp
+from tickstock.vocab import (
+    CRITICAL_ALERTS_CHANNEL,
+    INDICATORS_CHANNEL,
+    STREAMING_HEALTH_CHANNEL,
+)
+
+pytestmark = pytest.mark.browser
+
+RULES = "/api/user/alerts/rules"
+# Rule changes reach the matcher within 1 s (SPEC §11).
+RULE_PROPAGATION_S = 1.2
+
+Api = Callable[..., Awaitable[tuple[int, Any]]]
+PickSymbols = Callable[[int], Awaitable[list[str]]]
+
+
+@pytest.fixture(name="api_as")
+async def _api_as(make_token: MakeToken) -> AsyncIterator[Callable[..., Awaitable[Api]]]:
+    """Factory: ``call = await api_as(served, user)``; ``await call("GET", path)`` is
+    ``(status, body)`` with the user's API token (as a script would call the API)."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def api_as(served: ServedApp, user: UserLogin) -> Api:
+        token = await make_token(user, name="browser-test")
+        session = aiohttp.ClientSession(
+            base_url=served.url, headers={"Authorization": f"Bearer {token}"}
+        )
+        sessions.append(session)
+
+        async def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+            async with session.request(method, path, json=body) as response:
+                payload = await response.json() if response.content_type.endswith("json") else None
+                return response.status, payload
+
+        return call
+
+    yield api_as
+    for session in sessions:
+        await session.close()
+
+
+async def _signed_in(
+    served: ServedApp, open_tab: OpenTab, user: UserLogin, path: str = "/"
+) -> Page:
+    tab = await open_tab(served, user)
+    await tab.page.goto(path)
+    await expect(tab.page.locator("#conn")).to_have_attribute("data-state", "live")
+    return tab.page
+
+
+def _rule(symbol: str, pattern: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": f"Alert {secrets.token_hex(3)}",
+        "symbols": [symbol],
+        "patterns": [pattern],
+        "tiers": [],
+        "min_confidence": 0.8,
+        "indicator": None,
+        "cooldown_seconds": 0,
+        "enabled": True,
+        **extra,
+    }
+
+
+def _unique_pattern() -> str:
+    # A pattern name no other test publishes, so no other test's events match the rule.
+    return f"Alert Check {secrets.token_hex(3)}"
+
+
+async def test_a_live_alert_rings_the_bell_shows_a_toast_and_is_marked_read(
+    serve_app: ServeApp,
+    open_tab: OpenTab,
+    make_user: MakeUser,
+    publisher: Publisher,
+    api_as: Callable[..., Awaitable[Api]],
+    pick_symbols: PickSymbols,
+) -> None:
+    served = await serve_app()
+    user = await make_user(username=f"bell.{secrets.token_hex(2)}")
+    call = await api_as(served, user)
+    (symbol,) = await pick_symbols(1)
+    name = _unique_pattern()
+    status, created = await call("POST", RULES, _rule(symbol, name))
+    assert status == 201, created
+    rule = created["data"]
+    page = await _signed_in(served, open_tab, user)
+    bell = page.locator("#bell")
+    await expect(bell).to_have_attribute("data-unread", "0")
+    await expect(bell.locator(".bell-count")).to_be_hidden()
+    await asyncio.sleep(RULE_PROPAGATION_S)
+
+    # Not matching (confidence below the rule's minimum): nothing happens.
+    await publisher.publish(CHANNEL, event(symbol, name, confidence=0.5))
+    # Matching: the count rises and a toast says what happened, within a second.
+    started = time.monotonic()
+    await publisher.publish(CHANNEL, event(symbol, name, confidence=0.93, price=101.5))
+    toast = page.locator(".toast-alert")
+    await expect(bell).to_have_attribute("data-unread", "1", timeout=1000)
+    await expect(toast).to_have_count(1, timeout=1000)
+    assert time.monotonic() - started < 1.0
+    await expect(bell.locator(".bell-count")).to_have_text("1")
+    await expect(bell).to_have_attribute("aria-label", "Alerts: 1 unread")
+    await expect(toast).to_contain_text(rule["name"])
+    await expect(toast).to_contain_text(symbol)
+    await expect(toast).to_contain_text(name)
+    await expect(toast).to_contain_text("0.93")
+    await expect(toast.locator("time")).to_have_count(1)
+    await expect(page.locator("#toasts")).to_have_attribute("aria-live", "polite")
+    await screenshot(page, "alerts-toast")
+
+    # A second alert stacks a second toast; toasts leave by themselves.
+    await publisher.publish(CHANNEL, event(symbol, name, confidence=0.95))
+    await expect(bell).to_have_attribute("data-unread", "2")
+    await expect(toast).to_have_count(2)
+    await expect(toast).to_have_count(0, timeout=12000)
+
+    # The count survives a reload (it comes from /api/auth/me); the bell opens the inbox.
+    await page.reload()
+    await expect(bell).to_have_attribute("data-unread", "2")
+    await bell.click()
+    await expect(page).to_have_url(f"{served.url}/alerts")
+    rows = page.locator("#inbox-rows tr")
+    await expect(rows).to_have_count(2)
+    await expect(page.locator("#inbox-rows tr.unread")).to_have_count(2)
+    first = rows.first
+    await expect(first).to_contain_text(rule["name"])
+    await expect(first).to_contain_text("0.95")  # newest first
+    await expect(page.locator("#inbox-unread")).to_have_text("2")
+
+    # Marking one read lowers the bell; the server agrees.
+    await first.locator(".mark-read").click()
+    await expect(bell).to_have_attribute("data-unread", "1")
+    await expect(page.locator("#inbox-rows tr.unread")).to_have_count(1)
+    status, me = await call("GET", "/api/auth/me")
+    assert status == 200 and me["meta"]["unread_alerts"] == 1
+
+    # A live alert lands on top of the inbox; "mark all read" clears the count.
+    await publisher.publish(CHANNEL, event(symbol, name, confidence=0.97))
+    await expect(bell).to_have_attribute("data-unread", "2")
+    await expect(rows).to_have_count(3)
+    await expect(rows.first).to_contain_text("0.97")
+    await expect(rows.first).to_have_class(re.compile(r"\bunread\b"))
+    await page.click("#mark-all-read")
+    await expect(bell).to_have_attribute("data-unread", "0")
+    await expect(bell.locator(".bell-count")).to_be_hidden()
+    await expect(page.locator("#inbox-rows tr.unread")).to_have_count(0)
+    status, me = await call("GET", "/api/auth/me")
+    assert me["meta"]["unread_alerts"] == 0
+
+    # Filters: unread only (none left) and back.
+    await page.check("#filter-unread")
+    await expect(page).to_have_url(re.compile(r"unread=true"))
+    await expect(rows).to_have_count(0)
+    await expect(page.locator("#inbox-status")).to_contain_text("No alerts match")
+    await page.uncheck("#filter-unread")
+    await expect(rows).to_have_count(3)
+
+
+async def test_the_rule_editor_creates_edits_disables_and_deletes(
+    serve_app: ServeApp,
+    open_tab: OpenTab,
+    make_user: MakeUser,
+    api_as: Callable[..., Awaitable[Api]],
+    pick_symbols: PickSymbols,
+) -> None:
+    served = await serve_app()
+    user = await make_user(username=f"rules.{secrets.token_hex(2)}")
+    call = await api_as(served, user)
+    first, second = await pick_symbols(2)
+    page = await _signed_in(served, open_tab, user, "/alerts")
+    await expect(page.locator("#rules-status")).to_contain_text("No rules yet")
+    await expect(page.locator(".mainnav a[aria-current=page]")).to_have_text("Alerts")
+
+    # Create: a list of symbols, patterns, a tier, a minimum confidence, a cooldown.
+    await page.fill("#rule-name", "Breakouts I trade")
+    await page.check('input[name="scope"][value="list"]')
+    await page.fill("#rule-symbols", f"{first.lower()}, {second}")
+    await page.fill("#rule-patterns", "Breakout, Bull Flag")
+    await page.check('input[name="tiers"][value="daily"]')
+    await page.fill("#rule-confidence", "0.85")
+    await page.fill("#rule-cooldown", "600")
+    await page.click("#rule-preview")
+    await expect(page.locator("#preview-result")).to_have_text(
+        re.compile(r"^Would have matched \d+ events? in the last 30 days\.$")
+    )
+    await page.click("#rule-save")
+    rows = page.locator("#rule-rows tr")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("Breakouts I trade")
+    await expect(rows.first).to_contain_text(f"{first}, {second}")
+    await expect(page.locator("#rule-name")).to_have_value("")  # the form is ready for the next
+    status, body = await call("GET", RULES)
+    assert status == 200
+    (rule,) = body["data"]
+    assert rule["name"] == "Breakouts I trade"
+    assert rule["symbols"] == [first, second]
+    assert rule["patterns"] == ["Breakout", "Bull Flag"]
+    assert rule["tiers"] == ["daily"]
+    assert rule["min_confidence"] == 0.85
+    assert rule["cooldown_seconds"] == 600
+    assert rule["indicator"] is None and rule["enabled"] is True
+    # The inbox's rule filter lists it.
+    await expect(page.locator(f'#filter-rule option[value="{rule["id"]}"]')).to_have_text(
+        "Breakouts I trade"
+    )
+
+    # Edit: the form is filled from the rule; the change is saved over PATCH.
+    await rows.first.locator(".rule-edit").click()
+    await expect(page.locator("#form-title")).to_contain_text("Edit rule")
+    await expect(page.locator("#rule-symbols")).to_have_value(f"{first}, {second}")
+    await expect(page.locator('input[name="tiers"][value="daily"]')).to_be_checked()
+    await page.fill("#rule-name", "Any breakout")
+    await page.check('input[name="scope"][value="watchlist"]')
+    await page.fill("#rule-confidence", "0.9")
+    await page.click("#rule-save")
+    await expect(rows.first).to_contain_text("Any breakout")
+    await expect(rows.first).to_contain_text("my watchlist")
+    status, body = await call("GET", f"{RULES}/{rule['id']}")
+    assert status == 200
+    assert body["data"]["name"] == "Any breakout"
+    assert body["data"]["symbols"] == "watchlist"
+    assert body["data"]["min_confidence"] == 0.9
+    assert body["data"]["patterns"] == ["Breakout", "Bull Flag"]
+
+    # Disable with the toggle.
+    await rows.first.locator(".rule-enabled").uncheck()
+    await expect(rows.first).to_have_attribute("data-enabled", "false")
+    status, body = await call("GET", f"{RULES}/{rule['id']}")
+    assert body["data"]["enabled"] is False
+
+    # An indicator rule: all symbols, RSI crossing above 70.
+    await page.fill("#rule-name", "RSI hot")
+    await page.check('input[name="scope"][value="*"]')
+    await page.check("#rule-use-indicator")
+    await expect(page.locator("#rule-patterns")).to_be_disabled()
+    await page.fill("#rule-ind-type", "rsi")
+    await page.select_option("#rule-ind-op", "crosses_above")
+    await page.fill("#rule-ind-value", "70")
+    await page.click("#rule-save")
+    await expect(rows).to_have_count(2)
+    await expect(rows.nth(1)).to_contain_text("rsi crosses above 70")
+    await expect(rows.nth(1)).to_contain_text("all symbols")
+    status, body = await call("GET", RULES)
+    indicator_rule = next(r for r in body["data"] if r["name"] == "RSI hot")
+    assert indicator_rule["symbols"] == "*"
+    assert indicator_rule["patterns"] == []
+    assert indicator_rule["indicator"] == {"type": "rsi", "op": "crosses_above", "value": 70}
+    await screenshot(page, "alerts-rules")
+
+    # Delete asks first; "Keep" keeps it, "Delete" deletes it.
+    await rows.first.locator(".rule-delete").click()
+    await rows.first.locator(".rule-delete-cancel").click()
+    await expect(rows).to_have_count(2)
+    await rows.first.locator(".rule-delete").click()
+    await rows.first.locator(".rule-delete-confirm").click()
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("RSI hot")
+    status, _ = await call("GET", f"{RULES}/{rule['id']}")
+    assert status == 404
+
+
+async def test_an_invalid_rule_shows_the_error_next_to_its_field(
+    serve_app: ServeApp,
+    open_tab: OpenTab,
+    make_user: MakeUser,
+    api_as: Callable[..., Awaitable[Api]],
+) -> None:
+    served = await serve_app()
+    user = await make_user(username=f"invalid.{secrets.token_hex(2)}")
+    call = await api_as(served, user)
+    tab = await open_tab(served, user)
+    tab.allowed.append(re.compile(r"status of 400 .*/api/user/alerts/rules"))
+    page = tab.page
+    await page.goto("/alerts")
+    await expect(page.locator("#rules-status")).to_contain_text("No rules yet")
+
+    await page.fill("#rule-name", "Too sure")
+    await page.fill("#rule-confidence", "1.5")
+    await page.click("#rule-save")
+    error = page.locator("#err-min_confidence")
+    await expect(error).not_to_be_empty()
+    await expect(page.locator("#rule-confidence")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#rule-confidence")).to_be_focused()
+    await expect(page.locator("#err-name")).to_be_empty()
+    await expect(page.locator("#rule-rows tr")).to_have_count(0)
+
+    # Fixed, it saves; the error goes.
+    await page.fill("#rule-confidence", "0.75")
+    await page.click("#rule-save")
+    await expect(page.locator("#rule-rows tr")).to_have_count(1)
+    await expect(error).to_be_empty()
+
+    # An empty name is named too (the preview checks the same fields).
+    await page.fill("#rule-name", "")
+    await page.check('input[name="scope"][value="list"]')
+    await page.fill("#rule-symbols", "")
+    await page.click("#rule-save")
+    await expect(page.locator("#rule-form .field-error:not(:empty)").first).to_be_visible()
+    status, body = await call("GET", RULES)
+    assert status == 200 and len(body["data"]) == 1
+
+
+async def test_indicator_updates_show_live_in_the_symbol_panel(
+    serve_app: ServeApp,
+    open_tab: OpenTab,
+    make_user: MakeUser,
+    publisher: Publisher,
+    api_as: Callable[..., Awaitable[Api]],
+    pick_symbols: PickSymbols,
+) -> None:
+    served = await serve_app()
+    user = await make_user(username=f"ind.{secrets.token_hex(2)}")
+    call = await api_as(served, user)
+    symbol, other = await pick_symbols(2)
+    status, _ = await call("PUT", "/api/user/watchlist", {"symbols": [symbol]})
+    assert status == 200
+    page = await _signed_in(served, open_tab, user)
+    panel = page.locator("#symbol-panel")
+    await expect(page.locator("#sp-symbol")).to_have_text(symbol)
+    await expect(panel).to_have_attribute("data-live-indicators", "true")
+    name = f"ind{secrets.token_hex(2)}"
+    value = page.locator(f'#sp-indicators [data-indicator="{name}"] .ind-value')
+
+    await publisher.publish(
+        INDICATORS_CHANNEL,
+        {"symbol": symbol, "indicator": name, "value": 71.25, "timestamp": time.time()},
+    )
+    await expect(value).to_have_text("71.25", timeout=1000)
+    # Another symbol's update does not touch the panel; the next one of this symbol does.
+    await publisher.publish(
+        INDICATORS_CHANNEL,
+        {"symbol": other, "indicator": name, "value": 12.0, "timestamp": time.time()},
+    )
+    await publisher.publish(
+        INDICATORS_CHANNEL,
+        {"symbol": symbol, "indicator": name, "value": 68.5, "timestamp": time.time() + 1},
+    )
+    await expect(value).to_have_text("68.5")
+    await expect(page.locator(f'#sp-indicators [data-indicator="{name}"]')).to_have_count(1)
+    # A values object (several lines of one indicator).
+    await publisher.publish(
+        INDICATORS_CHANNEL,
+        {
+            "symbol": symbol,
+            "indicator": "macd_live",
+            "values": {"macd": 1.25, "signal": 0.5},
+            "timestamp": time.time(),
+        },
+    )
+    await expect(
+        page.locator('#sp-indicators [data-indicator="macd_live"] .ind-value')
+    ).to_have_text("macd 1.25, signal 0.5")
+
+
+async def test_a_critical_alert_and_an_unhealthy_producer_show_a_banner(
+    serve_app: ServeApp,
+    open_tab: OpenTab,
+    make_user: MakeUser,
+    publisher: Publisher,
+) -> None:
+    served = await serve_app()
+    user = await make_user(username=f"banner.{secrets.token_hex(2)}")
+    page = await _signed_in(served, open_tab, user)
+    text = f"Market data feed lagging {secrets.token_hex(3)}"
+    await publisher.publish(
+        CRITICAL_ALERTS_CHANNEL,
+        {
+            "type": "data_feed_lag",
+            "message": text,
+            "severity": "critical",
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+        },
+    )
+    banner = page.locator(".banner-critical", has_text=text)
+    await expect(banner).to_be_visible(timeout=1000)
+    await expect(banner).to_have_attribute("role", "alert")
+    await expect(banner).to_contain_text("Critical")
+    await screenshot(page, "alerts-banner")
+    await banner.get_by_role("button", name="Dismiss").click()
+    await expect(banner).to_have_count(0)
+
+    # An unhealthy producer shows until it reports healthy again.
+    status = f"degraded{secrets.token_hex(2)}"
+    await publisher.publish(STREAMING_HEALTH_CHANNEL, {"status": status, "timestamp": time.time()})
+    health = page.locator(".banner-health")
+    await expect(health).to_contain_text(status)
+    await publisher.publish(
+        STREAMING_HEALTH_CHANNEL, {"status": "healthy", "timestamp": time.time()}
+    )
+    await expect(health).to_have_count(0)
+
+
+async def test_the_feed_follows_the_users_settings(
+    serve_app: ServeApp,
+    open_tab: OpenTab,
+    make_user: MakeUser,
+    publisher: Publisher,
+    api_as: Callable[..., Awaitable[Api]],
+    pick_symbols: PickSymbols,
+) -> None:
+    served = await serve_app()
+    user = await make_user(username=f"settings.{secrets.token_hex(2)}")
+    call = await api_as(served, user)
+    (symbol,) = await pick_symbols(1)
+    status, _ = await call("PUT", "/api/user/watchlist", {"symbols": [symbol]})
+    assert status == 200
+    status, _ = await call(
+        "PUT",
+        "/api/user/settings",
+        {"default_tier": "daily", "min_confidence": 0.8, "feed_limit": 3},
+    )
+    assert status == 200
+    page = await _signed_in(served, open_tab, user)
+    await expect(page.locator("#filter-tier")).to_have_value("daily")
+    await expect(page.locator("#filter-conf")).to_have_value("0.8")
+    await expect(page.locator(f'#wl-rows tr[data-symbol="{symbol}"]')).to_have_attribute(
+        "data-subscribed", "true"
+    )
+
+    # Below min_confidence or of another tier: kept, but hidden until the filters allow them.
+    low = event(symbol, "Doji", confidence=0.6)
+    weekly = event(symbol, "Breakout", confidence=0.9, tier="weekly")
+    for message in (low, weekly):
+        await publisher.publish(CHANNEL, message)
+    for message in (low, weekly):
+        await expect(row(page, message)).to_have_count(1)
+        await expect(row(page, message)).to_be_hidden()
+    await expect(page.locator("#feed-empty")).to_have_text("No events match the filters.")
+    await page.fill("#filter-conf", "")
+    await expect(row(page, low)).to_be_visible()
+    await expect(row(page, weekly)).to_be_hidden()
+    await page.select_option("#filter-tier", "")
+    await expect(row(page, weekly)).to_be_visible()
+
+    # At most feed_limit rows are kept: the three newest.
+    shown = [event(symbol, f"Breakout {i}", confidence=0.9) for i in range(4)]
+    for message in shown:
+        await publisher.publish(CHANNEL, message)
+    await expect(row(page, shown[-1])).to_be_visible()
+    await expect(page.locator("#feed-rows tr")).to_have_count(3)
+    for message in shown[1:]:
+        await expect(row(page, message)).to_be_visible()
+    for message in (shown[0], low, weekly):
+        await expect(row(page, message)).to_have_count(0)
