@@ -213,3 +213,141 @@ def bench_churn(
 
     config = ChurnConfig(user, password, sockets, symbols, cycles, port)
     run(run_churn(config, click.echo))
+
+
+@bench.command("alerts")
+@click.option("--url", required=True, help="Base URL of the served app, e.g. http://127.0.0.1:8000")
+@click.option(
+    "--database-url",
+    required=True,
+    envvar="TICKSTOCK_DATABASE_URL",
+    help="The app's database: the bench accounts, rules and tokens are written there.",
+)
+@click.option(
+    "--redis-url",
+    default="redis://127.0.0.1:6379/0",
+    show_default=True,
+    envvar="TICKSTOCK_REDIS_URL",
+)
+@click.option(
+    "--key-prefix",
+    default="tickstock",
+    show_default=True,
+    envvar="TICKSTOCK_KEY_PREFIX",
+    help="The app's Redis key prefix (rule changes are announced under it).",
+)
+@click.option(
+    "--pattern-channel",
+    default="tickstock.events.patterns",
+    show_default=True,
+    help="Channel the pattern messages are published on.",
+)
+@click.option(
+    "--indicator-channel",
+    default="tickstock.events.indicators",
+    show_default=True,
+    help="Channel the indicator messages are published on.",
+)
+@click.option("--users", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--rules-per-user", type=click.IntRange(2, 100), default=10, show_default=True)
+@click.option("--universe", type=click.IntRange(50), default=3000, show_default=True)
+@click.option(
+    "--sockets",
+    type=click.IntRange(0),
+    default=200,
+    show_default=True,
+    help="Users with a connected socket.",
+)
+@click.option("--sockets-per-user", type=click.IntRange(1, 10), default=1, show_default=True)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=200.0,
+    show_default=True,
+    help="Events per second.",
+)
+@click.option(
+    "--indicator-share",
+    type=click.FloatRange(0, 1),
+    default=0.1,
+    show_default=True,
+    help="Fraction of the events that are indicator updates.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0.5),
+    default=30.0,
+    show_default=True,
+    help="Measured seconds.",
+)
+@click.option("--warmup", type=click.FloatRange(min=0), default=3.0, show_default=True)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0.5),
+    default=3.0,
+    show_default=True,
+    help="Seconds to wait for the last alerts before accounting.",
+)
+@click.option(
+    "--server-pid",
+    "server_pids",
+    type=int,
+    multiple=True,
+    help="Server process id(s) for CPU per event.",
+)
+@click.option("--processes", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--keep", is_flag=True, help="Keep the bench accounts, rules and alerts.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
+def bench_alerts(
+    url: str,
+    database_url: str,
+    redis_url: str,
+    key_prefix: str,
+    pattern_channel: str,
+    indicator_channel: str,
+    users: int,
+    rules_per_user: int,
+    universe: int,
+    sockets: int,
+    sockets_per_user: int,
+    rate: float,
+    indicator_share: float,
+    duration: float,
+    warmup: float,
+    grace: float,
+    server_pids: tuple[int, ...],
+    processes: int,
+    keep: bool,
+    as_json: bool,
+) -> None:
+    """U users' rules against events at R/s: matching cost, alerts/s, latency, loss, duplicates."""
+    from tickstock.bench.alerts import (
+        AlertsConfig,
+        format_report,
+        progress_printer,
+        run_alerts_bench,
+    )
+
+    config = AlertsConfig(
+        url=url,
+        database_url=database_url,
+        redis_url=redis_url,
+        key_prefix=key_prefix,
+        pattern_channel=pattern_channel,
+        indicator_channel=indicator_channel,
+        users=users,
+        rules_per_user=rules_per_user,
+        universe=universe,
+        sockets=sockets,
+        sockets_per_user=sockets_per_user,
+        rate=rate,
+        indicator_share=indicator_share,
+        duration=duration,
+        warmup=warmup,
+        grace=grace,
+        server_pids=list(server_pids),
+        processes=processes,
+        keep=keep,
+    )
+    result = run(run_alerts_bench(config, progress_printer))
+    _print_result(result, as_json, format_report(result))
