@@ -386,7 +386,7 @@ def test_an_event_looks_only_at_its_symbols_rules_and_the_every_symbol_rules() -
     index = RuleIndex()
     rows = [_rule(i, i % 1000, [f"S{i % 2000}"]) for i in range(10_000)]
     rows += [_rule(20_000, 1, "*"), _rule(20_001, 2, "watchlist", watchlist=("S7", "X"))]
-    index.replace(rows)
+    index.add(rows)
     candidates = index.candidates("pattern", "S7")
     assert sorted(r.id for r in candidates) == [7, 2007, 4007, 6007, 8007, 20_000, 20_001]
     assert [r.id for r in index.candidates("pattern", "NONE")] == [20_000]
@@ -400,9 +400,7 @@ def test_an_event_looks_only_at_its_symbols_rules_and_the_every_symbol_rules() -
 def test_a_failed_batch_leaves_cooldowns_and_indicator_values_as_they_were() -> None:
     index = RuleIndex()
     condition = {"type": "RSI", "op": "crosses_above", "value": 70}
-    index.replace(
-        [_rule(1, 1, ["A"], cooldown_seconds=60), _rule(2, 1, ["A"], indicator=condition)]
-    )
+    index.add([_rule(1, 1, ["A"], cooldown_seconds=60), _rule(2, 1, ["A"], indicator=condition)])
     matcher = Matcher(index)
     event = {"symbol": "A", "pattern": "Breakout", "tier": "daily", "confidence": 0.9}
     rsi = {"symbol": "A", "indicator": "RSI", "tier": "daily"}

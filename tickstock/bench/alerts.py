@@ -212,7 +212,7 @@ def replay(
     from tickstock.realtime.alerts import Matcher, RuleIndex
 
     index = RuleIndex()
-    index.replace(rows)
+    index.add(rows)
     matcher = Matcher(index)
     alerted: list[list[int]] = []
     timings: list[float] = []

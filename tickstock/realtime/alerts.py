@@ -74,6 +74,7 @@ BATCH_PAUSE_S = 0.02  # between reads: at most ~50 reads a second, each taking w
 READ_COUNT = 500
 MATCH_SAMPLES = 10_000
 MAX_COOLDOWN_S = 86_400
+INDEX_SLICE = 250  # rules indexed between two turns of the event loop on a full reload
 MATCHED_TYPES = frozenset({"pattern_detected", "indicator_update"})
 
 # Renew the lease and commit the cursor, only while this node still holds the lease.
@@ -172,14 +173,14 @@ class RuleIndex:
     def __len__(self) -> int:
         return len(self.rules)
 
-    def replace(self, rows: Iterable[MatchingRule], user_ids: Iterable[int] | None = None) -> None:
-        """Load rules: every rule (``user_ids`` None) or these users' rules, replacing theirs."""
-        if user_ids is None:
-            self.__init__()  # type: ignore[misc]
-        else:
-            for user_id in user_ids:
-                for rule_id in self.by_user.pop(user_id, ()):
-                    self._remove(rule_id)
+    def replace(self, rows: Iterable[MatchingRule], user_ids: Iterable[int]) -> None:
+        """These users' rules, replacing the ones they had."""
+        for user_id in user_ids:
+            for rule_id in self.by_user.pop(user_id, ()):
+                self._remove(rule_id)
+        self.add(rows)
+
+    def add(self, rows: Iterable[MatchingRule]) -> None:
         for row in rows:
             rule = CompiledRule.of(row)
             self.rules[rule.id] = rule
@@ -565,9 +566,15 @@ class AlertMatcher:
     # --- rules: loaded at takeover, reloaded per user on announcements and all every minute ---
 
     async def _load_all(self) -> None:
+        """Every rule, into a new index built a slice at a time (the loop keeps delivering
+        meanwhile: 10,000 rules take a few hundred milliseconds to index), then swapped in."""
         async with self.database.connection() as conn:
             rows = await select_matching_rules(conn)
-        self.index.replace(rows)
+        index = RuleIndex()
+        for start in range(0, len(rows), INDEX_SLICE):
+            index.add(rows[start : start + INDEX_SLICE])
+            await asyncio.sleep(0)
+        self.index = self.matcher.index = index
         self.stats.rules = len(self.index)
         self.stats.reloads += 1
 
