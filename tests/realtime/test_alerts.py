@@ -30,7 +30,6 @@ from tickstock.queries.alerts import (
     insert_rule,
     select_alerts,
 )
-from tickstock.queries.user_settings import upsert_watchlist
 from tickstock.realtime.alerts import (
     CompiledRule,
     Matcher,
@@ -235,24 +234,39 @@ async def test_a_watchlist_rule_follows_the_watchlist(
     publisher: Publisher,
     conn: asyncpg.Connection,
     user: UserLogin,
-    socket_token: Any,
-    announce: Any,
+    make_token: Any,
 ) -> None:
+    """The rule follows the watchlist as the user changes it over the API."""
     kept, added = unique_symbol(), unique_symbol()
-    await upsert_watchlist(conn, user.user.id, [kept])
-    await add_rule(conn, user, announce, fields("watchlist", cooldown_seconds=0))
-    client = await user_socket(connect, served.url, await socket_token(user))
-    await asyncio.sleep(1.2)
-    await publisher.publish(PATTERNS, pattern(added, "Before"))
-    await publisher.publish(PATTERNS, pattern(kept, "Kept"))
-    await client.wait_for("alert", 1)
-    await upsert_watchlist(conn, user.user.id, [added])
-    await announce(user.user.id)
-    await asyncio.sleep(1.2)
-    await publisher.publish(PATTERNS, pattern(kept, "Dropped"))
-    await publisher.publish(PATTERNS, pattern(added, "After"))
-    await client.wait_for("alert", 2)
-    await client.settle(1.0)
+    await conn.executemany(
+        "INSERT INTO symbols (symbol, name) VALUES ($1, $1)", [(kept,), (added,)]
+    )
+    token = await make_token(user)
+    async with aiohttp.ClientSession(
+        served.url, headers={"Authorization": f"Bearer {token}"}
+    ) as http:
+
+        async def send(method: str, path: str, body: Any) -> None:
+            async with http.request(method, path, json=body) as response:
+                assert response.status < 300, await response.text()
+
+        await send("PUT", "/api/user/watchlist", {"symbols": [kept]})
+        await send(
+            "POST",
+            "/api/user/alerts/rules",
+            {"name": "My watchlist", "symbols": "watchlist", "cooldown_seconds": 0},
+        )
+        client = await connect(served.url, auth={"token": token})
+        await asyncio.sleep(1.2)
+        await publisher.publish(PATTERNS, pattern(added, "Before"))
+        await publisher.publish(PATTERNS, pattern(kept, "Kept"))
+        await client.wait_for("alert", 1)
+        await send("PUT", "/api/user/watchlist", {"symbols": [added]})
+        await asyncio.sleep(1.2)  # the change is announced and applied within a second
+        await publisher.publish(PATTERNS, pattern(kept, "Dropped"))
+        await publisher.publish(PATTERNS, pattern(added, "After"))
+        await client.wait_for("alert", 2)
+        await client.settle(1.0)
     names = [a["data"]["event"]["data"]["pattern"] for a in client.events["alert"]]
     assert names == ["Kept", "After"]
 
