@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from tests.support.auth import MakeToken, MakeUser, UserLogin
 from tests.support.realtime import unique_symbol
+from tickstock.pagination import encode_cursor
 from tickstock.queries.alerts import NewAlert, insert_alerts
 
 MAX_RULES = 4
@@ -345,6 +346,53 @@ async def test_inbox_pages_filters_and_read_state(
     assert (body["data"]["rule_id"], body["data"]["rule_name"]) == (None, "first")
 
 
+async def test_inbox_unread_first_pages_through_every_alert_once(
+    api_for: ApiFor, conn: asyncpg.Connection
+) -> None:
+    api = await api_for()
+    first = await create(api, name="first")
+    second = await create(api, name="second", symbols="*")
+    ids = sorted(
+        await store_alerts(conn, api.user, first, ["AAPL", "MSFT"] * 5)
+        + await store_alerts(conn, api.user, second, ["NVDA", "AAPL", "TSLA"] * 3)
+    )
+    # Read ones scattered among the unread: the oldest, the newest and some between.
+    read = {ids[0], ids[3], ids[4], ids[10], ids[17], ids[-1]}
+    status, body = await api("POST", "/api/user/alerts/read", {"ids": sorted(read)})
+    assert status == 200 and body["data"]["unread"] == len(ids) - len(read)
+    unread_newest = [i for i in reversed(ids) if i not in read]
+    read_newest = [i for i in reversed(ids) if i in read]
+
+    for limit in (1, 2, 5, 13, 18, 50):
+        items = await walk(api, order="unread_first", limit=limit)
+        # No gaps, no duplicates: every unread one newest first, then every read one.
+        assert [a["id"] for a in items] == unread_newest + read_newest, limit
+        unread_flags = [a["read_at"] is None for a in items]
+        assert unread_flags == sorted(unread_flags, reverse=True), limit
+    # The default order is unchanged: newest first, read or not.
+    assert [a["id"] for a in await walk(api, limit=4)] == list(reversed(ids))
+    # With the filters.
+    items = await walk(api, order="unread_first", rule_id=second["id"], limit=2)
+    assert [a["id"] for a in items] == [
+        i for i in unread_newest + read_newest if i in {a["id"] for a in items}
+    ]
+    assert {a["rule_id"] for a in items} == {second["id"]} and len(items) == 9
+    items = await walk(api, order="unread_first", unread="true", limit=3)
+    assert [a["id"] for a in items] == unread_newest
+
+    # A cursor belongs to its order.
+    status, body = await api("GET", "/api/user/alerts", order="unread_first", limit=2)
+    unread_first_cursor = body["meta"]["next_cursor"]
+    status, body = await api("GET", "/api/user/alerts", limit=2)
+    newest_cursor = body["meta"]["next_cursor"]
+    for order, cursor in (("newest", unread_first_cursor), ("unread_first", newest_cursor)):
+        status, body = await api("GET", "/api/user/alerts", order=order, cursor=cursor)
+        assert (status, body["code"]) == (400, "invalid_cursor"), order
+    forged = encode_cursor([2, ids[-1]])
+    status, body = await api("GET", "/api/user/alerts", order="unread_first", cursor=forged)
+    assert (status, body["code"]) == (400, "invalid_cursor")
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -353,6 +401,7 @@ async def test_inbox_pages_filters_and_read_state(
         ({"rule_id": "x"}, "rule_id"),
         ({"symbol": "bad symbol"}, "symbol"),
         ({"unread": "maybe"}, "unread"),
+        ({"order": "oldest"}, "order"),
         ({"colour": "red"}, "colour"),
     ],
 )

@@ -31,6 +31,7 @@ from tickstock.pagination import (
     DEFAULT_LIMIT,
     MAX_CURSOR_LENGTH,
     MAX_LIMIT,
+    CursorKind,
     decode_cursor,
     paginate,
     success,
@@ -39,6 +40,7 @@ from tickstock.queries.alerts import (
     ALL_SYMBOLS,
     WATCHLIST,
     AlertRow,
+    InboxOrder,
     PreviewFilter,
     Rule,
     RuleFields,
@@ -246,8 +248,20 @@ class AlertsQuery(QueryModel):
     symbol: Annotated[str, Field(max_length=32), AfterValidator(_symbol)] | None = Field(
         None, description="Only alerts of this symbol"
     )
+    order: InboxOrder = Field(
+        "newest",
+        description="newest: newest first; unread_first: the unread newest first, then the read"
+        " newest first. A cursor belongs to its order",
+    )
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(None, max_length=MAX_CURSOR_LENGTH)
+
+
+# The cursor of each inbox order: [id], or [unread 0/1, id].
+_INBOX_CURSOR: Final[dict[InboxOrder, list[CursorKind]]] = {
+    "newest": ["int"],
+    "unread_first": ["int", "int"],
+}
 
 
 # --- response models ----------------------------------------------------------------------------
@@ -330,7 +344,7 @@ class AlertsMeta(PageMeta):
 
 
 class AlertsBody(BaseModel):
-    """Your alerts, newest first."""
+    """Your alerts, newest first (or unread first)."""
 
     status: Literal["success"]
     data: list[AlertOut]
@@ -532,13 +546,18 @@ def _alert(row: AlertRow) -> dict[str, Any]:
 @validate_querystring(AlertsQuery)
 @documented(AlertsBody, 400)
 async def list_alerts(query_args: AlertsQuery) -> Response:
-    """Your alerts, newest first: ``unread=true`` for the unread only, by ``rule_id`` or
-    ``symbol``; keyset pages (pass ``next_cursor`` as ``cursor``)."""
-    before_id = None
+    """Your alerts, newest first (``order=unread_first``: the unread ones first):
+    ``unread=true`` for the unread only, by ``rule_id`` or ``symbol``; keyset pages (pass
+    ``next_cursor`` as ``cursor``, with the same order)."""
+    order = query_args.order
+    after = None
     if query_args.cursor is not None:
-        (key,) = decode_cursor(query_args.cursor, ["int"])
-        assert isinstance(key, int)
-        before_id = key
+        key = decode_cursor(query_args.cursor, _INBOX_CURSOR[order])
+        after = [value for value in key if isinstance(value, int)]
+        if order == "unread_first" and after[0] not in (0, 1):
+            raise APIError(
+                400, "invalid_cursor", "cursor is not valid; use next_cursor as returned"
+            )
     user_id = current_user().id
     # The primary: a user reads back what they just marked read.
     async with get_db().connection() as conn:
@@ -546,13 +565,14 @@ async def list_alerts(query_args: AlertsQuery) -> Response:
             conn,
             user_id,
             limit=query_args.limit + 1,
-            before_id=before_id,
+            order=order,
+            after=after,
             unread=query_args.unread,
             rule_id=query_args.rule_id,
             symbol=query_args.symbol,
         )
         unread = await count_unread(conn, user_id)
-    page = paginate(rows, query_args.limit, lambda row: [row.id])
+    page = paginate(rows, query_args.limit, lambda row: row.sort_key(order))
     return success([_alert(row) for row in page.items], page.meta(unread=unread))
 
 

@@ -222,6 +222,10 @@ async def delete_rule(conn: asyncpg.Connection, user_id: int, rule_id: int) -> b
 # --- the inbox --------------------------------------------------------------------------------
 
 
+# The inbox orders of GET /api/user/alerts.
+InboxOrder = Literal["newest", "unread_first"]
+
+
 @dataclass(frozen=True, slots=True)
 class AlertRow:
     id: int
@@ -243,6 +247,12 @@ class AlertRow:
             "read_at": self.read_at,
         }
 
+    def sort_key(self, order: InboxOrder) -> list[int]:
+        """The row's key in the inbox order: what its page's cursor carries."""
+        if order == "newest":
+            return [self.id]
+        return [int(self.read_at is None), self.id]
+
 
 def _alert(row: asyncpg.Record) -> AlertRow:
     event = row["event"]
@@ -262,19 +272,30 @@ async def select_alerts(
     user_id: int,
     *,
     limit: int,
-    before_id: int | None = None,
+    order: InboxOrder = "newest",
+    after: Sequence[int] | None = None,
     unread: bool = False,
     rule_id: int | None = None,
     symbol: str | None = None,
 ) -> list[AlertRow]:
-    """The user's alerts, newest first, keyset-paged on id (``before_id`` from the cursor)."""
+    """The user's alerts, keyset-paged after the sort key ``after`` (from the cursor).
+
+    ``newest``: newest first, keyed ``[id]``. ``unread_first``: the unread ones, newest first,
+    then the read ones, newest first, keyed ``[unread 0/1, id]`` (alerts_unread_first_idx).
+    """
     conditions = ["user_id = $1"]
     args: list[Any] = [user_id]
     if unread:
         conditions.append("read_at IS NULL")
-    if before_id is not None:
-        args.append(before_id)
-        conditions.append(f"id < ${len(args)}")
+    if after is not None:
+        if order == "newest":
+            (before_id,) = after
+            args.append(before_id)
+            conditions.append(f"id < ${len(args)}")
+        else:
+            was_unread, before_id = after
+            args += [was_unread == 1, before_id]
+            conditions.append(f"(read_at IS NULL, id) < (${len(args) - 1}::boolean, ${len(args)})")
     if rule_id is not None:
         args.append(rule_id)
         conditions.append(f"rule_id = ${len(args)}")
@@ -282,9 +303,10 @@ async def select_alerts(
         args.append(symbol)
         conditions.append(f"symbol = ${len(args)}")
     args.append(limit)
+    ordering = "id DESC" if order == "newest" else "(read_at IS NULL) DESC, id DESC"
     rows = await conn.fetch(
         "SELECT id, rule_id, rule_name, symbol, event::text AS event, created_at, read_at"
-        f" FROM alerts WHERE {' AND '.join(conditions)} ORDER BY id DESC LIMIT ${len(args)}",
+        f" FROM alerts WHERE {' AND '.join(conditions)} ORDER BY {ordering} LIMIT ${len(args)}",
         *args,
     )
     return [_alert(row) for row in rows]
