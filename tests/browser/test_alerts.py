@@ -179,6 +179,26 @@ async def test_a_live_alert_rings_the_bell_shows_a_toast_and_is_marked_read(
     await page.uncheck("#filter-unread")
     await expect(rows).to_have_count(3)
 
+    # A toast opens the alert's symbol, as a feed row does; the bell still opens the inbox.
+    await expect(bell).to_have_attribute("href", "/alerts")
+    await publisher.publish(CHANNEL, event(symbol, name, confidence=0.99))
+    latest = page.locator(".toast-alert", has_text="0.99")
+    await expect(latest).to_have_attribute("href", f"/symbols/{symbol}")
+    await latest.click()
+    await expect(page).to_have_url(f"{served.url}/symbols/{symbol}")
+    await expect(page.locator("#symbol-title .ticker")).to_have_text(symbol)
+    await expect(bell).to_have_attribute("data-unread", "1")
+    # An alert without a symbol has nothing else to open than the inbox.
+    href = await page.evaluate(
+        """async () => {
+            const script = document.querySelector('script[type="module"][src]');
+            const { alertToast } = await import(new URL("alerting.js", script.src).href);
+            const item = alertToast({ id: -1, rule_name: "No symbol", event: { data: {} } });
+            return item.getAttribute("href");
+        }"""
+    )
+    assert href == "/alerts"
+
 
 async def test_the_rule_editor_creates_edits_disables_and_deletes(
     serve_app: ServeApp,

@@ -204,7 +204,8 @@ function armToast(item, timeout) {
   item._timer = setTimeout(() => removeToast(item), timeout);
 }
 
-/** A toast for a live alert: rule name, symbol, pattern or indicator value, time; opens /alerts. */
+/** A toast for a live alert: rule name, symbol, pattern or indicator value, time. It opens the
+ * symbol's page (as a feed row does), or the inbox for an alert without a symbol. */
 export function alertToast(alert, { timeout = TOAST_MS } = {}) {
   const region = document.getElementById("toasts");
   if (!region) return null;
@@ -213,7 +214,7 @@ export function alertToast(alert, { timeout = TOAST_MS } = {}) {
     "a",
     {
       className: "toast toast-alert",
-      href: "/alerts",
+      href: symbol ? `/symbols/${encodeURIComponent(symbol)}` : "/alerts",
       dataset: { alertId: String(alert.id), symbol },
     },
     h("span", { className: "toast-title" }, alert.rule_name || "Alert"),
