@@ -200,6 +200,74 @@ async def test_a_live_alert_rings_the_bell_shows_a_toast_and_is_marked_read(
     assert href == "/alerts"
 
 
+async def _alerts_of(call: Api, count: int) -> list[dict[str, Any]]:
+    """The user's alerts, newest first, once the matcher has stored ``count`` of them."""
+    deadline = time.monotonic() + 5
+    while True:
+        status, body = await call("GET", "/api/user/alerts")
+        assert status == 200, body
+        if len(body["data"]) >= count or time.monotonic() > deadline:
+            assert len(body["data"]) == count, body["data"]
+            return list(body["data"])
+        await asyncio.sleep(0.1)
+
+
+async def test_the_inbox_lists_unread_first_and_keeps_a_marked_row_in_place(
+    serve_app: ServeApp,
+    open_tab: OpenTab,
+    make_user: MakeUser,
+    publisher: Publisher,
+    api_as: Callable[..., Awaitable[Api]],
+    pick_symbols: PickSymbols,
+) -> None:
+    served = await serve_app()
+    user = await make_user(username=f"inbox.{secrets.token_hex(2)}")
+    call = await api_as(served, user)
+    (symbol,) = await pick_symbols(1)
+    name = _unique_pattern()
+    status, created = await call("POST", RULES, _rule(symbol, name))
+    assert status == 201, created
+    await asyncio.sleep(RULE_PROPAGATION_S)
+    for confidence in (0.81, 0.82, 0.83, 0.84):
+        await publisher.publish(CHANNEL, event(symbol, name, confidence=confidence))
+    newest, second, third, oldest = [a["id"] for a in await _alerts_of(call, 4)]
+    # The newest and the third are read already.
+    status, body = await call("POST", "/api/user/alerts/read", {"ids": [newest, third]})
+    assert status == 200 and body["data"]["unread"] == 2
+
+    page = await _signed_in(served, open_tab, user, "/alerts")
+    rows = page.locator("#inbox-rows tr")
+
+    async def shown() -> list[int]:
+        await expect(rows).to_have_count(4)
+        return [int(i) for i in await rows.evaluate_all("rs => rs.map(r => r.dataset.alertId)")]
+
+    # Unread first (newest first), then the read ones (newest first).
+    assert await shown() == [second, oldest, newest, third]
+    await expect(page.locator("#inbox-rows tr.unread")).to_have_count(2)
+    await expect(rows.nth(0)).to_have_class(re.compile(r"\bunread\b"))
+    await expect(rows.nth(2)).not_to_have_class(re.compile(r"\bunread\b"))
+    await expect(rows.nth(0)).to_contain_text("0.83")
+
+    # Marking one read un-highlights it where it is: nothing moves until the next load.
+    await rows.nth(0).locator(".mark-read").click()
+    await expect(page.locator("#bell")).to_have_attribute("data-unread", "1")
+    await expect(rows.nth(0)).not_to_have_class(re.compile(r"\bunread\b"))
+    await expect(rows.nth(0).locator(".mark-read")).to_have_count(0)
+    assert await shown() == [second, oldest, newest, third]
+    await screenshot(page, "alerts-inbox-unread-first")
+    await page.reload()
+    await expect(page.locator("#inbox-unread")).to_have_text("1")
+    assert await shown() == [oldest, newest, second, third]
+
+    # "Unread only" still lists the unread only.
+    await page.check("#filter-unread")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_have_attribute("data-alert-id", str(oldest))
+    await page.uncheck("#filter-unread")
+    assert await shown() == [oldest, newest, second, third]
+
+
 async def test_the_rule_editor_creates_edits_disables_and_deletes(
     serve_app: ServeApp,
     open_tab: OpenTab,

@@ -1,5 +1,6 @@
-// The Alerts page: the inbox (newest first, unread highlighted, mark read, filters, load more,
-// live alerts added as they arrive), the browser's opt-ins, and the rules with their editor.
+// The Alerts page: the inbox (unread first, each part newest first; unread highlighted, mark
+// read, filters, load more, live alerts added as they arrive), the browser's opt-ins, and the rules
+// with their editor.
 
 import { alertPrefs, describeAlert } from "./alerting.js";
 import { api, showError } from "./api.js";
@@ -51,6 +52,7 @@ const inbox = {
 
   params(cursor) {
     return {
+      order: "unread_first",
       unread: this.filters.unread ? "true" : "",
       rule_id: this.filters.rule_id,
       symbol: this.filters.symbol,
@@ -150,6 +152,8 @@ const inbox = {
     this.renderStatus();
   },
 
+  /** Marked rows stay where they are (un-highlighted) until the list is loaded again, so nothing
+   * jumps under the pointer; with "Unread only" they leave the list. */
   async markRead(ids) {
     const body = ids === "all" ? { all: true } : { ids };
     try {
