@@ -464,6 +464,85 @@ async def test_indicator_updates_show_live_in_the_symbol_panel(
     ).to_have_text("macd 1.25, signal 0.5")
 
 
+async def test_the_symbol_page_shows_live_indicator_values(
+    serve_app: ServeApp,
+    open_tab: OpenTab,
+    make_user: MakeUser,
+    publisher: Publisher,
+    api_as: Callable[..., Awaitable[Api]],
+    pick_symbols: PickSymbols,
+) -> None:
+    served = await serve_app()
+    user = await make_user(username=f"symind.{secrets.token_hex(2)}")
+    call = await api_as(served, user)
+    symbol, other = await pick_symbols(2)
+    status, body = await call("GET", f"/api/indicators/{symbol}", None)
+    assert status == 200
+    stored = {(i["indicator"].lower(), i["source"]): i["value"] for i in body["data"]}
+    assert ("rsi", "daily") in stored, stored  # the seeded history has one
+
+    page = await _signed_in(served, open_tab, user, f"/symbols/{symbol}")
+    await expect(page.locator("#indicators-panel")).to_have_attribute(
+        "data-live-indicators", "true"
+    )
+    rsi = page.locator('#indicators [data-indicator="rsi"][data-source="daily"]')
+    await expect(rsi).to_have_attribute("data-live", "false")
+    stored_text = await rsi.locator(".ind-value").text_content()
+    assert stored_text and stored_text != "12.34"
+
+    # The live value replaces the stored one, in place.
+    await publisher.publish(
+        INDICATORS_CHANNEL,
+        {
+            "symbol": symbol,
+            "indicator": "RSI",
+            "value": 12.34,
+            "tier": "daily",
+            "timestamp": time.time(),
+        },
+    )
+    await expect(rsi.locator(".ind-value")).to_have_text("12.34", timeout=1000)
+    await expect(rsi).to_have_attribute("data-live", "true")
+    await expect(rsi).to_have_count(1)
+    # Another symbol's update leaves the page alone; a new indicator of this one is added.
+    name = f"ind{secrets.token_hex(2)}"
+    await publisher.publish(
+        INDICATORS_CHANNEL,
+        {
+            "symbol": other,
+            "indicator": "RSI",
+            "value": 99.0,
+            "tier": "daily",
+            "timestamp": time.time(),
+        },
+    )
+    await publisher.publish(
+        INDICATORS_CHANNEL,
+        {
+            "symbol": symbol,
+            "indicator": name,
+            "value": 71.25,
+            "tier": "daily",
+            "timestamp": time.time(),
+        },
+    )
+    added = page.locator(f'#indicators [data-indicator="{name}"] .ind-value')
+    await expect(added).to_have_text("71.25")
+    await expect(rsi.locator(".ind-value")).to_have_text("12.34")
+    await publisher.publish(
+        INDICATORS_CHANNEL,
+        {
+            "symbol": symbol,
+            "indicator": name,
+            "value": 68.5,
+            "tier": "daily",
+            "timestamp": time.time() + 1,
+        },
+    )
+    await expect(added).to_have_text("68.5")
+    await screenshot(page, "symbol-live-indicators")
+
+
 async def test_a_critical_alert_and_an_unhealthy_producer_show_a_banner(
     serve_app: ServeApp,
     open_tab: OpenTab,

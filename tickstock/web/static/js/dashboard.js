@@ -3,7 +3,8 @@
 import { api, boot, suggestion } from "./api.js";
 import { onShortcut, startShell, toast } from "./app.js";
 import { Feed } from "./feed.js";
-import { formatNumber, h, readQuery, timeElement, writeQuery } from "./format.js";
+import { readQuery, writeQuery } from "./format.js";
+import { LiveIndicators } from "./indicators.js";
 import { Watchlist } from "./watchlist.js";
 
 const RELOAD_LIMIT = 20;
@@ -94,18 +95,15 @@ async function reloadSymbol(symbol) {
 
 // ---- the selected symbol (bottom panel)
 
+const indicators = new LiveIndicators({ live, container: $("sp-indicators"), marker: $("symbol-panel") });
+
 const symbolPanel = {
   symbol: null,
   chart: null,
-  loading: null,
-  // Latest value per indicator (by lower-cased name): REST first, then live indicator_update.
-  indicators: new Map(),
   async show(symbol) {
     if (symbol === this.symbol) return;
     this.symbol = symbol;
-    this.indicators = new Map();
-    $("symbol-panel").dataset.liveIndicators = "false";
-    live.setIndicatorSymbols(symbol ? [symbol] : []);
+    indicators.show(symbol);
     const panel = $("symbol-panel");
     if (!symbol) {
       panel.hidden = true;
@@ -114,7 +112,6 @@ const symbolPanel = {
     panel.hidden = false;
     $("sp-symbol").textContent = symbol;
     $("sp-open").href = `/symbols/${encodeURIComponent(symbol)}`;
-    this.renderIndicators();
     const container = $("sp-chart");
     if (!this.chart) {
       const { PriceChart } = await import("./chart.js");
@@ -122,7 +119,7 @@ const symbolPanel = {
     }
     const chart = this.chart;
     try {
-      const [bars, patterns, indicators] = await Promise.all([
+      const [bars, patterns, stored] = await Promise.all([
         api(`/api/symbols/${encodeURIComponent(symbol)}/ohlcv`, { params: { limit: 260 } }),
         api(`/api/patterns/${encodeURIComponent(symbol)}`, { params: { limit: 200 } }),
         api(`/api/indicators/${encodeURIComponent(symbol)}`, { params: { source: "daily" } }),
@@ -130,66 +127,12 @@ const symbolPanel = {
       if (symbol !== this.symbol) return;
       chart.setBars(bars.data);
       chart.setDetections(patterns.data);
-      for (const item of indicators.data) {
-        const key = String(item.indicator).toLowerCase();
-        // A live value that arrived meanwhile is newer than the stored one.
-        if (!this.indicators.has(key)) {
-          this.indicators.set(key, { name: item.indicator, value: item.value, at: item.calculated_at, live: false });
-        }
-      }
-      this.renderIndicators();
+      indicators.seed(symbol, stored.data);
     } catch (error) {
       $("sp-indicators").textContent = error.message;
     }
   },
-
-  /** An indicator_update of the shown symbol: its value replaces the last one, briefly flashed. */
-  update(data) {
-    if (data.symbol !== this.symbol || !data.indicator) return;
-    const value = data.value !== null && data.value !== undefined ? data.value : data.values;
-    const key = String(data.indicator).toLowerCase();
-    this.indicators.set(key, { name: data.indicator, value, at: data.calculated_at, tier: data.tier, live: true });
-    this.renderIndicators(key);
-  },
-
-  renderIndicators(flashKey = null) {
-    const container = $("sp-indicators");
-    const items = [...this.indicators.entries()].sort(([a], [b]) => a.localeCompare(b));
-    container.replaceChildren(
-      ...items.map(([key, item]) => {
-        const at = timeElement(item.at);
-        const element = h(
-          "span",
-          {
-            className: `ind${key === flashKey ? " flash" : ""}`,
-            dataset: { indicator: key, live: String(item.live) },
-            title: `${item.name}${item.tier ? ` (${item.tier})` : ""} at ${at.title || at.textContent}`,
-          },
-          h("span", { className: "ind-name" }, item.name),
-          h("span", { className: "ind-value num" }, formatIndicator(item.value)),
-        );
-        return element;
-      }),
-    );
-    if (!items.length) container.textContent = "no indicator values yet";
-  },
 };
-
-live.addEventListener("indicator", (event) => symbolPanel.update(event.detail));
-// Marks the panel once its symbol's indicator updates are subscribed (live values flow).
-live.addEventListener("indicators-subscribed", (event) => {
-  $("symbol-panel").dataset.liveIndicators = String(event.detail.symbols.includes(symbolPanel.symbol));
-});
-
-function formatIndicator(value) {
-  if (value && typeof value === "object") {
-    if ("value" in value) return formatNumber(value.value);
-    return Object.entries(value)
-      .map(([key, v]) => `${key} ${formatNumber(v)}`)
-      .join(", ");
-  }
-  return formatNumber(value);
-}
 
 // Symbols link to their own page; the chart button shows one in the panel below.
 watchlist.addEventListener("select", (event) => {

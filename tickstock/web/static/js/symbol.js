@@ -1,18 +1,11 @@
-// One symbol: daily candles with its detections as markers, the latest indicators, and the
-// detections table (older pages by cursor; live detections are added as they arrive).
+// One symbol: daily candles with its detections as markers, the latest indicators (updated live),
+// and the detections table (older pages by cursor; live detections are added as they arrive).
 
 import { api, boot, showError } from "./api.js";
 import { startShell } from "./app.js";
 import { PriceChart } from "./chart.js";
-import {
-  formatCompact,
-  formatConfidence,
-  formatNumber,
-  formatPrice,
-  h,
-  priorityBadge,
-  timeElement,
-} from "./format.js";
+import { formatCompact, formatConfidence, formatPrice, h, priorityBadge, timeElement } from "./format.js";
+import { LiveIndicators } from "./indicators.js";
 import { SeenSet } from "./socket.js";
 
 const { live } = startShell();
@@ -54,27 +47,19 @@ async function loadChart() {
   }
 }
 
-function formatValue(value) {
-  if (value && typeof value === "object") {
-    if ("value" in value && Object.keys(value).length === 1) return formatNumber(value.value);
-    return Object.entries(value)
-      .map(([key, v]) => `${key} ${formatNumber(v)}`)
-      .join(", ");
-  }
-  return formatNumber(value);
-}
+const indicators = new LiveIndicators({
+  live,
+  container: $("indicators"),
+  marker: $("indicators-panel"),
+  layout: "list",
+  bySource: true,
+  emptyText: "No indicators for this symbol yet.",
+});
 
 async function loadIndicators() {
   try {
     const { data } = await api(`/api/indicators/${path}`);
-    const list = $("indicators");
-    list.replaceChildren(
-      ...data.flatMap((item) => [
-        h("dt", {}, `${item.indicator} `, h("span", { className: "muted" }, item.source)),
-        h("dd", { className: "num" }, formatValue(item.value), " ", timeElement(item.calculated_at, { withDate: true })),
-      ]),
-    );
-    if (!data.length) list.replaceChildren(h("dd", { className: "muted" }, "No indicators for this symbol yet."));
+    indicators.seed(symbol, data);
     showError($("indicators-error"), null);
   } catch (error) {
     showError($("indicators-error"), error, loadIndicators);
@@ -146,4 +131,5 @@ function loadAll() {
 }
 
 live.setSymbols([symbol]);
+indicators.show(symbol);
 loadAll();
