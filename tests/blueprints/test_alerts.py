@@ -535,14 +535,34 @@ async def test_changes_are_announced(
 # --- the preview ---------------------------------------------------------------------------------
 
 
-async def add_symbol(conn: asyncpg.Connection) -> str:
-    symbol = unique_symbol()
-    await conn.execute(
-        "INSERT INTO symbols (symbol, name, sector) VALUES ($1, $2, 'Technology')",
-        symbol,
-        f"{symbol} test company",
-    )
-    return symbol
+PRODUCER_TABLES = (
+    *(f"{tier}_patterns" for tier in TABLE_TIERS),
+    "pattern_detections",
+    "daily_indicators",
+    "intraday_indicators",
+    "symbols",
+)
+
+
+@pytest.fixture(name="add_symbol")
+async def _add_symbol(conn: asyncpg.Connection) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """Factory of symbols of a test's own; their rows in the producer's tables are deleted
+    afterwards, so the suites that check the seeded data as a whole never see them."""
+    added: list[str] = []
+
+    async def add() -> str:
+        symbol = unique_symbol()
+        await conn.execute(
+            "INSERT INTO symbols (symbol, name, sector) VALUES ($1, $2, 'Technology')",
+            symbol,
+            f"{symbol} test company",
+        )
+        added.append(symbol)
+        return symbol
+
+    yield add
+    for table in PRODUCER_TABLES:
+        await conn.execute(f"DELETE FROM {table} WHERE symbol = ANY($1::text[])", added)
 
 
 async def history(conn: asyncpg.Connection) -> list[tuple[str, str, str, float, dt.datetime]]:
@@ -592,8 +612,10 @@ async def preview(api: Api, **fields: Any) -> tuple[int, dt.datetime]:
     return matches, since
 
 
-async def test_preview_counts_pattern_history(api_for: ApiFor, conn: asyncpg.Connection) -> None:
-    one, two = await add_symbol(conn), await add_symbol(conn)
+async def test_preview_counts_pattern_history(
+    api_for: ApiFor, conn: asyncpg.Connection, add_symbol: Callable[[], Awaitable[str]]
+) -> None:
+    one, two = await add_symbol(), await add_symbol()
     now = dt.datetime.now(dt.UTC)
     definition = await conn.fetchrow("SELECT id, name FROM pattern_definitions LIMIT 1")
     assert definition is not None
@@ -666,8 +688,10 @@ async def test_preview_counts_pattern_history(api_for: ApiFor, conn: asyncpg.Con
     assert (await preview(other, symbols="watchlist"))[0] == 0
 
 
-async def test_preview_counts_indicator_history(api_for: ApiFor, conn: asyncpg.Connection) -> None:
-    one, two = await add_symbol(conn), await add_symbol(conn)
+async def test_preview_counts_indicator_history(
+    api_for: ApiFor, conn: asyncpg.Connection, add_symbol: Callable[[], Awaitable[str]]
+) -> None:
+    one, two = await add_symbol(), await add_symbol()
     now = dt.datetime.now(dt.UTC)
     # (table, symbol, type, value, days ago): a series per symbol and table, one point before the
     # window (so the first point inside it can cross), one value that is not a number.

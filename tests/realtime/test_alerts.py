@@ -241,32 +241,35 @@ async def test_a_watchlist_rule_follows_the_watchlist(
     await conn.executemany(
         "INSERT INTO symbols (symbol, name) VALUES ($1, $1)", [(kept,), (added,)]
     )
-    token = await make_token(user)
-    async with aiohttp.ClientSession(
-        served.url, headers={"Authorization": f"Bearer {token}"}
-    ) as http:
+    try:
+        token = await make_token(user)
+        async with aiohttp.ClientSession(
+            served.url, headers={"Authorization": f"Bearer {token}"}
+        ) as http:
 
-        async def send(method: str, path: str, body: Any) -> None:
-            async with http.request(method, path, json=body) as response:
-                assert response.status < 300, await response.text()
+            async def send(method: str, path: str, body: Any) -> None:
+                async with http.request(method, path, json=body) as response:
+                    assert response.status < 300, await response.text()
 
-        await send("PUT", "/api/user/watchlist", {"symbols": [kept]})
-        await send(
-            "POST",
-            "/api/user/alerts/rules",
-            {"name": "My watchlist", "symbols": "watchlist", "cooldown_seconds": 0},
-        )
-        client = await connect(served.url, auth={"token": token})
-        await asyncio.sleep(1.2)
-        await publisher.publish(PATTERNS, pattern(added, "Before"))
-        await publisher.publish(PATTERNS, pattern(kept, "Kept"))
-        await client.wait_for("alert", 1)
-        await send("PUT", "/api/user/watchlist", {"symbols": [added]})
-        await asyncio.sleep(1.2)  # the change is announced and applied within a second
-        await publisher.publish(PATTERNS, pattern(kept, "Dropped"))
-        await publisher.publish(PATTERNS, pattern(added, "After"))
-        await client.wait_for("alert", 2)
-        await client.settle(1.0)
+            await send("PUT", "/api/user/watchlist", {"symbols": [kept]})
+            await send(
+                "POST",
+                "/api/user/alerts/rules",
+                {"name": "My watchlist", "symbols": "watchlist", "cooldown_seconds": 0},
+            )
+            client = await connect(served.url, auth={"token": token})
+            await asyncio.sleep(1.2)
+            await publisher.publish(PATTERNS, pattern(added, "Before"))
+            await publisher.publish(PATTERNS, pattern(kept, "Kept"))
+            await client.wait_for("alert", 1)
+            await send("PUT", "/api/user/watchlist", {"symbols": [added]})
+            await asyncio.sleep(1.2)  # the change is announced and applied within a second
+            await publisher.publish(PATTERNS, pattern(kept, "Dropped"))
+            await publisher.publish(PATTERNS, pattern(added, "After"))
+            await client.wait_for("alert", 2)
+            await client.settle(1.0)
+    finally:  # symbols of its own, gone again for the suites that check the seeded data
+        await conn.execute("DELETE FROM symbols WHERE symbol = ANY($1::text[])", [kept, added])
     names = [a["data"]["event"]["data"]["pattern"] for a in client.events["alert"]]
     assert names == ["Kept", "After"]
 
