@@ -476,3 +476,54 @@ async def test_alerts_resume_by_themselves_after_redis_restarts(
         assert sorted(a.id for a in stored) == sorted(ids)
     finally:
         await publisher.close()
+
+
+@pytest.mark.fault
+async def test_an_event_matched_while_postgres_is_away_is_alerted_once_it_is_back(
+    private_postgres: Any, serve_app: Any, connect: Connect, publisher: Publisher
+) -> None:
+    """PostgreSQL stopping delays alerts (the batch cannot be stored, the cursor stays) and
+    loses none: once it is back the alert is stored and delivered, once."""
+    from tickstock.auth import create_session, ensure_user
+    from tickstock.db.migrate import migrate
+    from tickstock.dev.seed import seed
+
+    admin = await asyncpg.connect(private_postgres.dsn())
+    await admin.execute("CREATE DATABASE tickstock_alerts_fault")
+    await admin.close()
+    dsn = private_postgres.dsn("tickstock_alerts_fault")
+    symbol = unique_symbol()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        await seed(conn, symbols=5, days=2)
+        user = await ensure_user(conn, "alerts-" + secrets.token_hex(4), secrets.token_hex(8))
+        _, token, _ = await create_session(conn, user.id, "token", lifetime=None)
+        await insert_rule(conn, user.id, fields([symbol], cooldown_seconds=0), 100)
+    finally:
+        await conn.close()
+    served = await serve_app(
+        database_url=dsn, key_prefix="tstest:alertsfault:" + secrets.token_hex(4)
+    )
+    client = await connect(served.url, auth={"token": token})
+    await asyncio.sleep(1.2)
+    await publisher.publish(PATTERNS, pattern(symbol, "Before"))
+    await client.wait_for("alert", 1)
+
+    await private_postgres.stop("fast")  # (this test server does not fsync: a crash loses commits)
+    await publisher.publish(PATTERNS, pattern(symbol, "During"))
+    await client.settle(2.0)
+    assert len(client.events["alert"]) == 1  # matched, but not stored: not sent either
+    assert client.client.connected
+
+    await private_postgres.start()
+    await client.wait_for("alert", 2, within=20)
+    await client.settle(1.0)
+    names = [a["data"]["event"]["data"]["pattern"] for a in client.events["alert"]]
+    assert names == ["Before", "During"]
+    conn = await asyncpg.connect(dsn)
+    try:
+        stored = await select_alerts(conn, user.id, limit=10)
+    finally:
+        await conn.close()
+    assert sorted(a.id for a in stored) == sorted(a["data"]["id"] for a in client.events["alert"])

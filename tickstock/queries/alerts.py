@@ -231,6 +231,7 @@ class AlertRow:
     id: int
     rule_id: int | None
     rule_name: str
+    event_id: str
     symbol: str | None
     event: dict[str, Any]
     created_at: dt.datetime
@@ -260,6 +261,7 @@ def _alert(row: asyncpg.Record) -> AlertRow:
         id=row["id"],
         rule_id=row["rule_id"],
         rule_name=row["rule_name"],
+        event_id=row["event_id"],
         symbol=row["symbol"],
         event=loads(event) if isinstance(event, str) else event,
         created_at=row["created_at"],
@@ -305,7 +307,7 @@ async def select_alerts(
     args.append(limit)
     ordering = "id DESC" if order == "newest" else "(read_at IS NULL) DESC, id DESC"
     rows = await conn.fetch(
-        "SELECT id, rule_id, rule_name, symbol, event::text AS event, created_at, read_at"
+        "SELECT id, rule_id, rule_name, event_id, symbol, event::text AS event, created_at, read_at"
         f" FROM alerts WHERE {' AND '.join(conditions)} ORDER BY {ordering} LIMIT ${len(args)}",
         *args,
     )
@@ -314,7 +316,7 @@ async def select_alerts(
 
 async def select_alert(conn: asyncpg.Connection, user_id: int, alert_id: int) -> AlertRow | None:
     row = await conn.fetchrow(
-        "SELECT id, rule_id, rule_name, symbol, event::text AS event, created_at, read_at"
+        "SELECT id, rule_id, rule_name, event_id, symbol, event::text AS event, created_at, read_at"
         " FROM alerts WHERE user_id = $1 AND id = $2",
         user_id,
         alert_id,
@@ -417,7 +419,7 @@ async def insert_alerts(
         " JOIN users u ON u.id = a.user_id AND u.active"
         " ORDER BY a.n"  # ids follow the events' order
         " ON CONFLICT (rule_id, event_id) DO NOTHING"
-        " RETURNING id, rule_id, rule_name, symbol, event::text AS event, created_at, read_at,"
+        " RETURNING id, rule_id, rule_name, event_id, symbol, event::text AS event, created_at, read_at,"
         " user_id",
         [a.user_id for a in alerts],
         [a.rule_id for a in alerts],

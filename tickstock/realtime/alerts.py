@@ -550,7 +550,9 @@ class AlertMatcher:
                 (
                     user_room(user_id),
                     "alert",
-                    f"alert:{row.id}",
+                    # The alert's own key, not its row id: ids can be handed out again by a
+                    # database that lost its last commits (a failover to a lagging replica).
+                    f"alert:{row.rule_id}:{row.event_id}",
                     {
                         "id": row.id,
                         "rule_id": row.rule_id,
