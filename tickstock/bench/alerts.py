@@ -414,14 +414,15 @@ async def _setup(
 ) -> tuple[list[int], dict[int, str], str]:
     """Accounts, watchlists and rules; tokens of the sampled users and of an admin."""
     from tickstock.auth import create_session, hash_password
-    from tickstock.queries.bench import insert_bench_rules, insert_bench_users
+    from tickstock.queries.alerts import copy_rules
+    from tickstock.queries.bench import insert_bench_users
     from tickstock.queries.users import insert_user
 
     password_hash = await hash_password(secrets.token_urlsafe(24))
     user_ids = await insert_bench_users(
         conn, [p.username for p in planned], password_hash, [p.watchlist for p in planned]
     )
-    await insert_bench_rules(
+    await copy_rules(
         conn, [(uid, rule) for uid, p in zip(user_ids, planned, strict=True) for rule in p.rules]
     )
     lifetime = dt.timedelta(hours=6)

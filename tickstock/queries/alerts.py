@@ -26,6 +26,7 @@ __all__ = [
     "PreviewFilter",
     "Rule",
     "RuleFields",
+    "copy_rules",
     "count_preview_indicators",
     "count_preview_patterns",
     "count_unread",
@@ -156,6 +157,36 @@ async def select_rule(conn: asyncpg.Connection, user_id: int, rule_id: int) -> R
     return None if row is None else _rule(row)
 
 
+# The columns a rule's editable fields are stored in, in the order of ``_field_values``.
+_FIELD_COLUMNS = (
+    "name",
+    "scope",
+    "symbols",
+    "patterns",
+    "tiers",
+    "min_confidence",
+    "indicator",
+    "cooldown_seconds",
+    "enabled",
+)
+
+
+def _field_values(fields: RuleFields) -> tuple[Any, ...]:
+    """The values of ``_FIELD_COLUMNS`` for these fields (the indicator as JSON text)."""
+    scope, symbols = fields.columns()
+    return (
+        fields.name,
+        scope,
+        symbols,
+        fields.patterns,
+        fields.tiers,
+        fields.min_confidence,
+        None if fields.indicator is None else dumps(fields.indicator).decode(),
+        fields.cooldown_seconds,
+        fields.enabled,
+    )
+
+
 async def insert_rule(
     conn: asyncpg.Connection, user_id: int, fields: RuleFields, max_rules: int
 ) -> Rule | None:
@@ -166,32 +197,31 @@ async def insert_rule(
         count = await conn.fetchval("SELECT count(*) FROM alert_rules WHERE user_id = $1", user_id)
         if count >= max_rules:
             return None
-        scope, symbols = fields.columns()
         row = await conn.fetchrow(
-            "INSERT INTO alert_rules (user_id, name, scope, symbols, patterns, tiers,"
-            " min_confidence, indicator, cooldown_seconds, enabled)"
+            f"INSERT INTO alert_rules (user_id, {', '.join(_FIELD_COLUMNS)})"
             " VALUES ($1, $2, $3, $4::text[], $5::text[], $6::text[], $7, $8::jsonb, $9, $10)"
             f" RETURNING {_RULE_COLUMNS}",
             user_id,
-            fields.name,
-            scope,
-            symbols,
-            fields.patterns,
-            fields.tiers,
-            fields.min_confidence,
-            None if fields.indicator is None else dumps(fields.indicator).decode(),
-            fields.cooldown_seconds,
-            fields.enabled,
+            *_field_values(fields),
         )
     assert row is not None
     return _rule(row)
+
+
+async def copy_rules(conn: asyncpg.Connection, rules: Sequence[tuple[int, RuleFields]]) -> int:
+    """Store (user id, rule) pairs in bulk, the rows ``insert_rule`` writes, without its per-user
+    limit (for the alerts benchmark's accounts); how many."""
+    records = [(user_id, *_field_values(fields)) for user_id, fields in rules]
+    await conn.copy_records_to_table(
+        "alert_rules", records=records, columns=["user_id", *_FIELD_COLUMNS]
+    )
+    return len(records)
 
 
 async def update_rule(
     conn: asyncpg.Connection, user_id: int, rule_id: int, fields: RuleFields
 ) -> Rule | None:
     """Replace a rule's fields (PATCH merges into the current rule first); None if not theirs."""
-    scope, symbols = fields.columns()
     row = await conn.fetchrow(
         "UPDATE alert_rules SET name = $3, scope = $4, symbols = $5::text[],"
         " patterns = $6::text[], tiers = $7::text[], min_confidence = $8, indicator = $9::jsonb,"
@@ -199,15 +229,7 @@ async def update_rule(
         f" WHERE user_id = $1 AND id = $2 RETURNING {_RULE_COLUMNS}",
         user_id,
         rule_id,
-        fields.name,
-        scope,
-        symbols,
-        fields.patterns,
-        fields.tiers,
-        fields.min_confidence,
-        None if fields.indicator is None else dumps(fields.indicator).decode(),
-        fields.cooldown_seconds,
-        fields.enabled,
+        *_field_values(fields),
     )
     return None if row is None else _rule(row)
 

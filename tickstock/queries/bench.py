@@ -1,8 +1,8 @@
 """SQL for the alerts benchmark (``tickstock bench alerts``): its users, rules and accounting.
 
-The benchmark writes many accounts and rules at once, so these insert in bulk what
-``insert_user``, ``upsert_watchlist`` and ``insert_rule`` write one at a time; the rows are the
-same. Every bench account is named with a run's prefix, so cleaning up is one ``DELETE``.
+The benchmark writes many accounts at once, so these insert in bulk what ``insert_user`` and
+``upsert_watchlist`` write one at a time; the rows are the same (its rules go through
+``queries.alerts.copy_rules``). Every bench account is named with a run's prefix, so cleaning up is one ``DELETE``.
 """
 
 from __future__ import annotations
@@ -12,13 +12,9 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from tickstock.jsonutil import dumps
-from tickstock.queries.alerts import RuleFields
-
 __all__ = [
     "count_alerts_between",
     "delete_users_by_prefix",
-    "insert_bench_rules",
     "insert_bench_users",
     "select_alert_ids_since",
 ]
@@ -50,46 +46,6 @@ async def insert_bench_users(
             [(user_id, list(symbols)) for user_id, symbols in zip(ids, watchlists, strict=True)],
         )
     return ids
-
-
-async def insert_bench_rules(
-    conn: asyncpg.Connection, rules: Sequence[tuple[int, RuleFields]]
-) -> int:
-    """Store (user id, rule) pairs as ``insert_rule`` would, without its per-user limit check."""
-    records = []
-    for user_id, fields in rules:
-        scope, symbols = fields.columns()
-        records.append(
-            (
-                user_id,
-                fields.name,
-                scope,
-                symbols,
-                fields.patterns,
-                fields.tiers,
-                fields.min_confidence,
-                None if fields.indicator is None else dumps(fields.indicator).decode(),
-                fields.cooldown_seconds,
-                fields.enabled,
-            )
-        )
-    await conn.copy_records_to_table(
-        "alert_rules",
-        records=records,
-        columns=[
-            "user_id",
-            "name",
-            "scope",
-            "symbols",
-            "patterns",
-            "tiers",
-            "min_confidence",
-            "indicator",
-            "cooldown_seconds",
-            "enabled",
-        ],
-    )
-    return len(records)
 
 
 async def select_alert_ids_since(
