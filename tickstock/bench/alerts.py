@@ -19,10 +19,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import multiprocessing as mp
-import queue
 import random
 import secrets
-import sys
 import time
 import uuid
 from collections import Counter
@@ -33,6 +31,13 @@ from typing import Any
 import aiohttp
 import orjson
 
+from tickstock.bench.common import (
+    LeanSocket,
+    process_stats,
+    run_sockets,
+    run_worker,
+    socketio_ws_url,
+)
 from tickstock.bench.stats import latency_summary, percentile
 from tickstock.queries.alerts import RuleFields
 from tickstock.vocab import INDICATORS_CHANNEL, PATTERNS_CHANNEL
@@ -230,70 +235,26 @@ def replay(
 # --------------------------------------------------------------------------- socket clients
 
 
-class AlertClient:
+class AlertClient(LeanSocket):
     """One user's Socket.IO connection over a raw websocket, recording every ``alert``."""
 
     def __init__(self, index: int, token: str, run_id: str) -> None:
-        self.index = index
-        self.token = token
+        super().__init__(index, {"token": token})
         self.run_id = run_id
         self.received: Counter[int] = Counter()
         self.latencies: list[tuple[int, float]] = []  # (bench seq, ms)
-        self.connected = False
-        self.error: str | None = None
 
-    async def run(
-        self,
-        session: aiohttp.ClientSession,
-        ws_url: str,
-        origin: str,
-        ready: asyncio.Event,
-    ) -> None:
-        try:
-            async with session.ws_connect(
-                ws_url, headers={"Origin": origin}, heartbeat=None, max_msg_size=0
-            ) as ws:
-                opening = await ws.receive_str(timeout=10)
-                if not opening.startswith("0"):
-                    raise RuntimeError(f"unexpected open packet {opening[:40]!r}")
-                await ws.send_str("40" + orjson.dumps({"token": self.token}).decode())
-                while True:
-                    reply = await ws.receive_str(timeout=10)
-                    if reply.startswith("40"):
-                        break
-                    if reply.startswith("44"):
-                        raise RuntimeError(f"refused: {reply[2:200]}")
-                    if reply == "2":
-                        await ws.send_str("3")
-                self.connected = True
-                ready.set()
-                await self._receive(ws)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"[:200]
-            ready.set()
-
-    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for message in ws:
-            if message.type != aiohttp.WSMsgType.TEXT:
-                if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
-                    break
-                continue
-            text: str = message.data
-            if text == "2":
-                await ws.send_str("3")
-                continue
-            if not text.startswith('42["alert"'):
-                continue
-            now = time.time()
-            data = orjson.loads(text[2:])[1]["data"]
-            self.received[int(data["id"])] += 1
-            meta = (data.get("event") or {}).get("data", {}).get("metadata") or {}
-            if meta.get("bench_run") == self.run_id:
-                self.latencies.append(
-                    (int(meta["bench_seq"]), (now - float(meta["bench_sent"])) * 1000)
-                )
+    def received_text(self, text: str) -> None:
+        if not text.startswith('42["alert"'):
+            return
+        now = time.time()
+        data = orjson.loads(text[2:])[1]["data"]
+        self.received[int(data["id"])] += 1
+        meta = (data.get("event") or {}).get("data", {}).get("metadata") or {}
+        if meta.get("bench_run") == self.run_id:
+            self.latencies.append(
+                (int(meta["bench_seq"]), (now - float(meta["bench_sent"])) * 1000)
+            )
 
 
 async def _worker_main(
@@ -303,40 +264,21 @@ async def _worker_main(
     inbox: Any,
     outbox: Any,
 ) -> None:
-    origin = config.url.rstrip("/")
-    ws_url = origin.replace("http://", "ws://").replace("https://", "wss://")
-    ws_url += "/socket.io/?EIO=4&transport=websocket"
     sockets = [AlertClient(index, token, run_id) for index, token in clients]
-    tasks: list[asyncio.Task[None]] = []
-    connector = aiohttp.TCPConnector(limit=0, force_close=True)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        gate = asyncio.Semaphore(config.connect_concurrency)
-
-        async def start(client: AlertClient) -> None:
-            async with gate:
-                ready = asyncio.Event()
-                tasks.append(asyncio.create_task(client.run(session, ws_url, origin, ready)))
-                await ready.wait()
-
-        await asyncio.gather(*(start(c) for c in sockets))
-        outbox.put(
+    await run_sockets(
+        sockets,
+        socketio_ws_url(config.url),
+        {"Origin": config.url.rstrip("/")},
+        config.connect_concurrency,
+        connected=lambda: outbox.put(
             (
                 "connected",
                 [c.index for c in sockets if c.connected],
                 [c.error for c in sockets if c.error][:5],
             )
-        )
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                command = await loop.run_in_executor(None, inbox.get, True, 1.0)
-            except queue.Empty:
-                continue
-            if command == "stop":
-                break
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        ),
+        inbox=inbox,
+    )
     outbox.put(
         (
             "result",
@@ -349,33 +291,10 @@ async def _worker_main(
 def _worker_entry(
     config: AlertsConfig, clients: list[tuple[int, str]], run_id: str, inbox: Any, outbox: Any
 ) -> None:
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(_worker_main(config, clients, run_id, inbox, outbox))
+    run_worker(_worker_main(config, clients, run_id, inbox, outbox))
 
 
 # --------------------------------------------------------------------------- the run
-
-
-def _process_cpu(pids: list[int]) -> float:
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        try:
-            process = psutil.Process(pid)
-            times = process.cpu_times()
-            total += times.user + times.system
-            for child in process.children(recursive=True):
-                child_times = child.cpu_times()
-                total += child_times.user + child_times.system
-        except psutil.NoSuchProcess:
-            continue
-    return total
 
 
 async def _matcher_status(http: aiohttp.ClientSession, url: str, token: str) -> dict[str, Any]:
@@ -561,7 +480,7 @@ async def run_alerts_bench(
                 measuring = True
                 measure_began = time.perf_counter()
                 window_start = dt.datetime.now(dt.UTC)
-                cpu_start = _process_cpu(config.server_pids)
+                cpu_start = process_stats(config.server_pids, children=True)[0]
                 status_start = await _matcher_status(http, config.url, admin_token)
             due = min(int(elapsed / interval) + 1, len(events)) - seq
             if not measuring:
@@ -588,7 +507,7 @@ async def run_alerts_bench(
             await asyncio.sleep(max(0.0, min(interval, 0.01)))
         measured_s = time.perf_counter() - measure_began
         window_end = dt.datetime.now(dt.UTC)
-        cpu_end = _process_cpu(config.server_pids)
+        cpu_end = process_stats(config.server_pids, children=True)[0]
         await asyncio.sleep(0.5)  # the last events' matching
         status_end = await _matcher_status(http, config.url, admin_token)
         await asyncio.sleep(max(0.0, config.grace - 0.5))
@@ -731,15 +650,10 @@ def format_report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def progress_printer(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 __all__ = [
     "AlertsConfig",
     "format_report",
     "plan_events",
     "plan_user",
-    "progress_printer",
     "run_alerts_bench",
 ]

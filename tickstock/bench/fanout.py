@@ -13,8 +13,6 @@ import multiprocessing as mp
 import os
 import queue
 import random
-import resource
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -24,6 +22,15 @@ from typing import Any
 import aiohttp
 import orjson
 
+from tickstock.bench.common import (
+    LeanSocket,
+    answer_pings_until,
+    process_stats,
+    raise_fd_limit,
+    run_sockets,
+    run_worker,
+    socketio_ws_url,
+)
 from tickstock.bench.stats import DeliveryLedger, latency_summary
 from tickstock.vocab import PATTERNS_CHANNEL
 
@@ -76,110 +83,66 @@ def is_stalled(config: FanoutConfig, index: int) -> bool:
 # --------------------------------------------------------------------------- worker process
 
 
-class LeanClient:
+class LeanClient(LeanSocket):
     """One Socket.IO client over a raw websocket: connect, subscribe, record, answer pings."""
 
     def __init__(
-        self, index: int, symbols: list[str], run_id: str, stalled: bool, offer_deflate: bool
+        self,
+        index: int,
+        auth: dict[str, Any] | None,
+        symbols: list[str],
+        run_id: str,
+        stalled: bool,
+        offer_deflate: bool,
     ) -> None:
-        self.index = index
-        self.offer_deflate = offer_deflate
-        self.deflate = False
+        super().__init__(index, auth)
+        self.compress = 15 if offer_deflate else 0
         self.symbols = symbols
         self.run_id = run_id
+        self.marker = b'"bench_run":"' + run_id.encode() + b'"'
         self.stalled = stalled
         self.received: dict[str, list[int]] = {}
         self.latencies: list[float] = []
         self.count = 0
-        self.connected = False
-        self.error: str | None = None
 
-    async def run(
-        self,
-        session: aiohttp.ClientSession,
-        ws_url: str,
-        headers: dict[str, str],
-        auth: dict[str, Any] | None,
-        ready: asyncio.Event,
-    ) -> None:
-        try:
-            async with session.ws_connect(
-                ws_url,
-                headers=headers,
-                heartbeat=None,
-                max_msg_size=0,
-                compress=15 if self.offer_deflate else 0,
-            ) as ws:
-                self.deflate = bool(ws.compress)
-                opening = await ws.receive_str(timeout=10)
-                if not opening.startswith("0"):
-                    raise RuntimeError(f"unexpected open packet {opening[:40]!r}")
-                await ws.send_str("40" + (orjson.dumps(auth).decode() if auth else ""))
-                while True:
-                    reply = await ws.receive_str(timeout=10)
-                    if reply.startswith("40"):
-                        break
-                    if reply.startswith("44"):
-                        raise RuntimeError(f"refused: {reply[2:200]}")
-                    if reply == "2":
-                        await ws.send_str("3")
-                subscribe = orjson.dumps(["subscribe_patterns", {"symbols": self.symbols}]).decode()
-                await ws.send_str("421" + subscribe)
-                while True:
-                    reply = await ws.receive_str(timeout=10)
-                    if reply.startswith("431"):
-                        break
-                    if reply == "2":
-                        await ws.send_str("3")
-                self.connected = True
-                ready.set()
-                if self.stalled:
-                    # Stop reading: aiohttp's flow control pauses the transport, TCP buffers
-                    # fill, and the server has to cope with a client that is not there.
-                    await asyncio.Event().wait()
-                await self._receive(ws)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"[:200]
-            ready.set()
+    async def opened(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        subscribe = orjson.dumps(["subscribe_patterns", {"symbols": self.symbols}]).decode()
+        await ws.send_str("421" + subscribe)
+        await answer_pings_until(ws, "431")
 
-    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        marker = b'"bench_run":"' + self.run_id.encode() + b'"'
-        async for message in ws:
-            if message.type != aiohttp.WSMsgType.TEXT:
-                if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
-                    break
+    async def listen(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        if self.stalled:
+            # Stop reading: aiohttp's flow control pauses the transport, TCP buffers
+            # fill, and the server has to cope with a client that is not there.
+            await asyncio.Event().wait()
+        await super().listen(ws)
+
+    def received_text(self, text: str) -> None:
+        if text.startswith('42["pattern_detected"'):
+            envelopes = None
+        elif text.startswith('42["events"'):  # coalesced (--batch-ms)
+            envelopes = True
+        else:
+            return
+        now = time.time()
+        raw = text[2:].encode()
+        if self.marker not in raw:
+            return
+        decoded = orjson.loads(raw)
+        items = (
+            [env for kind, env in decoded[1] if kind == "pattern_detected"]
+            if envelopes
+            else [decoded[1]]
+        )
+        for envelope in items:
+            data = envelope["data"]
+            meta = data.get("metadata", {})
+            if meta.get("bench_run") != self.run_id:
                 continue
-            text: str = message.data
-            if text == "2":
-                await ws.send_str("3")
-                continue
-            if text.startswith('42["pattern_detected"'):
-                envelopes = None
-            elif text.startswith('42["events"'):  # coalesced (--batch-ms)
-                envelopes = True
-            else:
-                continue
-            now = time.time()
-            raw = text[2:].encode()
-            if marker not in raw:
-                continue
-            decoded = orjson.loads(raw)
-            items = (
-                [env for kind, env in decoded[1] if kind == "pattern_detected"]
-                if envelopes
-                else [decoded[1]]
-            )
-            for envelope in items:
-                data = envelope["data"]
-                meta = data.get("metadata", {})
-                if meta.get("bench_run") != self.run_id:
-                    continue
-                seq = int(meta["bench_seq"])
-                self.received.setdefault(data["symbol"], []).append(seq)
-                self.latencies.append((now - float(meta["bench_sent"])) * 1000)
-                self.count += 1
+            seq = int(meta["bench_seq"])
+            self.received.setdefault(data["symbol"], []).append(seq)
+            self.latencies.append((now - float(meta["bench_sent"])) * 1000)
+            self.count += 1
 
 
 async def _worker_main(
@@ -192,12 +155,10 @@ async def _worker_main(
     outbox: Any,
 ) -> None:
     universe = universe_symbols(config.universe)
-    ws_url = config.url.replace("http://", "ws://").replace("https://", "wss://").rstrip("/")
-    ws_url += "/socket.io/?EIO=4&transport=websocket"
-    connector = aiohttp.TCPConnector(limit=0, force_close=True)
     clients = [
         LeanClient(
             i,
+            auth,
             client_symbols(config, i, universe),
             run_id,
             is_stalled(config, i),
@@ -205,37 +166,22 @@ async def _worker_main(
         )
         for i in indices
     ]
-    tasks: list[asyncio.Task[None]] = []
-    async with aiohttp.ClientSession(connector=connector) as session:
-        gate = asyncio.Semaphore(config.connect_concurrency)
-
-        async def start(client: LeanClient) -> None:
-            async with gate:
-                ready = asyncio.Event()
-                tasks.append(asyncio.create_task(client.run(session, ws_url, headers, auth, ready)))
-                await ready.wait()
-
-        await asyncio.gather(*(start(c) for c in clients))
-        outbox.put(
+    await run_sockets(
+        clients,
+        socketio_ws_url(config.url),
+        headers,
+        config.connect_concurrency,
+        connected=lambda: outbox.put(
             (
                 "connected",
                 [c.index for c in clients if c.connected],
                 [c.error for c in clients if c.error][:5],
                 sum(1 for c in clients if c.deflate),
             )
-        )
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                command = await loop.run_in_executor(None, inbox.get, True, 1.0)
-            except queue.Empty:
-                outbox.put(("progress", sum(c.count for c in clients)))
-                continue
-            if command == "stop":
-                break
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        ),
+        inbox=inbox,
+        idle=lambda: outbox.put(("progress", sum(c.count for c in clients))),
+    )
     outbox.put(
         (
             "result",
@@ -254,23 +200,11 @@ def _worker_entry(
     inbox: Any,
     outbox: Any,
 ) -> None:
-    _raise_fd_limit()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(_worker_main(config, indices, run_id, headers, auth, inbox, outbox))
+    raise_fd_limit()
+    run_worker(_worker_main(config, indices, run_id, headers, auth, inbox, outbox))
 
 
 # --------------------------------------------------------------------------- parent
-
-
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def _login(config: FanoutConfig) -> tuple[dict[str, str], dict[str, Any] | None]:
@@ -291,23 +225,6 @@ async def _login(config: FanoutConfig) -> tuple[dict[str, str], dict[str, Any] |
     return {"Cookie": cookie, "Origin": origin}, None
 
 
-def _process_stats(pids: list[int]) -> tuple[float, int]:
-    """Total CPU seconds and RSS bytes of these processes."""
-    import psutil
-
-    cpu = 0.0
-    rss = 0
-    for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            times = proc.cpu_times()
-            cpu += times.user + times.system
-            rss += proc.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return cpu, rss
-
-
 async def run_fanout_bench(
     config: FanoutConfig, progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
@@ -315,7 +232,7 @@ async def run_fanout_bench(
     import redis.asyncio as aioredis
 
     say = progress or (lambda _line: None)
-    _raise_fd_limit()
+    raise_fd_limit()
     run_id = uuid.uuid4().hex[:10]
     headers, auth = await _login(config)
     if config.batch_ms:
@@ -328,7 +245,7 @@ async def run_fanout_bench(
     outbox = ctx.Queue()
     inboxes = [ctx.Queue() for _ in range(workers)]
     procs = []
-    _cpu0, rss_before = _process_stats(config.server_pids)
+    _cpu0, rss_before = process_stats(config.server_pids)
     for w in range(workers):
         indices = list(range(w, config.clients, workers))
         proc = ctx.Process(
@@ -361,7 +278,7 @@ async def run_fanout_bench(
                 f"({time.monotonic() - connect_started:.1f}s)"
             )
     await asyncio.sleep(1.0)  # let server memory settle after the connection burst
-    _cpu, rss_after = _process_stats(config.server_pids)
+    _cpu, rss_after = process_stats(config.server_pids)
     stalled = {i for i in connected if is_stalled(config, i)}
 
     client = aioredis.Redis.from_url(config.redis_url)
@@ -393,8 +310,8 @@ async def run_fanout_bench(
             if not measuring and elapsed >= config.warmup:
                 measuring = True
                 measured_from = seq
-                server_cpu_start, _ = _process_stats(config.server_pids)
-                gen_cpu_start, _ = _process_stats(gen_pids)
+                server_cpu_start, _ = process_stats(config.server_pids)
+                gen_cpu_start, _ = process_stats(gen_pids)
                 measure_started = time.perf_counter()
             due = int(elapsed / interval) + 1 - seq
             if due > 0:
@@ -453,8 +370,8 @@ async def run_fanout_bench(
             await client.publish(CHANNEL, orjson.dumps(bad))
             seq += 1
         await asyncio.sleep(config.drain)
-        server_cpu_end, rss_end = _process_stats(config.server_pids)
-        gen_cpu_end, _ = _process_stats(gen_pids)
+        server_cpu_end, rss_end = process_stats(config.server_pids)
+        gen_cpu_end, _ = process_stats(gen_pids)
     finally:
         await client.aclose()
         for inbox in inboxes:
@@ -544,7 +461,3 @@ def format_report(result: dict[str, Any]) -> str:
     if result["errors"]:
         lines.append("errors      " + "; ".join(result["errors"]))
     return "\n".join(lines)
-
-
-def progress_printer(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

@@ -108,10 +108,10 @@ def bench_fanout(
     as_json: bool,
 ) -> None:
     """N sockets on K symbols of U; events on Redis at R/s: loss, order, latency, server cost."""
+    from tickstock.bench.common import progress_printer
     from tickstock.bench.fanout import (
         FanoutConfig,
         format_report,
-        progress_printer,
         run_fanout_bench,
     )
 
@@ -324,9 +324,9 @@ def bench_alerts(
     from tickstock.bench.alerts import (
         AlertsConfig,
         format_report,
-        progress_printer,
         run_alerts_bench,
     )
+    from tickstock.bench.common import progress_printer
 
     config = AlertsConfig(
         url=url,
