@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -14,6 +15,59 @@ def bench() -> None:
     """Load tests against a running tickstock (SPEC §10)."""
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+_url_option = click.option(
+    "--url", required=True, help="Base URL of the served app, e.g. http://127.0.0.1:8000"
+)
+_json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object as the last line."
+)
+
+
+def _load_options(duration: float, processes: int, server_pid_help: str) -> Callable[[F], F]:
+    """The options of a benchmark that publishes events on Redis against served app(s):
+    --rate, --duration, --warmup, --redis-url, --server-pid (as ``server_pids``), --processes."""
+    options = [
+        click.option(
+            "--rate",
+            type=click.FloatRange(min=0.1),
+            default=200.0,
+            show_default=True,
+            help="Events per second.",
+        ),
+        click.option(
+            "--duration",
+            type=click.FloatRange(min=0.5),
+            default=duration,
+            show_default=True,
+            help="Measured seconds.",
+        ),
+        click.option("--warmup", type=click.FloatRange(min=0), default=3.0, show_default=True),
+        click.option(
+            "--redis-url",
+            default="redis://127.0.0.1:6379/0",
+            show_default=True,
+            envvar="TICKSTOCK_REDIS_URL",
+        ),
+        click.option("--server-pid", "server_pids", type=int, multiple=True, help=server_pid_help),
+        click.option(
+            "--processes",
+            type=click.IntRange(1),
+            default=processes,
+            show_default=True,
+            help="Client worker processes.",
+        ),
+    ]
+
+    def apply(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
 def _print_result(result: dict[str, Any], as_json: bool, report: str) -> None:
     import json
 
@@ -23,7 +77,7 @@ def _print_result(result: dict[str, Any], as_json: bool, report: str) -> None:
 
 
 @bench.command("fanout")
-@click.option("--url", required=True, help="Base URL of the served app, e.g. http://127.0.0.1:8000")
+@_url_option
 @click.option("--user", default="", help="Account to log in with (or use --token).")
 @click.option("--password", default="", envvar="TICKSTOCK_BENCH_PASSWORD", help="Its password.")
 @click.option(
@@ -32,41 +86,7 @@ def _print_result(result: dict[str, Any], as_json: bool, report: str) -> None:
 @click.option("--clients", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--symbols-per-client", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--universe", type=click.IntRange(1), default=500, show_default=True)
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0.1),
-    default=200.0,
-    show_default=True,
-    help="Events per second.",
-)
-@click.option(
-    "--duration",
-    type=click.FloatRange(min=0.5),
-    default=20.0,
-    show_default=True,
-    help="Measured seconds.",
-)
-@click.option("--warmup", type=click.FloatRange(min=0), default=3.0, show_default=True)
-@click.option(
-    "--redis-url",
-    default="redis://127.0.0.1:6379/0",
-    show_default=True,
-    envvar="TICKSTOCK_REDIS_URL",
-)
-@click.option(
-    "--server-pid",
-    "server_pids",
-    type=int,
-    multiple=True,
-    help="Server process id(s) for CPU and RSS.",
-)
-@click.option(
-    "--processes",
-    type=click.IntRange(1),
-    default=2,
-    show_default=True,
-    help="Client worker processes.",
-)
+@_load_options(duration=20.0, processes=2, server_pid_help="Server process id(s) for CPU and RSS.")
 @click.option(
     "--stalled",
     type=click.FloatRange(0, 0.9),
@@ -87,7 +107,7 @@ def _print_result(result: dict[str, Any], as_json: bool, report: str) -> None:
     show_default=True,
     help="'offer': clients offer permessage-deflate as browsers do.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
+@_json_option
 def bench_fanout(
     url: str,
     user: str,
@@ -154,7 +174,7 @@ def bench_fanout(
     help="Server pid (a master with its workers) for CPU per request.",
 )
 @click.option("--duration", type=click.FloatRange(min=0.5), default=10.0, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
+@_json_option
 def bench_rest(
     url: str,
     path: str,
@@ -216,18 +236,12 @@ def bench_churn(
 
 
 @bench.command("alerts")
-@click.option("--url", required=True, help="Base URL of the served app, e.g. http://127.0.0.1:8000")
+@_url_option
 @click.option(
     "--database-url",
     required=True,
     envvar="TICKSTOCK_DATABASE_URL",
     help="The app's database: the bench accounts, rules and tokens are written there.",
-)
-@click.option(
-    "--redis-url",
-    default="redis://127.0.0.1:6379/0",
-    show_default=True,
-    envvar="TICKSTOCK_REDIS_URL",
 )
 @click.option(
     "--key-prefix",
@@ -260,13 +274,6 @@ def bench_churn(
 )
 @click.option("--sockets-per-user", type=click.IntRange(1, 10), default=1, show_default=True)
 @click.option(
-    "--rate",
-    type=click.FloatRange(min=0.1),
-    default=200.0,
-    show_default=True,
-    help="Events per second.",
-)
-@click.option(
     "--indicator-share",
     type=click.FloatRange(0, 1),
     default=0.1,
@@ -274,30 +281,17 @@ def bench_churn(
     help="Fraction of the events that are indicator updates.",
 )
 @click.option(
-    "--duration",
-    type=click.FloatRange(min=0.5),
-    default=30.0,
-    show_default=True,
-    help="Measured seconds.",
-)
-@click.option("--warmup", type=click.FloatRange(min=0), default=3.0, show_default=True)
-@click.option(
     "--grace",
     type=click.FloatRange(min=0.5),
     default=3.0,
     show_default=True,
     help="Seconds to wait for the last alerts before accounting.",
 )
-@click.option(
-    "--server-pid",
-    "server_pids",
-    type=int,
-    multiple=True,
-    help="Server process id(s) for CPU per event.",
+@_load_options(
+    duration=30.0, processes=1, server_pid_help="Server process id(s) for CPU per event."
 )
-@click.option("--processes", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--keep", is_flag=True, help="Keep the bench accounts, rules and alerts.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
+@_json_option
 def bench_alerts(
     url: str,
     database_url: str,
