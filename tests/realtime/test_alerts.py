@@ -38,7 +38,10 @@ from tickstock.realtime.alerts import (
 )
 
 INDICATORS = "tickstock.events.indicators"
+# Announced rule changes are applied within a second (SPEC §11).
+RULE_PROPAGATION_S = 1.2
 Connect = Callable[..., Awaitable[Recorder]]
+Armed = Callable[[RuleFields], Awaitable[tuple[Rule, Recorder]]]
 
 
 @pytest.fixture(name="announce")
@@ -88,6 +91,27 @@ async def user_socket(connect: Connect, url: str, token: str) -> Recorder:
     return await connect(url, auth={"token": token})
 
 
+@pytest.fixture(name="armed")
+def _armed(
+    served: Any,
+    connect: Connect,
+    conn: asyncpg.Connection,
+    user: UserLogin,
+    socket_token: Any,
+    announce: Any,
+) -> Armed:
+    """Factory: ``rule, client = await armed(fields)`` stores the user's rule, announces it,
+    connects a socket of the user and waits until the matcher has the rule."""
+
+    async def armed(fields: RuleFields) -> tuple[Rule, Recorder]:
+        rule = await add_rule(conn, user, announce, fields)
+        client = await user_socket(connect, served.url, await socket_token(user))
+        await asyncio.sleep(RULE_PROPAGATION_S)
+        return rule, client
+
+    return armed
+
+
 async def test_over_the_api_a_rule_fires_once_and_the_inbox_and_unread_count_follow(
     served: Any,
     connect: Connect,
@@ -120,7 +144,7 @@ async def test_over_the_api_a_rule_fires_once_and_the_inbox_and_unread_count_fol
             },
         )
         client = await connect(served.url, auth={"token": token})
-        await asyncio.sleep(1.2)  # announced changes are applied within a second
+        await asyncio.sleep(RULE_PROPAGATION_S)
         for message in (
             pattern("MSFT", name),  # another symbol
             pattern("AAPL", name + "x"),  # another pattern
@@ -145,23 +169,12 @@ async def test_over_the_api_a_rule_fires_once_and_the_inbox_and_unread_count_fol
 
 
 async def test_a_rule_fires_once_for_a_matching_event_and_never_for_others(
-    served: Any,
-    connect: Connect,
-    publisher: Publisher,
-    conn: asyncpg.Connection,
-    user: UserLogin,
-    socket_token: Any,
-    announce: Any,
+    publisher: Publisher, conn: asyncpg.Connection, user: UserLogin, armed: Armed
 ) -> None:
     symbol, other = unique_symbol(), unique_symbol()
-    rule = await add_rule(
-        conn,
-        user,
-        announce,
-        fields([symbol], patterns=["Breakout"], tiers=["daily"], min_confidence=0.8),
+    rule, client = await armed(
+        fields([symbol], patterns=["Breakout"], tiers=["daily"], min_confidence=0.8)
     )
-    client = await user_socket(connect, served.url, await socket_token(user))
-    await asyncio.sleep(1.2)
     for message in (
         pattern(other),  # another symbol
         pattern(symbol, "Doji"),  # another pattern
@@ -185,19 +198,9 @@ async def test_a_rule_fires_once_for_a_matching_event_and_never_for_others(
     assert stored[0].event == data["event"]
 
 
-async def test_the_cooldown_holds_per_rule_and_symbol(
-    served: Any,
-    connect: Connect,
-    publisher: Publisher,
-    conn: asyncpg.Connection,
-    user: UserLogin,
-    socket_token: Any,
-    announce: Any,
-) -> None:
+async def test_the_cooldown_holds_per_rule_and_symbol(publisher: Publisher, armed: Armed) -> None:
     first, second = unique_symbol(), unique_symbol()
-    await add_rule(conn, user, announce, fields([first, second], cooldown_seconds=300))
-    client = await user_socket(connect, served.url, await socket_token(user))
-    await asyncio.sleep(1.2)
+    _, client = await armed(fields([first, second], cooldown_seconds=300))
     for _ in range(3):
         await publisher.publish(PATTERNS, pattern(first))
     await publisher.publish(PATTERNS, pattern(second))  # its own cooldown
@@ -208,18 +211,10 @@ async def test_the_cooldown_holds_per_rule_and_symbol(
 
 
 async def test_a_rule_without_cooldown_fires_for_every_matching_event(
-    served: Any,
-    connect: Connect,
-    publisher: Publisher,
-    conn: asyncpg.Connection,
-    user: UserLogin,
-    socket_token: Any,
-    announce: Any,
+    publisher: Publisher, armed: Armed
 ) -> None:
     symbol = unique_symbol()
-    await add_rule(conn, user, announce, fields([symbol], cooldown_seconds=0))
-    client = await user_socket(connect, served.url, await socket_token(user))
-    await asyncio.sleep(1.2)
+    _, client = await armed(fields([symbol], cooldown_seconds=0))
     for index in range(3):
         await publisher.publish(PATTERNS, pattern(symbol, f"P{index}"))
     await client.wait_for("alert", 3)
@@ -258,12 +253,12 @@ async def test_a_watchlist_rule_follows_the_watchlist(
                 {"name": "My watchlist", "symbols": "watchlist", "cooldown_seconds": 0},
             )
             client = await connect(served.url, auth={"token": token})
-            await asyncio.sleep(1.2)
+            await asyncio.sleep(RULE_PROPAGATION_S)
             await publisher.publish(PATTERNS, pattern(added, "Before"))
             await publisher.publish(PATTERNS, pattern(kept, "Kept"))
             await client.wait_for("alert", 1)
             await send("PUT", "/api/user/watchlist", {"symbols": [added]})
-            await asyncio.sleep(1.2)  # the change is announced and applied within a second
+            await asyncio.sleep(RULE_PROPAGATION_S)  # the change is announced and applied
             await publisher.publish(PATTERNS, pattern(kept, "Dropped"))
             await publisher.publish(PATTERNS, pattern(added, "After"))
             await client.wait_for("alert", 2)
@@ -293,7 +288,7 @@ async def test_two_nodes_store_one_alert_and_deliver_it_once_to_each_socket(
         await user_socket(connect, node_b.url, await socket_token(user)),
     ]
     bystander = await user_socket(connect, node_b.url, await socket_token(await make_user()))
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(RULE_PROPAGATION_S)
     await publisher.publish(PATTERNS, pattern(symbol))
     for client in sockets:
         await client.wait_for("alert", 1)
@@ -315,7 +310,7 @@ async def test_an_offline_user_finds_the_alert_in_the_inbox(
 ) -> None:
     symbol = unique_symbol()
     rule = await add_rule(conn, user, announce, fields([symbol]))
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(RULE_PROPAGATION_S)
     await publisher.publish(PATTERNS, pattern(symbol))
     stored = await eventually(lambda: select_alerts(conn, user.user.id, limit=10))
     assert [a.rule_id for a in stored] == [rule.id]
@@ -335,27 +330,17 @@ async def test_a_deactivated_users_rules_do_not_match(
     await add_rule(conn, inactive, announce, fields([symbol]))
     await conn.execute("UPDATE users SET active = false WHERE id = $1", inactive.user.id)
     await announce(inactive.user.id)
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(RULE_PROPAGATION_S)
     await publisher.publish(PATTERNS, pattern(symbol))
     await eventually(lambda: select_alerts(conn, active.user.id, limit=10))
     await asyncio.sleep(0.5)
     assert await select_alerts(conn, inactive.user.id, limit=10) == []
 
 
-async def test_an_indicator_rule_fires_on_the_crossing(
-    served: Any,
-    connect: Connect,
-    publisher: Publisher,
-    conn: asyncpg.Connection,
-    user: UserLogin,
-    socket_token: Any,
-    announce: Any,
-) -> None:
+async def test_an_indicator_rule_fires_on_the_crossing(publisher: Publisher, armed: Armed) -> None:
     symbol = unique_symbol()
     condition = {"type": "RSI", "op": "crosses_above", "value": 70}
-    await add_rule(conn, user, announce, fields([symbol], indicator=condition, cooldown_seconds=0))
-    client = await user_socket(connect, served.url, await socket_token(user))
-    await asyncio.sleep(1.2)
+    _, client = await armed(fields([symbol], indicator=condition, cooldown_seconds=0))
     base = 1_795_000_000.0 + secrets.randbelow(1_000_000)
     for index, value in enumerate((72, 65, 69.5, 71, 75, 68, 70.5)):
         await publisher.publish(
@@ -506,7 +491,7 @@ async def test_an_event_matched_while_postgres_is_away_is_alerted_once_it_is_bac
         database_url=dsn, key_prefix="tstest:alertsfault:" + secrets.token_hex(4)
     )
     client = await connect(served.url, auth={"token": token})
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(RULE_PROPAGATION_S)
     await publisher.publish(PATTERNS, pattern(symbol, "Before"))
     await client.wait_for("alert", 1)
 
