@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import pytest
@@ -72,6 +72,46 @@ async def _signed_in(
     return tab.page
 
 
+class Scene(NamedTuple):
+    """A served app, a new user and that user's API (``call``), and symbols of the seeded data."""
+
+    served: ServedApp
+    user: UserLogin
+    call: Api
+    symbols: list[str]
+
+
+Start = Callable[..., Awaitable[Scene]]
+
+
+@pytest.fixture(name="start")
+def _start(
+    serve_app: ServeApp,
+    make_user: MakeUser,
+    api_as: Callable[..., Awaitable[Api]],
+    pick_symbols: PickSymbols,
+) -> Start:
+    """Factory: ``served, user, call, (a, b) = await start("name", symbols=2)``: a served app, a
+    user named ``name.<hex>`` with an API token, and that many seeded symbols."""
+
+    async def start(name: str, symbols: int = 0) -> Scene:
+        served = await serve_app()
+        user = await make_user(username=f"{name}.{secrets.token_hex(2)}")
+        call = await api_as(served, user)
+        picked = await pick_symbols(symbols) if symbols else []
+        return Scene(served, user, call, picked)
+
+    return start
+
+
+async def _live_rule(call: Api, symbol: str, pattern: str) -> dict[str, Any]:
+    """Create a rule over the API and wait until the matcher has it; the rule as created."""
+    status, created = await call("POST", RULES, _rule(symbol, pattern))
+    assert status == 201, created
+    await asyncio.sleep(RULE_PROPAGATION_S)
+    return dict(created["data"])
+
+
 def _rule(symbol: str, pattern: str, **extra: Any) -> dict[str, Any]:
     return {
         "name": f"Alert {secrets.token_hex(3)}",
@@ -92,26 +132,15 @@ def _unique_pattern() -> str:
 
 
 async def test_a_live_alert_rings_the_bell_shows_a_toast_and_is_marked_read(
-    serve_app: ServeApp,
-    open_tab: OpenTab,
-    make_user: MakeUser,
-    publisher: Publisher,
-    api_as: Callable[..., Awaitable[Api]],
-    pick_symbols: PickSymbols,
+    start: Start, open_tab: OpenTab, publisher: Publisher
 ) -> None:
-    served = await serve_app()
-    user = await make_user(username=f"bell.{secrets.token_hex(2)}")
-    call = await api_as(served, user)
-    (symbol,) = await pick_symbols(1)
+    served, user, call, (symbol,) = await start("bell", symbols=1)
     name = _unique_pattern()
-    status, created = await call("POST", RULES, _rule(symbol, name))
-    assert status == 201, created
-    rule = created["data"]
+    rule = await _live_rule(call, symbol, name)
     page = await _signed_in(served, open_tab, user)
     bell = page.locator("#bell")
     await expect(bell).to_have_attribute("data-unread", "0")
     await expect(bell.locator(".bell-count")).to_be_hidden()
-    await asyncio.sleep(RULE_PROPAGATION_S)
 
     # Not matching (confidence below the rule's minimum): nothing happens.
     await publisher.publish(CHANNEL, event(symbol, name, confidence=0.5))
@@ -213,21 +242,11 @@ async def _alerts_of(call: Api, count: int) -> list[dict[str, Any]]:
 
 
 async def test_the_inbox_lists_unread_first_and_keeps_a_marked_row_in_place(
-    serve_app: ServeApp,
-    open_tab: OpenTab,
-    make_user: MakeUser,
-    publisher: Publisher,
-    api_as: Callable[..., Awaitable[Api]],
-    pick_symbols: PickSymbols,
+    start: Start, open_tab: OpenTab, publisher: Publisher
 ) -> None:
-    served = await serve_app()
-    user = await make_user(username=f"inbox.{secrets.token_hex(2)}")
-    call = await api_as(served, user)
-    (symbol,) = await pick_symbols(1)
+    served, user, call, (symbol,) = await start("inbox", symbols=1)
     name = _unique_pattern()
-    status, created = await call("POST", RULES, _rule(symbol, name))
-    assert status == 201, created
-    await asyncio.sleep(RULE_PROPAGATION_S)
+    await _live_rule(call, symbol, name)
     for confidence in (0.81, 0.82, 0.83, 0.84):
         await publisher.publish(CHANNEL, event(symbol, name, confidence=confidence))
     newest, second, third, oldest = [a["id"] for a in await _alerts_of(call, 4)]
@@ -269,16 +288,9 @@ async def test_the_inbox_lists_unread_first_and_keeps_a_marked_row_in_place(
 
 
 async def test_the_rule_editor_creates_edits_disables_and_deletes(
-    serve_app: ServeApp,
-    open_tab: OpenTab,
-    make_user: MakeUser,
-    api_as: Callable[..., Awaitable[Api]],
-    pick_symbols: PickSymbols,
+    start: Start, open_tab: OpenTab
 ) -> None:
-    served = await serve_app()
-    user = await make_user(username=f"rules.{secrets.token_hex(2)}")
-    call = await api_as(served, user)
-    first, second = await pick_symbols(2)
+    served, user, call, (first, second) = await start("rules", symbols=2)
     page = await _signed_in(served, open_tab, user, "/alerts")
     await expect(page.locator("#rules-status")).to_contain_text("No rules yet")
     await expect(page.locator(".mainnav a[aria-current=page]")).to_have_text("Alerts")
@@ -372,14 +384,9 @@ async def test_the_rule_editor_creates_edits_disables_and_deletes(
 
 
 async def test_an_invalid_rule_shows_the_error_next_to_its_field(
-    serve_app: ServeApp,
-    open_tab: OpenTab,
-    make_user: MakeUser,
-    api_as: Callable[..., Awaitable[Api]],
+    start: Start, open_tab: OpenTab
 ) -> None:
-    served = await serve_app()
-    user = await make_user(username=f"invalid.{secrets.token_hex(2)}")
-    call = await api_as(served, user)
+    served, user, call, _ = await start("invalid")
     tab = await open_tab(served, user)
     tab.allowed.append(re.compile(r"status of 400 .*/api/user/alerts/rules"))
     page = tab.page
@@ -413,17 +420,9 @@ async def test_an_invalid_rule_shows_the_error_next_to_its_field(
 
 
 async def test_indicator_updates_show_live_in_the_symbol_panel(
-    serve_app: ServeApp,
-    open_tab: OpenTab,
-    make_user: MakeUser,
-    publisher: Publisher,
-    api_as: Callable[..., Awaitable[Api]],
-    pick_symbols: PickSymbols,
+    start: Start, open_tab: OpenTab, publisher: Publisher
 ) -> None:
-    served = await serve_app()
-    user = await make_user(username=f"ind.{secrets.token_hex(2)}")
-    call = await api_as(served, user)
-    symbol, other = await pick_symbols(2)
+    served, user, call, (symbol, other) = await start("ind", symbols=2)
     status, _ = await call("PUT", "/api/user/watchlist", {"symbols": [symbol]})
     assert status == 200
     page = await _signed_in(served, open_tab, user)
@@ -465,17 +464,9 @@ async def test_indicator_updates_show_live_in_the_symbol_panel(
 
 
 async def test_the_symbol_page_shows_live_indicator_values(
-    serve_app: ServeApp,
-    open_tab: OpenTab,
-    make_user: MakeUser,
-    publisher: Publisher,
-    api_as: Callable[..., Awaitable[Api]],
-    pick_symbols: PickSymbols,
+    start: Start, open_tab: OpenTab, publisher: Publisher
 ) -> None:
-    served = await serve_app()
-    user = await make_user(username=f"symind.{secrets.token_hex(2)}")
-    call = await api_as(served, user)
-    symbol, other = await pick_symbols(2)
+    served, user, call, (symbol, other) = await start("symind", symbols=2)
     status, body = await call("GET", f"/api/indicators/{symbol}", None)
     assert status == 200
     stored = {(i["indicator"].lower(), i["source"]): i["value"] for i in body["data"]}
@@ -582,17 +573,9 @@ async def test_a_critical_alert_and_an_unhealthy_producer_show_a_banner(
 
 
 async def test_the_feed_follows_the_users_settings(
-    serve_app: ServeApp,
-    open_tab: OpenTab,
-    make_user: MakeUser,
-    publisher: Publisher,
-    api_as: Callable[..., Awaitable[Api]],
-    pick_symbols: PickSymbols,
+    start: Start, open_tab: OpenTab, publisher: Publisher
 ) -> None:
-    served = await serve_app()
-    user = await make_user(username=f"settings.{secrets.token_hex(2)}")
-    call = await api_as(served, user)
-    (symbol,) = await pick_symbols(1)
+    served, user, call, (symbol,) = await start("settings", symbols=1)
     status, _ = await call("PUT", "/api/user/watchlist", {"symbols": [symbol]})
     assert status == 200
     status, _ = await call(
