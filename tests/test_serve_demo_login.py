@@ -1,4 +1,5 @@
-"""The demo login `tickstock serve` prepares: a password kept across restarts, a live watchlist."""
+"""The demo login `tickstock serve` prepares: a password kept across restarts, a live watchlist
+and an alert rule on it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncpg
 
 from tickstock.cli.serve import _ensure_demo_user, _public_url
 from tickstock.config import Settings
+from tickstock.queries.alerts import select_rules
 from tickstock.queries.user_settings import select_user_settings, upsert_watchlist
 from tickstock.vocab import DEMO_SYMBOLS
 
@@ -24,10 +26,14 @@ async def test_demo_login_starts_with_the_demo_symbols_and_keeps_later_changes(
         "SELECT count(*) FROM symbols WHERE symbol = ANY($1::text[])", list(DEMO_SYMBOLS)
     )
     assert known == len(DEMO_SYMBOLS)
+    # One alert rule on that watchlist, so the first minutes show what alerts are.
+    [rule] = await select_rules(conn, user_id)
+    assert rule.symbols == "watchlist" and rule.enabled and rule.min_confidence > 0
 
     await upsert_watchlist(conn, user_id, ["AAPL"])
     assert await _ensure_demo_user(database_url, settings, tmp_path) == password  # a restart
     assert (await select_user_settings(conn, user_id)).watchlist == ["AAPL"]
+    assert len(await select_rules(conn, user_id)) == 1  # not made again on a restart
 
 
 def test_ready_line_url(tmp_path: Path) -> None:

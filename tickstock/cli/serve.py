@@ -16,13 +16,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tickstock.cli.common import cli_settings, connect, redact, run
 from tickstock.cli.db import migrate_database, seed_database
 from tickstock.config import Settings
+
+if TYPE_CHECKING:
+    from tickstock.queries.alerts import RuleFields
 
 
 @click.command()
@@ -216,10 +219,26 @@ def _start_local_stack(settings: Settings, env: dict[str, str]) -> tuple[Any, di
     return stack, env, login
 
 
+def _demo_rule() -> RuleFields:
+    from tickstock.queries.alerts import RuleFields
+
+    return RuleFields(
+        name="Strong patterns on my watchlist",
+        symbols="watchlist",
+        patterns=[],
+        tiers=[],
+        min_confidence=0.95,
+        indicator=None,
+        cooldown_seconds=900,
+        enabled=True,
+    )
+
+
 async def _ensure_demo_user(dsn: str, settings: Settings, data_dir: Path) -> str:
     import secrets
 
     from tickstock.auth import ensure_user
+    from tickstock.queries.alerts import insert_rule
     from tickstock.queries.user_settings import insert_first_watchlist
     from tickstock.vocab import DEMO_SYMBOLS
 
@@ -233,8 +252,10 @@ async def _ensure_demo_user(dsn: str, settings: Settings, data_dir: Path) -> str
     try:
         user = await ensure_user(conn, settings.demo_user, password, role="admin")
         # The first screen is alive: the demo login starts out watching the demo producer's
-        # symbols (a watchlist the user has since changed is kept).
-        await insert_first_watchlist(conn, user.id, DEMO_SYMBOLS)
+        # symbols (a watchlist the user has since changed is kept), with one alert rule on them,
+        # so the bell and its toasts show what alerts are from the first minute.
+        if await insert_first_watchlist(conn, user.id, DEMO_SYMBOLS):
+            await insert_rule(conn, user.id, _demo_rule(), settings.alert_max_rules_per_user)
     finally:
         await conn.close()
     login_file.write_text(f"{settings.demo_user} {password}\n")
