@@ -301,6 +301,51 @@ async def test_two_nodes_store_one_alert_and_deliver_it_once_to_each_socket(
     assert count == 1
 
 
+async def test_when_the_matching_node_stops_the_other_takes_over_and_misses_nothing(
+    serve_app: Any,
+    connect: Connect,
+    publisher: Publisher,
+    conn: asyncpg.Connection,
+    user: UserLogin,
+    socket_token: Any,
+    announce: Any,
+) -> None:
+    """An event published while no node holds the matcher lease is matched by the node that
+    takes it next, from the stopped node's cursor: alerted once, not lost, not repeated."""
+    from tickstock.realtime.hub import get_hub
+
+    nodes = [await serve_app(), await serve_app()]
+
+    def leader() -> Any:
+        holders = [n for n in nodes if (m := get_hub(n.app).alerts) and m.stats.leader]
+        return holders[0] if len(holders) == 1 else None
+
+    async with asyncio.timeout(10):
+        while leader() is None:  # noqa: ASYNC110 (in-process state: nothing to wait on)
+            await asyncio.sleep(0.1)
+    matching = leader()
+    other = nodes[1] if matching is nodes[0] else nodes[0]
+    symbol = unique_symbol()
+    await add_rule(conn, user, announce, fields([symbol], cooldown_seconds=0))
+    client = await user_socket(connect, other.url, await socket_token(user))
+    await asyncio.sleep(RULE_PROPAGATION_S)
+    await publisher.publish(PATTERNS, pattern(symbol, "First"))
+    await client.wait_for("alert", 1)
+
+    await matching.stop()
+    await publisher.publish(PATTERNS, pattern(symbol, "Between"))
+    await client.wait_for("alert", 2, within=10)
+    took_over = get_hub(other.app).alerts
+    assert took_over is not None and took_over.stats.leader
+    await publisher.publish(PATTERNS, pattern(symbol, "After"))
+    await client.wait_for("alert", 3)
+    await client.settle(1.0)
+    names = [a["data"]["event"]["data"]["pattern"] for a in client.events["alert"]]
+    assert names == ["First", "Between", "After"]
+    stored = await select_alerts(conn, user.user.id, limit=10)
+    assert len(stored) == 3
+
+
 async def test_an_offline_user_finds_the_alert_in_the_inbox(
     served: Any,
     publisher: Publisher,
