@@ -39,7 +39,6 @@ from tickstock.pagination import (
 from tickstock.queries.alerts import (
     ALL_SYMBOLS,
     WATCHLIST,
-    AlertRow,
     InboxOrder,
     PreviewFilter,
     Rule,
@@ -537,10 +536,6 @@ async def remove_rule(rule_id: int) -> Response:
 # --- the inbox ----------------------------------------------------------------------------------
 
 
-def _alert(row: AlertRow) -> dict[str, Any]:
-    return row.to_json()
-
-
 @blueprint.get("/api/user/alerts")
 @login_required
 @validate_querystring(AlertsQuery)
@@ -573,7 +568,7 @@ async def list_alerts(query_args: AlertsQuery) -> Response:
         )
         unread = await count_unread(conn, user_id)
     page = paginate(rows, query_args.limit, lambda row: row.sort_key(order))
-    return success([_alert(row) for row in page.items], page.meta(unread=unread))
+    return success([row.to_json() for row in page.items], page.meta(unread=unread))
 
 
 @blueprint.get("/api/user/alerts/<int:alert_id>")
@@ -585,7 +580,7 @@ async def get_alert(alert_id: int) -> Response:
         row = await select_alert(conn, current_user().id, alert_id)
     if row is None:
         raise _alert_not_found()
-    return success(_alert(row))
+    return success(row.to_json())
 
 
 @blueprint.post("/api/user/alerts/read")

@@ -21,9 +21,9 @@ import redis.asyncio as aioredis
 from quart import current_app
 
 from tickstock import metrics
-from tickstock.errors import REDIS_DOWN
+from tickstock.errors import REDIS_DOWN, ServiceUnavailable
 from tickstock.extensions.redis import get_redis
-from tickstock.jsonutil import dumps, loads
+from tickstock.jsonutil import loads
 from tickstock.queries.alerts import (
     MatchingRule,
     NewAlert,
@@ -32,8 +32,8 @@ from tickstock.queries.alerts import (
     select_recent_alert_times,
 )
 from tickstock.realtime.auth import user_room
-from tickstock.realtime.history import EventStore, StoredEvent, stored_from_fanout
-from tickstock.realtime.wire import decode_event
+from tickstock.realtime.history import EventStore, stored_from_fanout
+from tickstock.realtime.wire import encode_envelope
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,9 @@ async def announce_rules_changed(user_id: int) -> None:
 LEASE_MS = 5000
 RENEW_S = 1.0
 RELOAD_ALL_S = 60.0
+# Redis or PostgreSQL away: matching pauses and resumes from the cursor (a warning, no trace).
+PAUSING: tuple[type[Exception], ...] = (*REDIS_DOWN, ServiceUnavailable)
+STEADY_S = 30.0  # matching this long after taking the lease resets the retry backoff
 BATCH_PAUSE_S = 0.02  # between reads: at most ~50 reads a second, each taking what arrived
 READ_COUNT = 500
 MATCH_SAMPLES = 10_000
@@ -393,28 +396,28 @@ class AlertMatcher:
         self._pending_users: set[int] = set()
         self._reload_all = False
         self._changes = asyncio.Event()
-        self._client: aioredis.Redis | None = None
 
     async def run(self) -> None:
         backoff = 0.5
         while True:
             client = self.make_client()
-            self._client = client
+            led_since: float | None = None
             try:
                 taken = await client.eval(ACQUIRE_SCRIPT, 1, self.lease_key, self.node_id, LEASE_MS)
-                backoff = 0.5
-                if taken:
-                    await self._lead(client)
-                else:
+                if not taken:
+                    backoff = 0.5  # Redis answers; another node matches
                     await asyncio.sleep(RENEW_S)
                     continue
+                led_since = time.monotonic()
+                await self._lead(client)
             except asyncio.CancelledError:
                 raise
             except LostLease:
                 log.warning("alert matcher lease lost; another node matches now")
-            except REDIS_DOWN as exc:
+            except PAUSING as exc:
+                # Redis or PostgreSQL away: the batch is matched again from the cursor later.
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"[:200]
-                log.warning("alert matcher lost Redis (%r); retrying", exc)
+                log.warning("alert matcher paused (%r); retrying", exc)
             except Exception as exc:
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"[:200]
                 log.exception("alert matcher failed; restarting")
@@ -422,6 +425,8 @@ class AlertMatcher:
                 self._stepped_down()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(client.aclose(), 2)
+            if led_since is not None and time.monotonic() - led_since > STEADY_S:
+                backoff = 0.5  # it matched for a while: a new failure starts the backoff again
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.backoff_cap)
 
@@ -495,7 +500,7 @@ class AlertMatcher:
         stats = self.stats
         matcher.begin()
         now = time.time()
-        found: list[tuple[Match, StoredEvent, dict[str, Any], str]] = []
+        found: list[tuple[Match, bytes, str]] = []
         for entry_id, fields in entries:
             event_type = fields.get(b"t", b"").decode()
             if event_type not in MATCHED_TYPES:
@@ -513,32 +518,31 @@ class AlertMatcher:
             if matches:
                 stats.matched += 1
                 event_id = str(data.get("event_id") or entry_id.decode())
-                for match in matches:
-                    found.append((match, stored, data, event_id))
+                envelope = encode_envelope(stored)  # what the feed got, once per event
+                found.extend((match, envelope, event_id) for match in matches)
         if found:
             await self._store(found, store, now)
         matcher.commit()
 
     async def _store(
         self,
-        found: list[tuple[Match, StoredEvent, dict[str, Any], str]],
+        found: list[tuple[Match, bytes, str]],
         store: EventStore,
         now: float,
     ) -> None:
         created = dt.datetime.fromtimestamp(now, dt.UTC)
-        alerts = []
-        for match, stored, _, event_id in found:
-            alerts.append(
-                NewAlert(
-                    user_id=match.rule.user_id,
-                    rule_id=match.rule.id,
-                    rule_name=match.rule.name,
-                    event_id=event_id,
-                    symbol=match.symbol,
-                    event=dumps(decode_event(stored)),
-                    created_at=created,
-                )
+        alerts = [
+            NewAlert(
+                user_id=match.rule.user_id,
+                rule_id=match.rule.id,
+                rule_name=match.rule.name,
+                event_id=event_id,
+                symbol=match.symbol,
+                event=envelope,
+                created_at=created,
             )
+            for match, envelope, event_id in found
+        ]
         async with self.database.write() as conn:
             stored_rows = await insert_alerts(conn, alerts)
         if not stored_rows:
