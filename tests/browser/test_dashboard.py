@@ -190,10 +190,18 @@ async def test_reconnect_replays_missed_events_exactly_once(
     before = event(busy, "Before")
     await publisher.publish(CHANNEL, before)
     await expect(row(page, before)).to_be_visible()
+    panel = page.locator("#symbol-panel")
+    await expect(panel).to_have_attribute("data-state", "ready")
 
     await node_a.stop()
     await expect(page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
     await expect(page.locator("#conn")).to_contain_text("reconnecting")
+    # Charting a symbol while the server is away fails visibly (Chromium logs the refused
+    # requests) and is loaded again once the connection is back.
+    tab.allowed.append(re.compile(r"ERR_CONNECTION_REFUSED \(http://[^/]+/api/"))
+    await page.click(f'#wl-rows button[aria-label="Chart {quiet} below"]')
+    await expect(panel).to_have_attribute("data-state", "failed")
+    await expect(page.locator("#sp-indicators")).to_contain_text(f"Could not load {quiet}")
     # Missed: two for the symbol that had events, one for the symbol that had none yet.
     missed = [event(busy, "Missed 1"), event(busy, "Missed 2"), event(quiet, "Missed 3")]
     for message in missed:
@@ -206,6 +214,8 @@ async def test_reconnect_replays_missed_events_exactly_once(
     await expect(page.locator("#feed-note")).to_have_text(
         re.compile(r"3 missed events recovered"), timeout=5000
     )
+    await expect(panel).to_have_attribute("data-state", "ready")
+    await expect(page.locator("#sp-symbol")).to_have_text(quiet)
     for message in [before, *missed]:
         await expect(row(page, message)).to_have_count(1)
     # And live again after the seam, still no duplicate.

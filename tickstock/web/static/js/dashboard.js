@@ -71,6 +71,7 @@ live.addEventListener("state", (event) => {
 live.addEventListener("resubscribed", async (event) => {
   const { reconnect, replayed, notRecovered } = event.detail;
   refreshSubscribedMarks();
+  if (symbolPanel.failed) symbolPanel.show(symbolPanel.failed, { force: true });
   if (!reconnect) return;
   const note = $("feed-note");
   note.hidden = false;
@@ -100,16 +101,21 @@ const indicators = new LiveIndicators({ live, container: $("sp-indicators"), mar
 const symbolPanel = {
   symbol: null,
   chart: null,
-  async show(symbol) {
-    if (symbol === this.symbol) return;
+  /** The symbol whose chart could not be loaded (the server was away): loaded again on reconnect. */
+  failed: null,
+  async show(symbol, { force = false } = {}) {
+    if (symbol === this.symbol && !force) return;
     this.symbol = symbol;
+    this.failed = null;
     indicators.show(symbol);
     const panel = $("symbol-panel");
     if (!symbol) {
       panel.hidden = true;
+      delete panel.dataset.state;
       return;
     }
     panel.hidden = false;
+    panel.dataset.state = "loading";
     $("sp-symbol").textContent = symbol;
     $("sp-open").href = `/symbols/${encodeURIComponent(symbol)}`;
     const container = $("sp-chart");
@@ -128,8 +134,12 @@ const symbolPanel = {
       chart.setBars(bars.data);
       chart.setDetections(patterns.data);
       indicators.seed(symbol, stored.data);
+      panel.dataset.state = "ready";
     } catch (error) {
-      $("sp-indicators").textContent = error.message;
+      if (symbol !== this.symbol) return;
+      this.failed = symbol;
+      panel.dataset.state = "failed";
+      $("sp-indicators").textContent = `Could not load ${symbol} (${error.message}); trying again when the connection is back.`;
     }
   },
 };
