@@ -297,6 +297,25 @@ async def test_inbox_pages_filters_and_read_state(
     ids_second = await store_alerts(conn, api.user, second, ["NVDA", "AAPL", "TSLA"] * 3)
     every = sorted(ids_first + ids_second, reverse=True)
 
+    # Each rule tells how often it fired and when it last did; a new one has not.
+    third = await create(api, name="third")
+    assert (third["alerts"], third["last_alert_at"]) == (0, None)
+    status, body = await api("GET", "/api/user/alerts/rules")
+    fired = {r["name"]: (r["alerts"], r["last_alert_at"]) for r in body["data"]}
+    last = {
+        rid: (await walk(api, rule_id=rid))[0]["created_at"] for rid in (first["id"], second["id"])
+    }
+    assert fired == {
+        "first": (12, last[first["id"]]),
+        "second": (9, last[second["id"]]),
+        "third": (0, None),
+    }
+    status, body = await api("PATCH", f"/api/user/alerts/rules/{second['id']}", {"enabled": False})
+    assert (body["data"]["alerts"], body["data"]["enabled"]) == (9, False)
+    status, body = await api("GET", f"/api/user/alerts/rules/{first['id']}")
+    assert body["data"]["alerts"] == 12
+    await api("DELETE", f"/api/user/alerts/rules/{third['id']}")
+
     for limit in (1, 4, 7, 21, 500):
         items = await walk(api, limit=limit)
         assert [a["id"] for a in items] == every, limit  # no gaps, no duplicates, newest first

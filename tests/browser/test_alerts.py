@@ -179,6 +179,10 @@ async def test_a_live_alert_rings_the_bell_shows_a_toast_and_is_marked_read(
     await expect(first).to_contain_text(rule["name"])
     await expect(first).to_contain_text("0.95")  # newest first
     await expect(page.locator("#inbox-unread")).to_have_text("2")
+    # The rule tells how often it fired.
+    fired = page.locator(f'#rule-rows tr[data-rule-id="{rule["id"]}"] td.fired')
+    await expect(fired).to_have_attribute("data-alerts", "2")
+    await expect(fired).to_contain_text("2\u00d7")
 
     # Marking one read lowers the bell; the server agrees.
     await first.locator(".mark-read").click()
@@ -193,6 +197,7 @@ async def test_a_live_alert_rings_the_bell_shows_a_toast_and_is_marked_read(
     await expect(rows).to_have_count(3)
     await expect(rows.first).to_contain_text("0.97")
     await expect(rows.first).to_have_class(re.compile(r"\bunread\b"))
+    await expect(fired).to_have_attribute("data-alerts", "3")
     await page.click("#mark-all-read")
     await expect(bell).to_have_attribute("data-unread", "0")
     await expect(bell.locator(".bell-count")).to_be_hidden()

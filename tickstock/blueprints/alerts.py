@@ -278,6 +278,8 @@ class RuleOut(BaseModel):
     enabled: bool
     created_at: dt.datetime
     updated_at: dt.datetime
+    alerts: int = Field(description="How many alerts the rule has made (all in the inbox)")
+    last_alert_at: dt.datetime | None = Field(description="When it last made one")
 
 
 class RulesMeta(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 import asyncpg
@@ -66,6 +66,9 @@ class Rule:
     enabled: bool
     created_at: dt.datetime
     updated_at: dt.datetime
+    # How often it has fired: the alerts in the inbox from it, and when the last one was made.
+    alerts: int = 0
+    last_alert_at: dt.datetime | None = None
 
     @property
     def symbols(self) -> list[str] | str:
@@ -88,6 +91,8 @@ class Rule:
             "enabled": self.enabled,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "alerts": self.alerts,
+            "last_alert_at": self.last_alert_at,
         }
 
 
@@ -141,11 +146,30 @@ def _rule(row: asyncpg.Record) -> Rule:
     )
 
 
+async def _with_alert_counts(conn: asyncpg.Connection, rules: list[Rule]) -> list[Rule]:
+    """The rules with how many alerts each has stored and when the last one was (one query over
+    the (rule, event) index)."""
+    if not rules:
+        return rules
+    rows = await conn.fetch(
+        "SELECT rule_id, count(*) AS alerts, max(created_at) AS last_alert_at FROM alerts"
+        " WHERE rule_id = ANY($1::bigint[]) GROUP BY rule_id",
+        [rule.id for rule in rules],
+    )
+    counts = {row["rule_id"]: (row["alerts"], row["last_alert_at"]) for row in rows}
+    return [
+        replace(rule, alerts=counts[rule.id][0], last_alert_at=counts[rule.id][1])
+        if rule.id in counts
+        else rule
+        for rule in rules
+    ]
+
+
 async def select_rules(conn: asyncpg.Connection, user_id: int) -> list[Rule]:
     rows = await conn.fetch(
         f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE user_id = $1 ORDER BY id", user_id
     )
-    return [_rule(row) for row in rows]
+    return await _with_alert_counts(conn, [_rule(row) for row in rows])
 
 
 async def select_rule(conn: asyncpg.Connection, user_id: int, rule_id: int) -> Rule | None:
@@ -154,7 +178,7 @@ async def select_rule(conn: asyncpg.Connection, user_id: int, rule_id: int) -> R
         user_id,
         rule_id,
     )
-    return None if row is None else _rule(row)
+    return None if row is None else (await _with_alert_counts(conn, [_rule(row)]))[0]
 
 
 # The columns a rule's editable fields are stored in, in the order of ``_field_values``.
@@ -231,7 +255,7 @@ async def update_rule(
         rule_id,
         *_field_values(fields),
     )
-    return None if row is None else _rule(row)
+    return None if row is None else (await _with_alert_counts(conn, [_rule(row)]))[0]
 
 
 async def delete_rule(conn: asyncpg.Connection, user_id: int, rule_id: int) -> bool:

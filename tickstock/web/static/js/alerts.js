@@ -194,7 +194,6 @@ $("inbox-filters").addEventListener("submit", (event) => {
 });
 $("mark-all-read").addEventListener("click", () => inbox.markRead("all"));
 $("load-more").addEventListener("click", () => inbox.load());
-live.addEventListener("alert", (event) => inbox.addLive(event.detail));
 
 // --------------------------------------------------------------------------- this browser's opt-ins
 
@@ -254,6 +253,11 @@ editor.addEventListener("rules", (event) => {
   select.value = wanted;
 });
 editor.addEventListener("saved", (event) => toast(`Rule "${event.detail.rule.name}" saved.`, { timeout: 3000 }));
+
+live.addEventListener("alert", (event) => {
+  inbox.addLive(event.detail);
+  editor.fired(event.detail);
+});
 
 inbox.readFilters();
 editor.load();

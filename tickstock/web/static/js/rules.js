@@ -3,7 +3,7 @@
 // of how often the rule would have matched.
 
 import { api, ApiError, showError } from "./api.js";
-import { formatConfidence, h } from "./format.js";
+import { formatConfidence, h, timeElement, toDate } from "./format.js";
 
 const RULES = "/api/user/alerts/rules";
 const OPS = {
@@ -30,6 +30,13 @@ export function describeCondition(rule) {
   if (rule.tiers?.length) parts.push(rule.tiers.join("/"));
   if (rule.min_confidence) parts.push(`≥ ${formatConfidence(rule.min_confidence)}`);
   return parts.join(" · ");
+}
+
+/** When a rule last fired: the time when it was today, else the date and time. */
+function lastFired(value) {
+  const date = toDate(value);
+  const today = date && date.toDateString() === new Date().toDateString();
+  return timeElement(value, { withDate: !today });
 }
 
 function splitList(text, { upper = false } = {}) {
@@ -136,9 +143,32 @@ export class RuleEditor extends EventTarget {
       { className: rule.enabled ? "" : "rule-disabled", dataset: { ruleId: String(rule.id), enabled: String(rule.enabled) } },
       h("td", { className: "name" }, h("strong", {}, rule.name), h("div", { className: "muted" }, describeCondition(rule))),
       h("td", { className: "scope", title: describeScope(rule.symbols) }, describeScope(rule.symbols)),
+      this.firedCell(rule),
       h("td", {}, toggle),
       actions,
     );
+  }
+
+  /** How many alerts the rule has made and when the last one was ("never" until it fires). */
+  firedCell(rule) {
+    const count = rule.alerts || 0;
+    if (!count) return h("td", { className: "fired num muted", dataset: { alerts: "0" } }, "never");
+    return h(
+      "td",
+      { className: "fired num", dataset: { alerts: String(count) } },
+      h("span", { className: "fired-count" }, `${count}×`),
+      h("div", { className: "muted", title: "the last one" }, lastFired(rule.last_alert_at)),
+    );
+  }
+
+  /** A live alert from one of these rules: its count and last time move on. */
+  fired(alert) {
+    const rule = this.rules.find((r) => r.id === alert.rule_id);
+    if (!rule) return;
+    rule.alerts = (rule.alerts || 0) + 1;
+    rule.last_alert_at = alert.created_at;
+    const row = this.tbody.querySelector(`tr[data-rule-id="${rule.id}"]`);
+    row?.querySelector("td.fired")?.replaceWith(this.firedCell(rule));
   }
 
   async setEnabled(rule, toggle) {
