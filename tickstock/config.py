@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     socketio_max_message_bytes: int = Field(65536, ge=1024)
     error_log_max_per_minute: int = Field(60, ge=0)
     alert_max_rules_per_user: int = Field(100, ge=1, le=10_000)
+    alert_retention_days: int = Field(90, ge=0, le=36_500)  # 0: alerts are kept for ever
 
     # Web and auth.
     session_lifetime_seconds: int = Field(7 * 24 * 3600, ge=60)

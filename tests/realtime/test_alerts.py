@@ -5,12 +5,14 @@ Socket.IO clients; rules are written as the API writes them and announced the sa
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import asyncpg
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
@@ -25,8 +27,10 @@ from tests.support.realtime import (
 )
 from tickstock.queries.alerts import (
     MatchingRule,
+    NewAlert,
     Rule,
     RuleFields,
+    insert_alerts,
     insert_rule,
     select_alerts,
 )
@@ -360,6 +364,50 @@ async def test_an_offline_user_finds_the_alert_in_the_inbox(
     stored = await eventually(lambda: select_alerts(conn, user.user.id, limit=10))
     assert [a.rule_id for a in stored] == [rule.id]
     assert stored[0].read_at is None and stored[0].symbol == symbol
+
+
+async def test_the_inbox_keeps_alerts_for_the_retention_days(
+    serve_app: Any, conn: asyncpg.Connection, user: UserLogin, make_token: Any, announce: Any
+) -> None:
+    """Alerts older than ``alert_retention_days`` leave the inbox (and the rule's count) once a
+    node matches; newer ones stay."""
+    from tickstock.realtime.hub import get_hub
+
+    rule = await add_rule(conn, user, announce, fields([unique_symbol()]))
+    now = dt.datetime.now(dt.UTC)
+    ages = {"old": 31, "recent": 29, "new": 0}
+    await insert_alerts(
+        conn,
+        [
+            NewAlert(
+                user_id=user.user.id,
+                rule_id=rule.id,
+                rule_name=rule.name,
+                event_id=f"retention-{label}-{secrets.token_hex(4)}",
+                symbol=label,
+                event=orjson.dumps({"type": "pattern_detected", "data": {"symbol": label}}),
+                created_at=now - dt.timedelta(days=days),
+            )
+            for label, days in ages.items()
+        ],
+    )
+    served = await serve_app(alert_retention_days=30)
+    headers = {"Authorization": f"Bearer {await make_token(user)}"}
+    async with aiohttp.ClientSession(served.url, headers=headers) as http:
+
+        async def inbox() -> list[str]:
+            async with http.get("/api/user/alerts") as response:
+                assert response.status == 200
+                return [a["symbol"] for a in (await response.json())["data"]]
+
+        async with asyncio.timeout(10):
+            while "old" in await inbox():  # noqa: ASYNC110 (polling the API: nothing to wait on)
+                await asyncio.sleep(0.1)
+        assert await inbox() == ["new", "recent"]
+        async with http.get(f"/api/user/alerts/rules/{rule.id}") as response:
+            assert (await response.json())["data"]["alerts"] == 2
+    matcher = get_hub(served.app).alerts
+    assert matcher is not None and matcher.stats.pruned >= 1
 
 
 async def test_a_deactivated_users_rules_do_not_match(

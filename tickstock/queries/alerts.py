@@ -30,6 +30,7 @@ __all__ = [
     "count_preview_indicators",
     "count_preview_patterns",
     "count_unread",
+    "delete_alerts_before",
     "delete_rule",
     "insert_alerts",
     "insert_rule",
@@ -476,6 +477,19 @@ async def insert_alerts(
         [a.created_at for a in alerts],
     )
     return sorted(((row["user_id"], _alert(row)) for row in rows), key=lambda pair: pair[1].id)
+
+
+async def delete_alerts_before(conn: asyncpg.Connection, before: dt.datetime, limit: int) -> int:
+    """Remove at most ``limit`` of the oldest alerts made before ``before`` (the retention); how
+    many. Small slices keep each statement short beside the matcher's inserts."""
+    removed = await conn.fetchval(
+        "WITH gone AS (DELETE FROM alerts WHERE id IN (SELECT id FROM alerts"
+        " WHERE created_at < $1 ORDER BY created_at LIMIT $2) RETURNING 1)"
+        " SELECT count(*) FROM gone",
+        before,
+        limit,
+    )
+    return int(removed or 0)
 
 
 async def select_recent_alert_times(

@@ -27,6 +27,7 @@ from tickstock.jsonutil import loads
 from tickstock.queries.alerts import (
     MatchingRule,
     NewAlert,
+    delete_alerts_before,
     insert_alerts,
     select_matching_rules,
     select_recent_alert_times,
@@ -78,6 +79,10 @@ READ_COUNT = 500
 MATCH_SAMPLES = 10_000
 MAX_COOLDOWN_S = 86_400
 INDEX_SLICE = 250  # rules indexed between two turns of the event loop on a full reload
+# The inbox keeps ``alert_retention_days``: the node that matches removes older alerts when it
+# takes the lease and every hour after, a slice at a time.
+PRUNE_EVERY_S = 3600.0
+PRUNE_SLICE = 5000
 MATCHED_TYPES = frozenset({"pattern_detected", "indicator_update"})
 
 # Renew the lease and commit the cursor, only while this node still holds the lease.
@@ -344,6 +349,7 @@ class AlertStats:
     matched: int = 0
     alerts: int = 0
     reloads: int = 0
+    pruned: int = 0
     last_error: str | None = None
     match_us: deque[float] = field(default_factory=lambda: deque(maxlen=MATCH_SAMPLES))
 
@@ -362,6 +368,7 @@ class AlertStats:
             "matched": self.matched,
             "alerts": self.alerts,
             "reloads": self.reloads,
+            "pruned": self.pruned,
             "last_error": self.last_error,
             "match_us": {"p50": pct(0.5), "p99": pct(0.99), "samples": len(samples)},
         }
@@ -379,8 +386,10 @@ class AlertMatcher:
         database: Any,
         store: Callable[[aioredis.Redis], EventStore],
         backoff_cap: float = 10.0,
+        retention_days: int = 0,
     ) -> None:
         self.prefix = prefix
+        self.retention_days = retention_days
         self.node_id = node_id
         self.make_client = make_client
         self.database = database
@@ -458,9 +467,42 @@ class AlertMatcher:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._follow_changes())
                 group.create_task(self._reload_loop())
+                group.create_task(self._prune_loop())
                 group.create_task(self._match_loop(client, store, cursor))
         except ExceptionGroup as group:
             raise group.exceptions[0] from None  # the failure that ended matching
+
+    async def _prune_loop(self) -> None:
+        """Keep the inbox to its retention; a failure here waits for the next round and leaves
+        matching alone."""
+        if self.retention_days <= 0:
+            return
+        while True:
+            try:
+                await self.prune()
+            except PAUSING as exc:
+                log.warning("alert retention paused (%r); trying again in an hour", exc)
+            await asyncio.sleep(PRUNE_EVERY_S)
+
+    async def prune(self) -> int:
+        """Remove the alerts older than the retention, a slice per statement; how many."""
+        before = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.retention_days)
+        removed = 0
+        while True:
+            async with self.database.write() as conn:
+                gone = await delete_alerts_before(conn, before, PRUNE_SLICE)
+            removed += gone
+            self.stats.pruned += gone
+            if gone < PRUNE_SLICE:
+                break
+            await asyncio.sleep(0)
+        if removed:
+            log.info(
+                "alert retention: removed %d alerts older than %d days",
+                removed,
+                self.retention_days,
+            )
+        return removed
 
     async def _start_cursor(self, client: aioredis.Redis) -> str:
         saved = await client.get(self.cursor_key)

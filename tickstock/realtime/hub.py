@@ -180,6 +180,7 @@ class RealtimeHub:
             make_client=lambda: make_client(settings, blocking=True),
             database=database,
             store=self.make_store,
+            retention_days=settings.alert_retention_days,
         )
         self._spawn(self.ingest.run(), "ingest")
         self._spawn(self.alerts.run(), "alerts")
