@@ -71,8 +71,8 @@ live.addEventListener("state", (event) => {
 live.addEventListener("resubscribed", async (event) => {
   const { reconnect, replayed, notRecovered } = event.detail;
   refreshSubscribedMarks();
-  if (symbolPanel.failed) symbolPanel.show(symbolPanel.failed, { force: true });
   if (!reconnect) return;
+  if (symbolPanel.failed) symbolPanel.show(symbolPanel.failed, { force: true });
   const note = $("feed-note");
   note.hidden = false;
   note.textContent =
@@ -101,12 +101,17 @@ const indicators = new LiveIndicators({ live, container: $("sp-indicators"), mar
 const symbolPanel = {
   symbol: null,
   chart: null,
-  /** The symbol whose chart could not be loaded (the server was away): loaded again on reconnect. */
+  /** The symbol whose chart could not be loaded (the server or its database was away): loaded
+   * again after a growing delay, and at once when the socket has reconnected. */
   failed: null,
+  retries: 0,
+  retryTimer: null,
   async show(symbol, { force = false } = {}) {
     if (symbol === this.symbol && !force) return;
+    if (symbol !== this.symbol) this.retries = 0;
     this.symbol = symbol;
     this.failed = null;
+    clearTimeout(this.retryTimer);
     indicators.show(symbol);
     const panel = $("symbol-panel");
     if (!symbol) {
@@ -135,11 +140,14 @@ const symbolPanel = {
       chart.setDetections(patterns.data);
       indicators.seed(symbol, stored.data);
       panel.dataset.state = "ready";
+      this.retries = 0;
     } catch (error) {
       if (symbol !== this.symbol) return;
       this.failed = symbol;
       panel.dataset.state = "failed";
-      $("sp-indicators").textContent = `Could not load ${symbol} (${error.message}); trying again when the connection is back.`;
+      const delay = Math.min(60, 5 * 2 ** this.retries++);
+      this.retryTimer = setTimeout(() => this.show(symbol, { force: true }), delay * 1000);
+      $("sp-indicators").textContent = `Could not load ${symbol} (${error.message}); trying again in ${delay} s.`;
     }
   },
 };
