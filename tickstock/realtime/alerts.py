@@ -482,6 +482,8 @@ class AlertMatcher:
                 await self.prune()
             except PAUSING as exc:
                 log.warning("alert retention paused (%r); trying again in an hour", exc)
+            except Exception:
+                log.exception("alert retention failed; trying again in an hour")
             await asyncio.sleep(PRUNE_EVERY_S)
 
     async def prune(self) -> int:
