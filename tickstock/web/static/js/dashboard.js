@@ -72,7 +72,7 @@ live.addEventListener("resubscribed", async (event) => {
   const { reconnect, replayed, notRecovered } = event.detail;
   refreshSubscribedMarks();
   if (!reconnect) return;
-  if (symbolPanel.failed) symbolPanel.show(symbolPanel.failed, { force: true });
+  symbolPanel.retry();
   const note = $("feed-note");
   note.hidden = false;
   note.textContent =
@@ -101,16 +101,14 @@ const indicators = new LiveIndicators({ live, container: $("sp-indicators"), mar
 const symbolPanel = {
   symbol: null,
   chart: null,
-  /** The symbol whose chart could not be loaded (the server or its database was away): loaded
-   * again after a growing delay, and at once when the socket has reconnected. */
-  failed: null,
+  // A load that failed (the server or its database was away) is tried again after a growing
+  // delay, and at once when the socket has reconnected.
   retries: 0,
   retryTimer: null,
   async show(symbol, { force = false } = {}) {
     if (symbol === this.symbol && !force) return;
     if (symbol !== this.symbol) this.retries = 0;
     this.symbol = symbol;
-    this.failed = null;
     clearTimeout(this.retryTimer);
     indicators.show(symbol);
     const panel = $("symbol-panel");
@@ -143,12 +141,14 @@ const symbolPanel = {
       this.retries = 0;
     } catch (error) {
       if (symbol !== this.symbol) return;
-      this.failed = symbol;
       panel.dataset.state = "failed";
       const delay = Math.min(60, 5 * 2 ** this.retries++);
-      this.retryTimer = setTimeout(() => this.show(symbol, { force: true }), delay * 1000);
+      this.retryTimer = setTimeout(() => this.retry(), delay * 1000);
       $("sp-indicators").textContent = `Could not load ${symbol} (${error.message}); trying again in ${delay} s.`;
     }
+  },
+  retry() {
+    if (this.symbol && $("symbol-panel").dataset.state === "failed") this.show(this.symbol, { force: true });
   },
 };
 
