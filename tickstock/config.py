@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     metrics_token: str = ""
     demo_producer: bool = True
     demo_producer_rate: float = Field(2.0, ge=0)
+    demo_job_pace: float = Field(0.5, ge=0, le=60)
 
     @field_validator("ingest_channels", "cors_origins", "redis_sentinels", mode="before")
     @classmethod
