@@ -254,13 +254,13 @@ async def test_a_data_load_fills_in_missing_bars_with_progress(redis_url: str) -
                     "job_id": "load-1",
                     "symbols": "universe",
                     "years": 1,
-                    "timeframes": ["daily", "1min"],
+                    "timeframes": ["daily", "hourly"],
                     "requested_by": 1,
                 }
                 await producer.send(channel, load)
                 final = await producer.until_final("load-1")
                 assert final["status"] == "completed" and final["progress"] == 1.0
-                assert "1min not available" in final["message"]
+                assert "hourly not available" in final["message"]
                 steps = [m for _, m in producer.of("load-1")]
                 assert [m.get("current_symbol") for m in steps[:-1]] == ["AAA"]
                 rows = await conn.fetch(

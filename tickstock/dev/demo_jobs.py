@@ -129,6 +129,7 @@ class JobRunner:
         *,
         channels: JobChannels | None = None,
         pace: float = DEFAULT_PACE,
+        accept: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         if not (pace >= 0 and math.isfinite(pace)):
             raise ValueError(f"pace must be a non-negative number, got {pace!r}")
@@ -136,6 +137,7 @@ class JobRunner:
         self.pool = pool
         self.channels = channels or JobChannels()
         self.pace = pace
+        self.accept = accept
         self._seen: OrderedDict[str, _Job | None] = OrderedDict()
         self._cancelled: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -162,6 +164,8 @@ class JobRunner:
         key = str(job_id)[:200]
         if channel == self.channels.cancel:
             self._cancel(key)
+            return
+        if self.accept is not None and not self.accept(message):
             return
         if key in self._seen:
             return  # announced again while it runs (or after it ended): one run per job
@@ -322,8 +326,8 @@ class JobRunner:
     async def _data_load(self, job: _Job, message: dict[str, Any]) -> None:
         pool = self._need_pool()
         years = message.get("years", 1)
-        if isinstance(years, bool) or not isinstance(years, int | float) or not 1 <= years <= 10:
-            raise JobFailed("years must be a number from 1 to 10")
+        if isinstance(years, bool) or not isinstance(years, int | float) or not 1 <= years <= 20:
+            raise JobFailed("years must be a number from 1 to 20")
         chosen = message.get("symbols")
         if chosen == "universe":
             async with pool.acquire() as conn:
@@ -424,12 +428,15 @@ async def run_job_runner(
     channels: JobChannels | None = None,
     pace: float = DEFAULT_PACE,
     ready: Callable[[], None] | None = None,
+    accept: Callable[[dict[str, Any]], bool] | None = None,
 ) -> None:
     """Run jobs until ``stop`` is set; Redis outages back off (1 s doubling to 30 s) and resume.
 
-    ``ready`` is called each time the subscription is in place (tests wait for it).
+    ``ready`` is called each time the subscription is in place (tests wait for it); ``accept``
+    picks the jobs this runner takes (all by default: a producer shared by several services, or
+    tests on a shared Redis, take only their own).
     """
-    runner = JobRunner(redis, pool, channels=channels, pace=pace)
+    runner = JobRunner(redis, pool, channels=channels, pace=pace, accept=accept)
     wanted = (runner.channels.backtest, runner.channels.data_load, runner.channels.cancel)
     backoff = 1.0
     while not stop.is_set():
