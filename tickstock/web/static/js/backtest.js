@@ -2,7 +2,7 @@
 // finished job's result (metric tiles, equity curve with its drawdown, per-pattern table, trades).
 // Admins also get the data-load form and everyone's jobs.
 
-import { AreaSeries, ColorType, createChart, LineSeries } from "lightweight-charts";
+import { BaselineSeries, ColorType, createChart, LineSeries } from "lightweight-charts";
 import { api, ApiError, boot, showError } from "./api.js";
 import { startShell, toast } from "./app.js";
 import { h, normaliseSymbol, readQuery, writeQuery } from "./format.js";
@@ -381,8 +381,10 @@ function drawEquity(curve) {
       timeScale: { borderVisible: false },
     });
     chart.equity = chart.addSeries(LineSeries, { lineWidth: 2, priceLineVisible: false });
-    chart.drawdown = chart.addSeries(AreaSeries, {
+    // Filled between 0 and the (negative) drawdown: the shading hangs from its own zero line.
+    chart.drawdown = chart.addSeries(BaselineSeries, {
       priceScaleId: "drawdown",
+      baseValue: { type: "price", price: 0 },
       lineWidth: 1,
       priceLineVisible: false,
       lastValueVisible: false,
@@ -398,10 +400,12 @@ function drawEquity(curve) {
       chart.equity.applyOptions({ color: cssVar("--accent") });
       const down = cssVar("--down");
       chart.drawdown.applyOptions({
-        lineColor: down,
-        topColor: withAlpha(down, 0.1),
-        bottomColor: withAlpha(down, 0.45),
-        invertFilledArea: true,
+        topLineColor: down,
+        topFillColor1: withAlpha(down, 0),
+        topFillColor2: withAlpha(down, 0),
+        bottomLineColor: down,
+        bottomFillColor1: withAlpha(down, 0.15),
+        bottomFillColor2: withAlpha(down, 0.5),
       });
     };
     document.addEventListener("themechange", theme);
