@@ -421,7 +421,7 @@ async def test_admins_queue_data_loads_and_see_everyones_jobs(
     admin = await api_for(await make_user("admin"))
     trader = await api_for()
     heard = await channel(JOB_DATA_LOAD_CHANNEL)
-    status, denied = await trader("POST", "/api/admin/jobs/data-loads", {"symbols": "universe"})
+    status, _ = await trader("POST", "/api/admin/jobs/data-loads", {"symbols": "universe"})
     assert status == 403
     assert (await trader("GET", "/api/admin/jobs"))[0] == 403
     for field, body in (
