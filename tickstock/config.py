@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     error_log_max_per_minute: int = Field(60, ge=0)
     alert_max_rules_per_user: int = Field(100, ge=1, le=10_000)
     alert_retention_days: int = Field(90, ge=0, le=36_500)  # 0: alerts are kept for ever
+    # Jobs the producer runs (SPEC §13).
+    job_pickup_seconds: int = Field(60, ge=1, le=86_400)
+    job_stall_seconds: int = Field(300, ge=1, le=86_400)
+    jobs_max_active_per_user: int = Field(3, ge=1, le=1000)
 
     # Web and auth.
     session_lifetime_seconds: int = Field(7 * 24 * 3600, ge=60)

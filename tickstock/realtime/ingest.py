@@ -24,13 +24,15 @@ from tickstock import metrics
 from tickstock.config import Settings
 from tickstock.errors import REDIS_DOWN
 from tickstock.queries.realtime import insert_error_logs
-from tickstock.realtime.events import Event, NormaliseResult, Reject, normalise
+from tickstock.realtime.events import Event, NormaliseResult, Reject, is_job_channel, normalise
 from tickstock.realtime.history import EventStore
+from tickstock.realtime.jobs import JobUpdater
 from tickstock.vocab import PATTERNS_CHANNEL
 
 log = logging.getLogger(__name__)
 
 STREAM_GROUP = "tickstock-ingest"
+_NO_JOBS = NormaliseResult([], [], ignored=True)  # job reports on a node that runs no jobs
 # Messages taken from the socket buffer and stored in one Redis round trip.
 BATCH_MAX = 200
 
@@ -142,8 +144,10 @@ class IngestConsumer:
         errors: ErrorLogWriter | None,
         *,
         node_id: str | None = None,
+        jobs: JobUpdater | None = None,
     ) -> None:
         self.settings = settings
+        self.jobs = jobs
         self.make_client = make_client
         self.store_factory = store_factory
         self.errors = errors
@@ -286,7 +290,11 @@ class IngestConsumer:
             stats = self.stats.channels[channel]
             stats.received += 1
             metrics.EVENTS_RECEIVED.labels(channel).inc()
-            result = normalise(raw, channel, max_bytes=self.settings.ingest_max_message_bytes)
+            if is_job_channel(channel):
+                # Job reports leave the event path here: the job updater stores them (jobs.py).
+                result = self.jobs.accept(channel, raw) if self.jobs else _NO_JOBS
+            else:
+                result = normalise(raw, channel, max_bytes=self.settings.ingest_max_message_bytes)
             results.append(result)
             if result.ignored:
                 stats.ignored += 1
