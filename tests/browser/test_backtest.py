@@ -203,6 +203,16 @@ async def test_backtest_from_the_form_to_the_trades_csv(
         toast = page.locator(f'#toasts .toast-job[data-job-id="{third}"]')
         await expect(toast).to_be_visible(timeout=30_000)
         await expect(toast).to_have_attribute("href", f"/backtest?job={third}")
+        # ... and a bell entry, counted until the Backtest page is seen again.
+        bell = page.locator("#bell")
+        await expect(bell).to_have_attribute("data-extra", "1")
+        await expect(bell).to_have_attribute("aria-label", re.compile("1 finished job"))
+        href = await toast.get_attribute("href")
+        await page.reload()
+        await expect(bell).to_have_attribute("data-extra", "1")
+        await page.goto(href or "")
+        await expect(page.locator("#bt-result")).to_have_attribute("data-state", "completed")
+        await expect(bell).to_have_attribute("data-extra", "0")
         # The one 400 is the field error asked for above (Chromium logs every 4xx fetch).
         assert [e for e in errors if "status of 400" not in e] == [], errors
     finally:

@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tickstock import vocab
 from tickstock.dev.backtest import Bar, Detection, Parameters, run_backtest
 from tickstock.realtime.events import SYMBOL_RE
 
@@ -67,12 +68,12 @@ _BARS_SQL: Final = (
 class JobChannels:
     """The job protocol's channels (SPEC §13); ``prefixed`` isolates tests on a shared Redis."""
 
-    backtest: str = "tickstock.jobs.backtest"
-    data_load: str = "tickstock.jobs.data_load"
-    cancel: str = "tickstock.jobs.cancel"
-    backtest_progress: str = "tickstock.events.backtesting.progress"
-    backtest_results: str = "tickstock.events.backtesting.results"
-    data_load_progress: str = "tickstock.jobs.progress"
+    backtest: str = vocab.JOB_BACKTEST_CHANNEL
+    data_load: str = vocab.JOB_DATA_LOAD_CHANNEL
+    cancel: str = vocab.JOB_CANCEL_CHANNEL
+    backtest_progress: str = vocab.BACKTEST_PROGRESS_CHANNEL
+    backtest_results: str = vocab.BACKTEST_RESULTS_CHANNEL
+    data_load_progress: str = vocab.JOB_PROGRESS_CHANNEL
 
     def prefixed(self, prefix: str) -> JobChannels:
         """The same channels under ``prefix``."""

@@ -4,7 +4,7 @@
 import { Bell, onLiveAlert, onSystemEvent } from "./alerting.js";
 import { api, ApiError, boot, csrfHeaders } from "./api.js";
 import { isTyping } from "./format.js";
-import { onJobEvent } from "./jobs.js";
+import { attachJobsToBell, onJobEvent } from "./jobs.js";
 import { LiveConnection } from "./socket.js";
 
 const THEME_KEY = "tickstock.theme";
@@ -171,6 +171,7 @@ export function startShell() {
   bell.refresh();
   live.addEventListener("alert", (event) => onLiveAlert(bell, event.detail));
   live.addEventListener("system", (event) => onSystemEvent(event.detail));
+  attachJobsToBell(bell, boot.page);
   live.addEventListener("job", (event) => onJobEvent(bell, boot.page, event.detail));
   shell = { live, boot, bell };
   // A handle for people poking at the page from the console (and for the browser tests).

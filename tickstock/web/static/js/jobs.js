@@ -4,6 +4,10 @@
 import { h } from "./format.js";
 
 const TOAST_MS = 10000;
+// Jobs that finished while the user was elsewhere, until the Backtest page is opened: the bell
+// counts them beside unread alerts, in every tab of this browser.
+const UNSEEN_KEY = "tickstock.jobs.unseen";
+const MAX_UNSEEN = 20;
 export const ACTIVE = new Set(["queued", "running"]);
 
 /** The job of a ``job_progress`` / ``job_finished`` message (the job itself, or under ``data``). */
@@ -48,12 +52,43 @@ export function jobToast(job) {
   return item;
 }
 
-/** The shell's part: a finished job raises a toast and refreshes the bell, except on Backtest. */
+function readUnseen() {
+  try {
+    const list = JSON.parse(localStorage.getItem(UNSEEN_KEY) || "[]");
+    return Array.isArray(list) ? list.filter((id) => typeof id === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+function writeUnseen(list) {
+  try {
+    if (list.length) localStorage.setItem(UNSEEN_KEY, JSON.stringify(list.slice(-MAX_UNSEEN)));
+    else localStorage.removeItem(UNSEEN_KEY);
+  } catch {
+    // Private mode: the count lasts for this page only.
+  }
+}
+
+/** The bell's job entries: cleared on the Backtest page (where the jobs are shown), kept in
+ * step across tabs. */
+export function attachJobsToBell(bell, page) {
+  if (page === "backtest") writeUnseen([]);
+  bell.setExtra(readUnseen().length);
+  window.addEventListener("storage", (event) => {
+    if (event.key === UNSEEN_KEY || event.key === null) bell.setExtra(readUnseen().length);
+  });
+}
+
+/** The shell's part: a job that finishes while the user is on another page than Backtest raises
+ * a toast and a bell entry, as an alert does. */
 export function onJobEvent(bell, page, { type, message }) {
   if (type !== "job_finished" || page === "backtest") return;
   const job = jobOf(message);
   if (!job) return;
   jobToast(job);
-  // The service files a finished job in the inbox like an alert: the bell counts it.
-  bell.refresh();
+  const unseen = readUnseen();
+  const next = unseen.includes(job.id) ? unseen : [...unseen, job.id].slice(-MAX_UNSEEN);
+  writeUnseen(next);
+  bell.setExtra(next.length);
 }
