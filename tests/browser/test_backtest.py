@@ -118,6 +118,14 @@ async def test_backtest_from_the_form_to_the_trades_csv(
         await expect(page.locator("#bt-patterns input[name=patterns]").first).to_be_checked()
         assert await page.input_value("input[name=end_date]")
 
+        # Symbols come from the watchlist, a search or a pasted list.
+        await page.click("#bt-watchlist")
+        await expect(page.locator("#bt-symbols")).to_have_value(re.compile(r"^AAPL, MSFT"))
+        await page.fill("#bt-symbols", "")
+        await page.fill("#bt-search", "nvda")
+        await page.click("#bt-add")
+        await expect(page.locator("#bt-symbols")).to_have_value("NVDA")
+
         # A field error from the API shows beside its field.
         await page.fill("input[name=stop_loss_pct]", "150")
         await page.fill("#bt-symbols", "AAPL")
@@ -213,6 +221,18 @@ async def test_backtest_from_the_form_to_the_trades_csv(
         await page.goto(href or "")
         await expect(page.locator("#bt-result")).to_have_attribute("data-state", "completed")
         await expect(bell).to_have_attribute("data-extra", "0")
+
+        # The demo login is an admin: a data load with its progress, and everyone's jobs.
+        await page.fill("#dl-symbols", "AAPL, MSFT")
+        await page.fill("#dl-form input[name=years]", "2")
+        await page.click("#dl-submit")
+        load = page.locator("#bt-jobs .bt-job").first
+        await expect(load.locator(".bt-job-title")).to_have_text("Data load of AAPL, MSFT")
+        await expect(load).to_have_attribute("data-status", "completed", timeout=30_000)
+        await expect(load).to_contain_text(re.compile(r"[1-9]\d* bars added over 2 symbols"))
+        await page.check("#bt-everyone")
+        await expect(page.locator("#bt-jobs .bt-job")).to_have_count(4)
+        await expect(page.locator("#bt-jobs .bt-job").first).to_contain_text(username)
         # The one 400 is the field error asked for above (Chromium logs every 4xx fetch).
         assert [e for e in errors if "status of 400" not in e] == [], errors
     finally:
