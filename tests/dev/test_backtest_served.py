@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -23,8 +24,10 @@ import redis.asyncio as aioredis
 from tests.support.auth import MakeToken, UserLogin
 from tickstock.dev.demo_jobs import run_job_runner
 
+# The capital is this run's own: on a Redis shared with other test sessions, the runner takes the
+# job that carries it and no other (user ids repeat across the sessions' databases).
 PARAMETERS = {
-    "initial_capital": 25_000.0,
+    "initial_capital": 25_000.0 + secrets.randbelow(10**6) / 100,
     "commission_rate": 0.002,
     "slippage_rate": 0.001,
     "max_position_size": 0.4,
@@ -223,8 +226,8 @@ def close_to(served: Any, expected: Any, path: str = "") -> None:
 
 
 @pytest.fixture(name="producer")
-async def _producer(database_url: str, redis_url: str, user: UserLogin) -> AsyncIterator[None]:
-    """The demo producer's job runner, taking this test's user's jobs only (shared Redis)."""
+async def _producer(database_url: str, redis_url: str) -> AsyncIterator[None]:
+    """The demo producer's job runner, taking this test's job only (shared Redis)."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     redis = aioredis.Redis.from_url(redis_url)
     stop, ready = asyncio.Event(), asyncio.Event()
@@ -235,7 +238,10 @@ async def _producer(database_url: str, redis_url: str, user: UserLogin) -> Async
             stop=stop,
             pace=0.0,
             ready=ready.set,
-            accept=lambda job: job.get("user_id") == user.id,
+            accept=lambda job: (
+                (job.get("parameters") or {}).get("initial_capital")
+                == PARAMETERS["initial_capital"]
+            ),
         )
     )
     await asyncio.wait_for(ready.wait(), 10)
