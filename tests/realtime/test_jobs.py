@@ -291,7 +291,11 @@ async def test_a_data_load_completes_from_its_progress_channel(
 
 
 async def test_unknown_jobs_and_hostile_reports_change_nothing_and_break_nothing(
-    served: Any, connect: Connect, publisher: Publisher, make_trader: MakeTrader
+    served: Any,
+    connect: Connect,
+    publisher: Publisher,
+    make_trader: MakeTrader,
+    make_user: MakeUser,
 ) -> None:
     trader = await make_trader()
     client = await connect(served.url, auth={"token": trader.token})
@@ -322,6 +326,9 @@ async def test_unknown_jobs_and_hostile_reports_change_nothing_and_break_nothing
     job = await trader.job(served, job_id)
     assert (job["status"], job["progress"], job["seq"]) == ("queued", 0, 1)
     assert updater.stats.unknown - unknown_before == 3
+    admin = await make_trader(await make_user("admin"))  # operators see the counts
+    _, status = await admin.call("GET", f"{served.url}/api/streaming/status")
+    assert status["data"]["jobs"]["unknown"] == updater.stats.unknown
     # Text with NUL and a megabyte of it is cleaned, not stored as sent.
     await publisher.publish(
         PROGRESS,
