@@ -601,3 +601,66 @@ def test_the_hand_off_carries_the_spec_fields_and_the_original_systems() -> None
         "initial_capital": 1000.0
     }
     assert announce_every(60) == 5.0 and announce_every(2) == 0.5 and announce_every(8) == 2.0
+
+
+@pytest.mark.fault
+async def test_reports_heard_while_postgres_is_away_are_stored_once_it_is_back(
+    private_postgres: Any, serve_app: Any, connect: Connect, publisher: Publisher
+) -> None:
+    """PostgreSQL stopping delays job reports (they wait in the node's queue) and loses none:
+    once it is back they are stored and delivered, once each, in order."""
+    import secrets
+
+    from tickstock.auth import create_session, ensure_user
+    from tickstock.db.migrate import migrate
+    from tickstock.dev.seed import seed
+
+    admin = await asyncpg.connect(private_postgres.dsn())
+    await admin.execute("CREATE DATABASE tickstock_jobs_fault")
+    await admin.close()
+    dsn = private_postgres.dsn("tickstock_jobs_fault")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        await seed(conn, symbols=5, days=2)
+        user = await ensure_user(conn, "jobs-" + secrets.token_hex(4), secrets.token_hex(8))
+        _, token, _ = await create_session(conn, user.id, "token", lifetime=None)
+        pattern = await conn.fetchval("SELECT name FROM pattern_definitions ORDER BY id LIMIT 1")
+        last = await conn.fetchval("SELECT max(date) FROM ohlcv_daily WHERE symbol = 'AAPL'")
+    finally:
+        await conn.close()
+    assert token is not None
+    served = await serve_app(
+        database_url=dsn, key_prefix="tstest:jobsfault:" + secrets.token_hex(4)
+    )
+    client = await connect(served.url, auth={"token": token})
+    body = {
+        "symbols": ["AAPL"],
+        "patterns": [pattern],
+        "start_date": (last - dt.timedelta(days=30)).isoformat(),
+        "end_date": last.isoformat(),
+    }
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http.post(f"{served.url}/api/jobs/backtests", json=body) as response:
+            assert response.status == 201
+            job_id = (await response.json())["data"]["id"]
+        await publisher.publish(PROGRESS, {"job_id": job_id, "progress": 0.2})
+        async with asyncio.timeout(10):
+            while progress_of(client, job_id) != [0.2]:  # noqa: ASYNC110 (the socket fills it)
+                await asyncio.sleep(0.05)
+
+        await private_postgres.stop("fast")
+        await publisher.publish(PROGRESS, {"job_id": job_id, "progress": 0.4})
+        await publisher.publish(PROGRESS, {"job_id": job_id, "progress": 0.6})
+        await client.settle(1.5)
+        assert progress_of(client, job_id) == [0.2]  # not stored, so not sent either
+
+        await private_postgres.start()
+        async with asyncio.timeout(30):
+            while progress_of(client, job_id) != [0.2, 0.4, 0.6]:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        await client.settle(0.5)
+        assert progress_of(client, job_id) == [0.2, 0.4, 0.6]
+        async with http.get(f"{served.url}/api/jobs/{job_id}") as response:
+            job = (await response.json())["data"]
+    assert (job["status"], job["progress"], job["seq"]) == ("running", 0.6, 4)
