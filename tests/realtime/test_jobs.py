@@ -21,7 +21,9 @@ import redis.asyncio as aioredis
 from tests.support.auth import MakeUser, UserLogin
 from tests.support.realtime import Publisher, Recorder
 from tickstock.queries.jobs import PICKUP_ERROR
+from tickstock.realtime.events import JOB_MESSAGE_MAX_BYTES, normalise
 from tickstock.realtime.hub import get_hub
+from tickstock.realtime.jobs import announce_every, announcement_message
 from tickstock.vocab import (
     BACKTEST_PROGRESS_CHANNEL,
     BACKTEST_RESULTS_CHANNEL,
@@ -291,7 +293,11 @@ async def test_a_data_load_completes_from_its_progress_channel(
 
 
 async def test_unknown_jobs_and_hostile_reports_change_nothing_and_break_nothing(
-    served: Any, connect: Connect, publisher: Publisher, make_trader: MakeTrader
+    served: Any,
+    connect: Connect,
+    publisher: Publisher,
+    make_trader: MakeTrader,
+    make_user: MakeUser,
 ) -> None:
     trader = await make_trader()
     client = await connect(served.url, auth={"token": trader.token})
@@ -322,6 +328,9 @@ async def test_unknown_jobs_and_hostile_reports_change_nothing_and_break_nothing
     job = await trader.job(served, job_id)
     assert (job["status"], job["progress"], job["seq"]) == ("queued", 0, 1)
     assert updater.stats.unknown - unknown_before == 3
+    admin = await make_trader(await make_user("admin"))  # operators see the counts
+    _, status = await admin.call("GET", f"{served.url}/api/streaming/status")
+    assert status["data"]["jobs"]["unknown"] == updater.stats.unknown
     # Text with NUL and a megabyte of it is cleaned, not stored as sent.
     await publisher.publish(
         PROGRESS,
@@ -466,3 +475,192 @@ async def test_two_nodes_store_each_change_once_and_each_owner_socket_gets_it_on
     updaters = [get_hub(node.app).jobs for node in (node_a, node_b)]
     stored = [u.stats.stored for u in updaters if u is not None]
     assert sum(stored) == len(steps) + 1
+
+
+# --- reading the producer's reports (pure: realtime/events.py) -----------------------------------
+
+
+def report(message: Any, channel: str = PROGRESS) -> dict[str, Any]:
+    raw = message if isinstance(message, bytes) else orjson.dumps(message)
+    result = normalise(raw, channel, max_bytes=JOB_MESSAGE_MAX_BYTES)
+    assert result.rejects == [], result.rejects
+    [event] = result.events
+    assert event.kind == "job"
+    return event.data
+
+
+def rejected(message: Any, channel: str = PROGRESS) -> str:
+    raw = message if isinstance(message, bytes) else orjson.dumps(message)
+    result = normalise(raw, channel, max_bytes=JOB_MESSAGE_MAX_BYTES)
+    assert result.events == []
+    return result.rejects[0].reason
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"progress": 0.25}, 0.25),
+        ({"progress": 25}, 0.25),
+        ({"progress": "25%"}, 0.25),
+        ({"progress": "0.5"}, 0.5),
+        ({"percent": 1}, 0.01),  # a percent field is a percent, even at 1
+        ({"progress": 1}, 1.0),  # exactly 1 on "progress" reads as complete
+        ({"progress": 100}, 1.0),
+        ({"symbols_completed": 3, "total_symbols": 12}, 0.25),
+        ({"progress": {"completed": 1, "total": 4}}, 0.25),
+        ({}, None),
+    ],
+)
+def test_progress_is_read_in_every_shape(fields: dict[str, Any], expected: float | None) -> None:
+    assert report({"job_id": "j", **fields})["progress"] == expected
+
+
+@pytest.mark.parametrize("value", [-0.1, 100.5, "NaN", "lots", True, [1]])
+def test_progress_that_is_no_fraction_or_percent_is_refused(value: Any) -> None:
+    assert rejected({"job_id": "j", "progress": value}) == "invalid_field"
+
+
+def test_times_envelopes_statuses_and_text_are_normalised() -> None:
+    moment = dt.datetime(2026, 11, 26, 14, 30, tzinfo=dt.UTC)
+    iso = report({"job_id": "j", "estimated_completion": moment.isoformat()})
+    epoch = report({"job_id": "j", "estimated_completion": moment.timestamp()})
+    millis = report({"job_id": "j", "estimated_completion": moment.timestamp() * 1000})
+    assert iso["estimated_completion"] == epoch["estimated_completion"]
+    assert millis["estimated_completion"] == "2026-11-26T14:30:00.000Z"
+    assert report({"job_id": "j", "eta": 99_999_999_999_999})["estimated_completion"] is None
+    nested = report({"type": "backtest_progress", "payload": {"data": {"jobId": "j", "pct": 5}}})
+    assert (nested["job_id"], nested["progress"]) == ("j", 0.05)
+    assert report({"job_id": "j", "status": "Processing"})["status"] == "running"
+    assert report({"job_id": "j", "status": "canceled"})["status"] == "cancelled"
+    assert report({"job_id": "j", "status": "whatever"})["status"] == "running"
+    done = report({"job_id": "j", "status": "done"}, RESULTS)
+    assert done["status"] == "completed" and done["progress"] == 1.0
+    failed = report({"job_id": "j", "error_message": "no data"}, RESULTS)
+    assert (failed["status"], failed["error"], failed["results"]) == ("failed", "no data", None)
+    text = report({"job_id": "j", "message": "a\x00b\x1b[31m" + "x" * 5000, "symbol": "msft"})
+    assert text["message"].startswith("a b [31m") and len(text["message"]) == 500
+    assert text["current_symbol"] == "MSFT"
+    assert report({"job_id": "j", "current_symbol": "NOT A SYMBOL"})["current_symbol"] is None
+    assert rejected({"progress": 0.5}) == "missing_field"
+    assert rejected({"job_id": "a\x00b"}) == "invalid_field"
+    assert rejected({"job_id": "x" * 200}) == "invalid_field"
+    assert normalise(b'{"type": "ping"}', PROGRESS).ignored
+
+
+def test_results_are_kept_in_one_shape_and_cleaned() -> None:
+    data = report(
+        b'{"job_id": "j", "status": "completed", "results": {'
+        b'"metrics": {"total_return": "12.5%", "sharpe_ratio": NaN, "nested": {"a": 1},'
+        b' "profit_factor": Infinity, "label": "high"},'
+        b'"per_pattern": [{"pattern": "Doji", "win_rate": 0.5}],'
+        b'"equity": [{"date": "2025-01-02T00:00:00Z", "value": 1}, [1735862400, 2], ["x", 3]],'
+        b'"trades": [{"ticker": "aapl", "pattern_name": "Doji", "entry_time": 1735776000000,'
+        b' "return_pct": 5, "qty": 3}, {"symbol": "A B"}, 7]}}',
+        RESULTS,
+    )
+    results = data["results"]
+    assert results["metrics"] == {
+        "total_return": 0.125,
+        "sharpe_ratio": None,
+        "profit_factor": None,
+        "label": None,
+    }
+    assert results["pattern_metrics"] == {"Doji": {"win_rate": 0.5}}
+    assert results["equity_curve"] == [("2025-01-02", 1.0), ("2025-01-03", 2.0)]
+    [trade] = results["trades"]
+    assert trade["symbol"] == "AAPL" and trade["pattern"] == "Doji"
+    assert trade["entry_date"] == "2025-01-02" and trade["return"] == 0.05
+    assert trade["shares"] == 3
+    assert results["trades_total"] == 3 and results["dropped"] == 4  # nested, curve x, 2 trades
+    flat = report({"job_id": "j", "metrics": {"total_return": 0.1}, "trades": []}, RESULTS)
+    assert flat["results"]["metrics"] == {"total_return": 0.1}
+
+
+def test_the_hand_off_carries_the_spec_fields_and_the_original_systems() -> None:
+    job: Any = {
+        "id": "4c1f",
+        "user_id": 7,
+        "kind": "backtest",
+        "params": {
+            "symbols": ["AAPL"],
+            "patterns": ["Doji"],
+            "start_date": "2025-01-02",
+            "end_date": "2025-06-30",
+            "parameters": {"initial_capital": 1000.0},
+        },
+    }
+    message = announcement_message(job, 2)
+    assert {key: message[key] for key in ("type", "job_id", "user_id", "announcement")} == {
+        "type": "backtest_job",
+        "job_id": "4c1f",
+        "user_id": 7,
+        "announcement": 2,
+    }
+    assert message["date_range"] == {"start": "2025-01-02", "end": "2025-06-30"}
+    assert message["job_type"] == "backtest" and message["parameters"] == {
+        "initial_capital": 1000.0
+    }
+    assert announce_every(60) == 5.0 and announce_every(2) == 0.5 and announce_every(8) == 2.0
+
+
+@pytest.mark.fault
+async def test_reports_heard_while_postgres_is_away_are_stored_once_it_is_back(
+    private_postgres: Any, serve_app: Any, connect: Connect, publisher: Publisher
+) -> None:
+    """PostgreSQL stopping delays job reports (they wait in the node's queue) and loses none:
+    once it is back they are stored and delivered, once each, in order."""
+    import secrets
+
+    from tickstock.auth import create_session, ensure_user
+    from tickstock.db.migrate import migrate
+    from tickstock.dev.seed import seed
+
+    admin = await asyncpg.connect(private_postgres.dsn())
+    await admin.execute("CREATE DATABASE tickstock_jobs_fault")
+    await admin.close()
+    dsn = private_postgres.dsn("tickstock_jobs_fault")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        await seed(conn, symbols=5, days=2)
+        user = await ensure_user(conn, "jobs-" + secrets.token_hex(4), secrets.token_hex(8))
+        _, token, _ = await create_session(conn, user.id, "token", lifetime=None)
+        pattern = await conn.fetchval("SELECT name FROM pattern_definitions ORDER BY id LIMIT 1")
+        last = await conn.fetchval("SELECT max(date) FROM ohlcv_daily WHERE symbol = 'AAPL'")
+    finally:
+        await conn.close()
+    assert token is not None
+    served = await serve_app(
+        database_url=dsn, key_prefix="tstest:jobsfault:" + secrets.token_hex(4)
+    )
+    client = await connect(served.url, auth={"token": token})
+    body = {
+        "symbols": ["AAPL"],
+        "patterns": [pattern],
+        "start_date": (last - dt.timedelta(days=30)).isoformat(),
+        "end_date": last.isoformat(),
+    }
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http.post(f"{served.url}/api/jobs/backtests", json=body) as response:
+            assert response.status == 201
+            job_id = (await response.json())["data"]["id"]
+        await publisher.publish(PROGRESS, {"job_id": job_id, "progress": 0.2})
+        async with asyncio.timeout(10):
+            while progress_of(client, job_id) != [0.2]:  # noqa: ASYNC110 (the socket fills it)
+                await asyncio.sleep(0.05)
+
+        await private_postgres.stop("fast")
+        await publisher.publish(PROGRESS, {"job_id": job_id, "progress": 0.4})
+        await publisher.publish(PROGRESS, {"job_id": job_id, "progress": 0.6})
+        await client.settle(1.5)
+        assert progress_of(client, job_id) == [0.2]  # not stored, so not sent either
+
+        await private_postgres.start()
+        async with asyncio.timeout(30):
+            while progress_of(client, job_id) != [0.2, 0.4, 0.6]:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        await client.settle(0.5)
+        assert progress_of(client, job_id) == [0.2, 0.4, 0.6]
+        async with http.get(f"{served.url}/api/jobs/{job_id}") as response:
+            job = (await response.json())["data"]
+    assert (job["status"], job["progress"], job["seq"]) == ("running", 0.6, 4)

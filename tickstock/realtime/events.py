@@ -1389,9 +1389,15 @@ def _build_job(data: dict[str, Any], ctx: _Context) -> Event:
             symbol = None
     eta = _pick(data, _JOB_ETA)
     try:
-        eta_iso = None if eta is None else _iso(_epoch(eta, "estimated_completion"))
-    except (PydanticCustomError, OverflowError, ValueError, OSError):
-        eta_iso = None
+        eta_epoch = None if eta is None else _epoch(eta, "estimated_completion")
+    except PydanticCustomError:
+        eta_epoch = None
+    # An estimate outside 1990..2100 is a unit mix-up: left out rather than stored.
+    eta_iso = (
+        _iso(eta_epoch)
+        if eta_epoch is not None and MIN_TIMESTAMP <= eta_epoch <= MAX_EXPIRY_TIMESTAMP
+        else None
+    )
     stamp = data.get("timestamp")
     try:
         stamp_epoch = ctx.received_at if stamp is None else _epoch(stamp, "timestamp")

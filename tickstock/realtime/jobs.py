@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from tickstock import metrics
 from tickstock.config import Settings
-from tickstock.errors import REDIS_DOWN, ServiceUnavailable
+from tickstock.errors import DATABASE_DOWN, REDIS_DOWN, ServiceUnavailable
 from tickstock.jsonutil import dumps
 from tickstock.queries.jobs import (
     Announcement,
@@ -68,7 +68,7 @@ __all__ = [
 QUEUE_SIZE: Final = 10_000
 SWEEP_LIMIT: Final = 100
 # Redis or PostgreSQL away: a report waits and is applied once they are back.
-PAUSING: tuple[type[Exception], ...] = (*REDIS_DOWN, ServiceUnavailable, OSError)
+PAUSING: tuple[type[Exception], ...] = (*REDIS_DOWN, *DATABASE_DOWN, ServiceUnavailable)
 RETRY_CAP_S: Final = 10.0
 LOG_EVERY_S: Final = 10.0
 RECANCEL_EVERY_S: Final = 5.0
