@@ -32,6 +32,7 @@ from tickstock.realtime.alerts import AlertMatcher
 from tickstock.realtime.fanout import Delivery, FanoutReader
 from tickstock.realtime.history import EventStore
 from tickstock.realtime.ingest import ErrorLogWriter, IngestConsumer
+from tickstock.realtime.jobs import JobUpdater
 from tickstock.realtime.link import EventLink
 from tickstock.realtime.wsdirect import DirectWrites
 
@@ -137,6 +138,7 @@ class RealtimeHub:
         self.alerts: AlertMatcher | None = None
         self.reader: FanoutReader | None = None
         self.link: EventLink | None = None
+        self.jobs: JobUpdater | None = None
         self.started_at = time.time()
         self.draining = False
         self.disconnects = 0  # sockets gone since start (see _collect_after_churn)
@@ -165,12 +167,14 @@ class RealtimeHub:
         self.store = self.make_store(command_client)
         self.errors = ErrorLogWriter(database, settings.error_log_max_per_minute, self.node_id)
         self.recorder = SubscriptionRecorder(database, self.node_id)
+        self.jobs = JobUpdater(settings, database, self.store, command_client.publish)
         self.ingest = IngestConsumer(
             settings,
             lambda: make_client(settings, blocking=True),
             self.make_store,
             self.errors,
             node_id=self.node_id,
+            jobs=self.jobs,
         )
         self.reader = reader = FanoutReader(f"{settings.key_prefix}:fanout", self.delivery)
         pubsub = settings.ingest_mode != "stream"
@@ -197,6 +201,7 @@ class RealtimeHub:
         if not pubsub:
             self._spawn(self.ingest.run(), "ingest")
         self._spawn(self.alerts.run(), "alerts")
+        self._spawn(self.jobs.run(), "jobs")
         self._spawn(self.errors.run(), "error-log")
         self._spawn(self.recorder.run(), "subscriptions")
         self._spawn(self._gauges(), "gauges")

@@ -24,14 +24,16 @@ from tickstock import metrics
 from tickstock.config import Settings
 from tickstock.errors import REDIS_DOWN
 from tickstock.queries.realtime import insert_error_logs
-from tickstock.realtime.events import Event, NormaliseResult, Reject, normalise
+from tickstock.realtime.events import Event, NormaliseResult, Reject, is_job_channel, normalise
 from tickstock.realtime.history import EventStore
+from tickstock.realtime.jobs import JobUpdater
 from tickstock.realtime.link import RedisLink, is_noscript
 from tickstock.vocab import PATTERNS_CHANNEL
 
 log = logging.getLogger(__name__)
 
 STREAM_GROUP = "tickstock-ingest"
+_NO_JOBS = NormaliseResult([], [], ignored=True)  # job reports on a node that runs no jobs
 # Messages taken from the socket buffer and stored in one Redis round trip.
 BATCH_MAX = 200
 
@@ -39,6 +41,7 @@ BATCH_MAX = 200
 @dataclass
 class ChannelStats:
     name: str = ""
+    jobs: bool = False  # the channel carries job reports (jobs.py), not events
     received: int = 0
     accepted: int = 0
     duplicates: int = 0
@@ -52,7 +55,7 @@ class ChannelStats:
 
 class _Channels(defaultdict[str, ChannelStats]):
     def __missing__(self, key: str) -> ChannelStats:
-        stats = self[key] = ChannelStats(key)
+        stats = self[key] = ChannelStats(key, jobs=is_job_channel(key))
         return stats
 
 
@@ -164,8 +167,10 @@ class IngestConsumer:
         errors: ErrorLogWriter | None,
         *,
         node_id: str | None = None,
+        jobs: JobUpdater | None = None,
     ) -> None:
         self.settings = settings
+        self.jobs = jobs
         self.make_client = make_client
         self.store_factory = store_factory
         self.errors = errors
@@ -322,7 +327,11 @@ class IngestConsumer:
 
     def _accept(self, stats: ChannelStats, channel: str, raw: bytes | str) -> NormaliseResult:
         stats.received += 1
-        result = normalise(raw, channel, max_bytes=self.settings.ingest_max_message_bytes)
+        if stats.jobs:
+            # Job reports leave the event path here: the job updater stores them (jobs.py).
+            result = self.jobs.accept(channel, raw) if self.jobs else _NO_JOBS
+        else:
+            result = normalise(raw, channel, max_bytes=self.settings.ingest_max_message_bytes)
         if result.ignored:
             stats.ignored += 1
         for reject in result.rejects:
