@@ -105,7 +105,7 @@ class LeanClient(LeanSocket):
         self.marker = b'"bench_run":"' + run_id.encode() + b'"'
         self.stalled = stalled
         self.received: dict[str, list[int]] = {}
-        self.latencies: list[float] = []
+        self.latencies: list[tuple[int, float]] = []  # (sequence number, ms)
         self.count = 0
         self.last_at = 0.0  # when the last event of this run arrived
 
@@ -145,7 +145,7 @@ class LeanClient(LeanSocket):
                 continue
             seq = int(meta["bench_seq"])
             self.received.setdefault(data["symbol"], []).append(seq)
-            self.latencies.append((now - float(meta["bench_sent"])) * 1000)
+            self.latencies.append((seq, (now - float(meta["bench_sent"])) * 1000))
             self.count += 1
             self.last_at = now
 
@@ -185,7 +185,7 @@ async def _worker_main(
             )
         ),
         inbox=inbox,
-        idle=lambda: outbox.put(("progress", sum(c.count for c in clients))),
+        idle=lambda: outbox.put(("progress", indices[0], sum(c.count for c in clients))),
     )
     outbox.put(
         (
@@ -329,6 +329,7 @@ async def run_fanout_bench(
         return seq
 
     burst: dict[str, Any] = {}
+    burst_from, burst_last_publish, burst_cpu_start = 0, 0.0, 0.0
     expected_deliveries = [0]
     try:
         total = config.warmup + config.duration
@@ -360,7 +361,7 @@ async def run_fanout_bench(
                     except queue.Empty:
                         break
                     if kind == "progress":
-                        delivered_progress[id(rest)] = rest[0]
+                        delivered_progress[rest[0]] = rest[1]
                 say(
                     f"t={elapsed:5.1f}s published={published} "
                     f"phase={'measure' if measuring else 'warmup'}"
@@ -371,7 +372,7 @@ async def run_fanout_bench(
         await asyncio.sleep(config.drain)
         steady_cpu_end, _ = process_stats(config.server_pids)
         if config.burst:
-            # The burst in ten slices over at most a second, after the steady phase has drained.
+            # The burst in ten slices over about 0.75 s, after the steady phase has drained.
             burst_cpu_start, _ = process_stats(config.server_pids)
             burst_from = seq
             burst_expected_from = expected_deliveries[0]
@@ -380,7 +381,7 @@ async def run_fanout_bench(
             for n in range(slices):
                 size = config.burst // slices + (1 if n < config.burst % slices else 0)
                 seq = await publish(seq, size, True)
-                pause = burst_started + (n + 1) * 0.09 - time.perf_counter()
+                pause = burst_started + (n + 1) * 0.075 - time.perf_counter()
                 if pause > 0 and n < slices - 1:
                     await asyncio.sleep(pause)
             burst_last_publish = time.time()
@@ -388,6 +389,18 @@ async def run_fanout_bench(
             burst["deliveries"] = expected_deliveries[0] - burst_expected_from
             burst["publish_s"] = round(time.perf_counter() - burst_started, 3)
             published = seq
+            # The clients may take longer than the server: wait until their counts stop moving.
+            still, deadline = 0, time.monotonic() + 60
+            while still < 2 * workers and time.monotonic() < deadline:
+                before = sum(delivered_progress.values())
+                try:
+                    kind, *rest = await next_message(1.5)
+                except queue.Empty:
+                    continue
+                if kind == "progress":
+                    delivered_progress[rest[0]] = rest[1]
+                    if len(delivered_progress) == workers:
+                        still = still + 1 if sum(delivered_progress.values()) == before else 0
         injected = 0
         for _ in range(config.inject_lost):
             # Events the server rejects (confidence out of range) but the clients expect: lost.
@@ -418,6 +431,7 @@ async def run_fanout_bench(
             inbox.put("stop")
 
     latencies: list[float] = []
+    burst_latencies: list[float] = []
     last_arrival = 0.0
     pending = workers
     while pending:
@@ -432,7 +446,11 @@ async def run_fanout_bench(
                     for s in seqs:
                         if s >= measured_from:
                             ledgers[index].receive(symbol, s)
-        latencies += rest[1]
+        for s, latency in rest[1]:
+            if config.burst and s >= burst_from:
+                burst_latencies.append(latency)
+            elif s >= measured_from:
+                latencies.append(latency)
     for proc in procs:
         proc.join(10)
 
@@ -465,6 +483,7 @@ async def run_fanout_bench(
     }
     if config.burst:
         burst["last_delivery_after_last_publish_s"] = round(last_arrival - burst_last_publish, 3)
+        burst["p99_ms"] = latency_summary(burst_latencies)["p99_ms"]
         result["burst"] = burst
     if config.server_pids:
         server_cpu = steady_cpu_end - server_cpu_start
@@ -514,7 +533,8 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(
             f"burst       {burst['published']} events published in {burst['publish_s']}s;"
             f" last delivered {burst['last_delivery_after_last_publish_s']}s after the last"
-            f" publish; {burst.get('server_cpu_us_per_event', '?')} µs server CPU per event"
+            f" publish (p99 {burst['p99_ms']} ms from its publish);"
+            f" {burst.get('server_cpu_us_per_event', '?')} µs server CPU per event"
         )
     if result["errors"]:
         lines.append("errors      " + "; ".join(result["errors"]))
