@@ -51,7 +51,8 @@ class RedisLink(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._reader = hiredis.Reader()
         self._waiting: deque[OnReply] = deque()
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.lost: asyncio.Future[None] = self._loop.create_future()
         self.last_read = 0.0
 
     @classmethod
@@ -85,7 +86,7 @@ class RedisLink(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A TCP or Unix socket transport (uvloop's are not asyncio.Transport subclasses).
         self.transport = cast(asyncio.Transport, transport)
-        self.last_read = asyncio.get_running_loop().time()
+        self.last_read = self._loop.time()
 
     def data_received(self, data: bytes) -> None:
         reader = self._reader
@@ -105,7 +106,8 @@ class RedisLink(asyncio.Protocol):
             self.close()
             return
         finally:
-            self.last_read = asyncio.get_running_loop().time()
+            # Not asyncio.get_running_loop(): that costs a getpid() system call on every read.
+            self.last_read = self._loop.time()
         if self.on_read is not None:
             self.on_read()
 
@@ -144,7 +146,7 @@ class RedisLink(asyncio.Protocol):
 
     def command(self, *args: Any) -> Awaitable[Reply]:
         """One command whose reply is awaited (rare commands: catching up, PING, SUBSCRIBE)."""
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Reply] = self._loop.create_future()
 
         def settle(reply: Reply) -> None:
             if future.done():
@@ -165,7 +167,7 @@ class RedisLink(asyncio.Protocol):
 
     async def keep_alive(self, ping_timeout: float) -> None:
         """Return when the connection is lost; a silent one is pinged, and closed without PONG."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         while not self.lost.done():
             idle = loop.time() - self.last_read
             if idle < KEEPALIVE_S:
