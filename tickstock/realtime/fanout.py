@@ -330,6 +330,8 @@ class FanoutReader:
         self.last_id: str | None = None
         self.ready = asyncio.Event()
         self.consumers: list[EntryConsumer] = []
+        # Told the payload of every live entry (the ingest consumer's calls in flight).
+        self.appended: Callable[[bytes], None] | None = None
         self._link: RedisLink | None = None
         # Live entries that arrived while the stream is being read (after a reconnect or a gap),
         # delivered in order once it has been; None when live entries are delivered as they come.
@@ -439,6 +441,8 @@ class FanoutReader:
         except ValueError:
             log.warning("skipping malformed live fan-out message %r", message[:80])
             return True
+        if self.appended is not None:
+            self.appended(event.payload)
         last = self.last_id
         if last is not None and not offset_after(entry_id, last):
             return True  # already delivered from the stream while catching up

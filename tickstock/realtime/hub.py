@@ -180,6 +180,7 @@ class RealtimeHub:
         pubsub = settings.ingest_mode != "stream"
         if pubsub:
             self.ingest.store = self.store
+            reader.appended = self.ingest.appended
         self.link = EventLink(
             lambda: make_client(settings, blocking=True, protocol=3),
             reader=reader,

@@ -27,7 +27,7 @@ from tickstock.queries.realtime import insert_error_logs
 from tickstock.realtime.events import Event, NormaliseResult, Reject, is_job_channel, normalise
 from tickstock.realtime.history import EventStore
 from tickstock.realtime.jobs import JobUpdater
-from tickstock.realtime.link import RedisLink, is_noscript
+from tickstock.realtime.link import LinkLost, RedisLink, is_noscript
 from tickstock.vocab import PATTERNS_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ STREAM_GROUP = "tickstock-ingest"
 _NO_JOBS = NormaliseResult([], [], ignored=True)  # job reports on a node that runs no jobs
 # Messages taken from the socket buffer and stored in one Redis round trip.
 BATCH_MAX = 200
+# Events kept to store again after the event link reconnects (those in flight when it dropped).
+RETRY_MAX = 10_000
 
 
 @dataclass
@@ -69,7 +71,8 @@ class IngestStats:
     last_error: str | None = None
     connected_since: float | None = None
     channels: defaultdict[str, ChannelStats] = field(default_factory=_Channels)
-    lost: int = 0  # events normalised but not stored: Redis went away before the reply
+    lost: int = 0  # events normalised but not stored (an error reply, or too long an outage)
+    retried: int = 0  # events sent again after a reconnect (stored at most once: dedupe)
 
     @property
     def last_event_at(self) -> float | None:
@@ -95,6 +98,8 @@ class IngestStats:
             "connected": self.connected,
             "mode": self.mode,
             "reconnects": self.reconnects,
+            "retried": self.retried,
+            "lost": self.lost,
             "last_error": self.last_error,
             "last_event_age_s": round(now - last, 3) if last else None,
             "channels": {
@@ -182,6 +187,11 @@ class IngestConsumer:
         self.ready = asyncio.Event()
         self.store: EventStore | None = None  # pub/sub mode: builds the script calls
         self._pending: list[tuple[bytes, bytes]] = []
+        self._link: RedisLink | None = None
+        # Script calls sent and not yet answered, by payload (see ``appended``), and those to
+        # send again after a reconnect.
+        self._inflight: dict[bytes, tuple[ChannelStats, tuple[Any, ...]]] = {}
+        self._retry: list[tuple[ChannelStats, tuple[Any, ...]]] = []
         self._channel_names: dict[bytes, str] = {}
 
     async def run(self) -> None:
@@ -217,14 +227,32 @@ class IngestConsumer:
         self.stats.reconnects += 1
         metrics.REDIS_RECONNECTS.labels("ingest").inc()
         self.stats.last_error = f"{type(exc).__name__}: {exc}"[:200]
-        self._pending.clear()
+        self._link = None
+        # Events whose script call got no reply, and whose live entry never came back either,
+        # may not be stored: they are sent again, first, once connected (dedupe absorbs the ones
+        # that were). Bounded: an outage long enough to fill it drops the oldest (counted).
+        self._retry.extend(self._inflight.values())
+        self._inflight.clear()
+        if len(self._retry) > RETRY_MAX:
+            self.stats.lost += len(self._retry) - RETRY_MAX
+            del self._retry[:-RETRY_MAX]
 
-    def connected(self) -> None:
+    def connected(self, link: RedisLink | None = None) -> None:
+        """Connected (again); in pub/sub mode, ``link`` carries the script calls from now on."""
         self.stats.connected = True
         self.stats.connected_since = time.time()
         self.stats.last_error = None
         self.ready.set()
         log.info("ingest connected (%s)", self.settings.ingest_mode)
+        if link is None:
+            return
+        self._link = link
+        if self._retry:
+            retry, self._retry = self._retry, []
+            self.stats.retried += len(retry)
+            log.info("ingest: storing %d event(s) again after the reconnect", len(retry))
+            link.send([(args, self._call(stats, args)) for stats, args in retry])
+        self.flush(link)
 
     async def _run_stream(self, client: aioredis.Redis, store: EventStore) -> None:
         stream = self.settings.ingest_stream
@@ -288,8 +316,8 @@ class IngestConsumer:
 
     def flush(self, link: RedisLink) -> None:
         """Normalise what the last read brought and send its script calls in one write."""
-        if not self._pending:
-            return
+        if not self._pending or self._link is not link:
+            return  # (not connected yet: stored after the events to send again, in order)
         messages, self._pending = self._pending, []
         store = self.store
         assert store is not None
@@ -301,19 +329,32 @@ class IngestConsumer:
             stats = self.stats.channels[channel]
             for event in self._accept(stats, channel, raw).events:
                 args = store.script_args(event.event_type, event.symbol, event.event_id, event.data)
-                calls.append((args, self._on_reply(link, stats, args)))
+                calls.append((args, self._call(stats, args)))
         if calls:
             link.send(calls)
 
-    def _on_reply(
-        self, link: RedisLink, stats: ChannelStats, args: tuple[Any, ...]
-    ) -> Callable[[Any], None]:
+    def appended(self, payload: bytes) -> None:
+        """A live entry came back (the fan-out reader calls this for each): if it is one of this
+        node's calls, it is stored even if the reply is lost with the connection."""
+        if self._inflight:
+            self._inflight.pop(payload, None)
+
+    def _call(self, stats: ChannelStats, args: tuple[Any, ...]) -> Callable[[Any], None]:
+        """Track one script call until its reply (or its live entry) and return its callback."""
+        payload: bytes = args[4 + args[2]]  # ARGV[2] (EVALSHA sha numkeys keys... type payload)
+        self._inflight[payload] = (stats, args)
+
         def stored(reply: Any) -> None:
+            if isinstance(reply, LinkLost):
+                return  # still in flight: sent again after the reconnect unless it came back
+            self._inflight.pop(payload, None)
             if isinstance(reply, Exception):
-                if is_noscript(reply):
+                link = self._link
+                if is_noscript(reply) and link is not None:
                     # Redis restarted or its scripts were flushed: EVAL sends the script itself
                     # (and caches it again), keeping this event's place in the order.
                     assert self.store is not None
+                    self._inflight[payload] = (stats, args)
                     link.send([(("EVAL", self.store.script, *args[2:]), stored)])
                     return
                 self.stats.lost += 1

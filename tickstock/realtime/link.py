@@ -209,7 +209,7 @@ class LinkIngest(Protocol):
 
     def received(self, channel: bytes, raw: bytes) -> None: ...
     def flush(self, link: RedisLink) -> None: ...
-    def connected(self) -> None: ...
+    def connected(self, link: RedisLink | None = None) -> None: ...
     def disconnected(self, exc: BaseException) -> None: ...
 
 
@@ -291,7 +291,7 @@ class EventLink:
         await asyncio.wait_for(self._subscribed.wait(), self.timeout)
         await asyncio.wait_for(self.reader.connected(link), self.timeout * 3)
         if self.ingest is not None:
-            self.ingest.connected()
+            self.ingest.connected(link)
 
     def _lost(self, exc: BaseException) -> None:
         self.reader.disconnected(exc)
