@@ -25,19 +25,31 @@ from tickstock.cli.common import redact, run
     default="",
     help="Producer database: store every detection and indicator before publishing it.",
 )
+@click.option(
+    "--channel-prefix",
+    default="",
+    help="Publish on the producer's channels with this prefix (e.g. `staging:`), to feed "
+    "tickstock nodes whose TICKSTOCK_INGEST_CHANNELS carry the same prefix.",
+)
 def demo_producer(
-    redis_url: str, rate: float, symbols: str, duration: float | None, database_url: str
+    redis_url: str,
+    rate: float,
+    symbols: str,
+    duration: float | None,
+    database_url: str,
+    channel_prefix: str,
 ) -> None:
     """Publish realistic pattern, indicator, alert and health events on the producer channels.
 
     With a database (``--database-url`` or TICKSTOCK_DATABASE_URL) every detection is first
     written to its tier's table, as the real producer does, so history and REST show it.
     """
-    from tickstock.dev.demo_producer import DEFAULT_SYMBOLS, run_demo_producer
+    from tickstock.dev.demo_producer import DEFAULT_SYMBOLS, DemoChannels, run_demo_producer
 
     chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
     if rate <= 0:
         raise click.BadParameter("must be positive", param_hint="--rate")
+    channels = DemoChannels().prefixed(channel_prefix)
 
     async def go() -> int:
         import redis.asyncio as aioredis
@@ -65,7 +77,13 @@ def demo_producer(
                 ) from exc
         try:
             return await run_demo_producer(
-                client, symbols=chosen, rate=rate, duration=duration, stop=stop, store=store
+                client,
+                symbols=chosen,
+                rate=rate,
+                duration=duration,
+                stop=stop,
+                store=store,
+                channels=channels,
             )
         finally:
             await client.aclose()
