@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import psutil
 import pytest
 
 from tests.support.env import ROOT, free_port, tickstock_env
@@ -112,8 +113,6 @@ class Process:
     def drain(self) -> None:
         """SIGUSR1 to the hypercorn worker only: it drains and stays up (in rotation)."""
         assert self.serve is not None
-        import psutil
-
         (hypercorn,) = psutil.Process(self.serve.pid).children()
         _drain_workers(hypercorn.pid)
 
