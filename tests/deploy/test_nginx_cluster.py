@@ -117,6 +117,8 @@ async def test_tls_token_rest_and_forwarded_headers_are_nginx_s_own(
             (line,) = _lines(cluster, request_id)
             assert f"GET {path} 401" in line and "from 127.0.0.1 " in line, line
             assert "6.6.6.6" not in line
+        # Logged once: tickstock's line, and no hypercorn access log line beside it.
+        assert _lines(cluster, '"GET /api/auth/me') == []
 
         # The same-origin check of a login sees the public origin (Host and https from nginx):
         # the site's own origin passes it (a wrong password is a 401), another site's does
