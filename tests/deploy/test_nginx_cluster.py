@@ -117,6 +117,20 @@ async def test_tls_token_rest_and_forwarded_headers_are_nginx_s_own(
             (line,) = _lines(cluster, request_id)
             assert f"GET {path} 401" in line and "from 127.0.0.1 " in line, line
             assert "6.6.6.6" not in line
+        # The Socket.IO location too: a frame that is no engine.io packet is logged with the
+        # client's address, nginx's view of it.
+        marker = secrets.token_hex(4)
+        async with http.ws_connect(
+            f"{cluster.url}/socket.io/?EIO=4&transport=websocket", headers=spoofed, ssl=tls
+        ) as ws:
+            await ws.send_str(f"x{marker}")
+
+            async def warned() -> bool:
+                return bool(_lines(cluster, marker))
+
+            await wait_until(warned, 5, "the malformed frame's warning")
+        (line,) = _lines(cluster, marker)
+        assert "127.0.0.1" in line and "6.6.6.6" not in line, line
         # Logged once: tickstock's line, and no hypercorn access log line beside it.
         assert _lines(cluster, '"GET /api/auth/me') == []
 
