@@ -38,6 +38,7 @@ from tickstock.extensions.redis import RedisClient
 from tickstock.extensions.results import ResultCache
 from tickstock.jsonutil import OrjsonProvider
 from tickstock.logconfig import configure_logging
+from tickstock.metrics import init_metrics
 from tickstock.observability import init_observability
 from tickstock.openapi import init_schema
 from tickstock.realtime.server import RealtimeServer
@@ -95,6 +96,7 @@ def create_app(
 
     # Extensions, in start-up order (each registers its serving hooks and health check).
     init_observability(app)
+    init_metrics(app)
     Database(app)
     RedisClient(app)
     ResultCache(app)

@@ -2,14 +2,23 @@
 
 Metric objects are definitions, like loggers: module-level and shared by every app in the process.
 With several workers, set ``PROMETHEUS_MULTIPROC_DIR`` (``tickstock serve`` does) and each worker
-writes its samples there; ``/metrics`` then aggregates all workers.
+writes its samples there; ``/metrics`` then aggregates all workers (counters and histograms
+summed, the gauges of live workers summed). The folder is created when missing, and a worker
+that stops removes its gauges (``init_metrics``).
 """
 
 from __future__ import annotations
 
 import os
 
-from prometheus_client import (
+from quart import Quart
+
+MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if MULTIPROC_DIR:
+    # prometheus-client opens its sample files there as the metrics below are defined.
+    os.makedirs(MULTIPROC_DIR, exist_ok=True)
+
+from prometheus_client import (  # noqa: E402 - after the folder exists
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
@@ -93,9 +102,23 @@ DB_POOL_WAIT = Histogram(
 )
 
 
+def init_metrics(app: Quart) -> None:
+    """In multiprocess mode, a worker that stops takes its live gauges with it."""
+    if not MULTIPROC_DIR:
+        return
+
+    @app.after_serving
+    async def _forget_this_worker() -> None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+    del _forget_this_worker
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text for this process, or for all workers in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if MULTIPROC_DIR:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()

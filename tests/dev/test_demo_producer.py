@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import sys
 import time
 import uuid
 from collections import Counter
@@ -220,3 +221,28 @@ async def test_survives_an_unreachable_redis() -> None:
         await client.aclose()
     assert published == 0
     assert time.monotonic() - began < 5.0
+
+
+async def test_the_command_publishes_on_its_own_channels(redis: aioredis.Redis) -> None:
+    """``tickstock demo-producer --channel-prefix`` feeds nodes with prefixed ingest channels."""
+    prefix = f"test-{uuid.uuid4().hex[:12]}:"
+    channels = DemoChannels().prefixed(prefix)
+    pubsub = redis.pubsub()
+    await pubsub.psubscribe(f"{prefix}*")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "tickstock", "demo-producer", "--redis-url", REDIS_URL),
+            *("--rate", "20", "--duration", "1", "--symbols", "AAPL", "--channel-prefix", prefix),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, output.decode()
+        seen: Counter[str] = Counter()
+        while message := await pubsub.get_message(timeout=0.5):
+            if message["type"] == "pmessage":
+                seen[message["channel"].decode()] += 1
+    finally:
+        await pubsub.aclose()
+    assert seen[channels.patterns] >= 10
+    assert set(seen) <= set(channels.all())

@@ -36,7 +36,7 @@ from tickstock.queries.symbols import symbol_exists
 from tickstock.queries.user_settings import select_user_settings
 from tickstock.validation import normalise_symbol
 from tickstock.vocab import DEMO_SYMBOLS, TIERS
-from tickstock.web.assets import VENDOR, load_vendor, vendor_version
+from tickstock.web.assets import VENDOR, load_vendor, missing_vendor, vendor_version
 
 blueprint = Blueprint("pages", __name__)
 
@@ -70,6 +70,17 @@ async def _settings(user_id: int) -> dict[str, Any]:
 async def _page(
     template: str, page: str, *, status: int = 200, title: str = "", **context: Any
 ) -> Response:
+    if template != "error.html" and missing_vendor():
+        return await _page(
+            "error.html",
+            "error",
+            status=503,
+            title="Not installed",
+            heading="The dashboard's libraries are not installed on this server",
+            message="An operator runs `npm ci --prefix tickstock/web` once per release"
+            " (docs/DEPLOYMENT.md, section 3). The API and live events work meanwhile.",
+            link=(request.path, "Try again"),
+        )
     identity = current_identity()
     user = identity.user
     nonce = secrets.token_urlsafe(16)
@@ -248,6 +259,7 @@ async def vendor(name: str) -> ResponseReturnValue:
     asset = load_vendor(name)
     if asset is None:
         if name in VENDOR:
+            missing_vendor()  # the log line that tells the operator what to do
             return Response(
                 "/* front-end packages are not installed: run `npm ci` in tickstock/web */",
                 status=503,

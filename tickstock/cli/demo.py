@@ -33,6 +33,12 @@ from tickstock.cli.common import redact, run
     show_default=True,
     help="Seconds spent on each symbol of a backtest or data load.",
 )
+@click.option(
+    "--channel-prefix",
+    default="",
+    help="Publish on the producer's channels with this prefix (e.g. `staging:`), to feed "
+    "tickstock nodes whose TICKSTOCK_INGEST_CHANNELS carry the same prefix.",
+)
 def demo_producer(
     redis_url: str,
     rate: float,
@@ -40,6 +46,7 @@ def demo_producer(
     duration: float | None,
     database_url: str,
     job_pace: float,
+    channel_prefix: str,
 ) -> None:
     """Publish realistic pattern, indicator, alert and health events on the producer channels.
 
@@ -47,11 +54,12 @@ def demo_producer(
     written to its tier's table, as the real producer does, so history and REST show it, and the
     jobs asked for on the job channels (backtests, data loads; SPEC §13) run over those tables.
     """
-    from tickstock.dev.demo_producer import DEFAULT_SYMBOLS, run_demo_producer
+    from tickstock.dev.demo_producer import DEFAULT_SYMBOLS, DemoChannels, run_demo_producer
 
     chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
     if rate <= 0:
         raise click.BadParameter("must be positive", param_hint="--rate")
+    channels = DemoChannels().prefixed(channel_prefix)
 
     async def go() -> int:
         import redis.asyncio as aioredis
@@ -86,7 +94,13 @@ def demo_producer(
         )
         try:
             return await run_demo_producer(
-                client, symbols=chosen, rate=rate, duration=duration, stop=stop, store=store
+                client,
+                symbols=chosen,
+                rate=rate,
+                duration=duration,
+                stop=stop,
+                store=store,
+                channels=channels,
             )
         finally:
             stop.set()

@@ -259,6 +259,25 @@ class EventStore:
             sizes = await pipe.execute()
         return dict(zip(rooms, (int(s) for s in sizes), strict=True))
 
+    async def positions(self, rooms: Sequence[str]) -> dict[str, str]:
+        """Each room's history position now: an offset every later event of the room is after.
+
+        The newest entry's id, or (with no entry, or an old one) the millisecond before Redis'
+        clock, so the position is never older than the replay window.
+        """
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.time()
+            for room in rooms:
+                pipe.xrevrange(self.history_key(room), count=1)
+            now, *newest = await pipe.execute()
+        floor = (int(now[0]) * 1000 + int(now[1]) // 1000 - 1, 0)
+        result = {}
+        for room, entries in zip(rooms, newest, strict=True):
+            last = parse_offset(_text(entries[0][0])) if entries else None
+            ms, seq = max(floor, last or floor)
+            result[room] = f"{ms}-{seq}"
+        return result
+
 
 def _reaches_back(info: dict[Any, Any], offset: tuple[int, int]) -> bool:
     """Whether every entry after ``offset`` is still in the stream.
