@@ -122,11 +122,11 @@ async def run_churn(config: ChurnConfig, say: Callable[[str], None]) -> list[tup
         if len(results) >= 3:
             # SPEC §10: flat from the third cycle on (the allocator's high-water mark stays; a
             # leak would keep growing).
-            base = results[2][0]
+            third = results[2][0]
             highest = max(rss for cycle in results[2:] for rss in cycle)
             say(
                 f"cycles 3-{len(results)}: highest RSS {highest:.1f} MB,"
-                f" {(highest / base - 1) * 100:+.1f} % of cycle 3 connected"
+                f" {(highest / third - 1) * 100:+.1f} % of cycle 3 connected"
             )
         return results
     finally:

@@ -169,6 +169,21 @@ def bench_fanout(
     _print_result(result, as_json, format_report(result))
 
 
+@bench.command("steps")
+@click.argument("profile", type=click.File("r"))
+@click.option(
+    "--cpu-per-event",
+    type=float,
+    default=None,
+    help="The benchmark's µs of server CPU per event in the same run (scales the shares).",
+)
+def bench_steps(profile: Any, cpu_per_event: float | None) -> None:
+    """Where a node's CPU goes per event: a py-spy raw profile (--gil) attributed to steps."""
+    from tickstock.bench.steps import attribute, format_table
+
+    click.echo(format_table(attribute(profile), cpu_per_event))
+
+
 @bench.command("rest")
 @click.option("--url", required=True, help="Base URL of the served app.")
 @click.option("--path", default="/api/patterns/AAPL", show_default=True, help="Endpoint to load.")
