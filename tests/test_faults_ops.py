@@ -276,6 +276,53 @@ async def test_node_killed_mid_stream_client_resumes_on_other_node_exactly_once(
     )
 
 
+async def test_the_ingesting_node_killed_the_other_stores_what_it_kept_and_nothing_is_lost(
+    start_node: Callable[..., Awaitable[Node]],
+    database_url: str,
+    redis_url: str,
+    key_prefix: str,
+) -> None:
+    """One node stores the producer's messages (the ingest lease); the other keeps the last
+    seconds of them. Killing the ingesting node loses nothing: the other takes the lease when it
+    lapses and stores what it kept, and its client sees every event once, in order."""
+    env = node_env(database_url, redis_url, key_prefix)
+    nodes = await asyncio.gather(start_node(env), start_node(env))
+    token = await new_api_token(database_url, "ops")
+    symbol = unique_symbol()
+    client = Recorder()
+    publisher = Publisher(redis_url)
+    producer = Producer(publisher.client.publish, symbol, "Lease")
+    try:
+        lease_key = f"{key_prefix}:ingest:leader"
+        async with asyncio.timeout(10):
+            while not (holder := await publisher.client.get(lease_key)):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        holder_pid = int(holder.decode().split(":")[-2])
+
+        def runs(node: Node, pid: int) -> bool:
+            tree = psutil.Process(node.process.pid)
+            return pid in {tree.pid, *(child.pid for child in tree.children(recursive=True))}
+
+        [leader] = [node for node in nodes if runs(node, holder_pid)]
+        [other] = [node for node in nodes if node is not leader]
+        await client.connect(other.url, auth={"token": token})
+        await client.call("subscribe_patterns", {"symbol": symbol})
+        producer.start()
+        await client.wait_for("pattern_detected", 20, within=10)
+        leader.kill()
+        await asyncio.sleep(5.0)  # the lease lapses (3 s) while events keep coming
+        await producer.stop()
+        published = producer.names()
+        await client.wait_for("pattern_detected", len(published), within=15)
+        await client.settle(0.5)
+    finally:
+        await producer.stop()
+        await publisher.close()
+        await client.close()
+    seen = [event["pattern"] for event in client.patterns()]
+    assert seen == published, "events lost, duplicated or reordered across the lease hand-over"
+
+
 async def test_two_hypercorn_workers_both_consume_and_deliver_each_event_once(
     start_node: Callable[..., Awaitable[Node]],
     database_url: str,

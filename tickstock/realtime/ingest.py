@@ -8,6 +8,7 @@ message: rejects are counted by reason, logged with context (rate-limited) and w
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import socket
@@ -38,6 +39,27 @@ _NO_JOBS = NormaliseResult([], [], ignored=True)  # job reports on a node that r
 BATCH_MAX = 200
 # Events kept to store again after the event link reconnects (those in flight when it dropped).
 RETRY_MAX = 10_000
+# The ingest lease (pub/sub mode): one node stores the producer's messages, the others keep the
+# last STANDBY_S seconds of them (longer than the lease) to store if they take over.
+LEASE_MS = 3000
+LEASE_RENEW_S = 1.0
+STANDBY_S = 6.0
+STANDBY_MAX = 200_000
+# Take the lease when it is free, or keep it when this node holds it already.
+LEASE_SCRIPT = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 @dataclass
@@ -73,6 +95,8 @@ class IngestStats:
     channels: defaultdict[str, ChannelStats] = field(default_factory=_Channels)
     lost: int = 0  # events normalised but not stored (an error reply, or too long an outage)
     retried: int = 0  # events sent again after a reconnect (stored at most once: dedupe)
+    leading: bool = False  # pub/sub mode: this node stores the producer's messages
+    replayed: int = 0  # kept messages stored on taking over the ingest lease
 
     @property
     def last_event_at(self) -> float | None:
@@ -98,6 +122,8 @@ class IngestStats:
             "connected": self.connected,
             "mode": self.mode,
             "reconnects": self.reconnects,
+            "leading": self.leading,
+            "replayed": self.replayed,
             "retried": self.retried,
             "lost": self.lost,
             "last_error": self.last_error,
@@ -187,12 +213,17 @@ class IngestConsumer:
         self.ready = asyncio.Event()
         self.store: EventStore | None = None  # pub/sub mode: builds the script calls
         self._pending: list[tuple[bytes, bytes]] = []
+        # Pub/sub mode: whether this node holds the ingest lease (``lead``), and what it keeps
+        # of the producer's messages while it does not.
+        self.leading = settings.ingest_mode == "stream"
+        self.lease_key = f"{settings.key_prefix}:ingest:leader"
+        self._standby: collections.deque[tuple[float, bytes, bytes]] = collections.deque()
         self._link: RedisLink | None = None
         # Script calls sent and not yet answered, by payload (see ``appended``), and those to
         # send again after a reconnect.
         self._inflight: dict[bytes, tuple[ChannelStats, tuple[Any, ...]]] = {}
         self._retry: list[tuple[ChannelStats, tuple[Any, ...]]] = []
-        self._channel_names: dict[bytes, str] = {}
+        self._by_channel: dict[bytes, ChannelStats] = {}
 
     async def run(self) -> None:
         """Stream mode: read the producer's stream with a consumer group (pub/sub mode is driven
@@ -311,8 +342,70 @@ class IngestConsumer:
     # --- pub/sub mode: the producer's messages arrive on the node's event link (link.py) ----
 
     def received(self, channel: bytes, raw: bytes) -> None:
-        """A producer message read by the event link; stored on ``flush``, after the read."""
-        self._pending.append((channel, raw))
+        """A producer message read by the event link: stored on ``flush`` (after the read) by
+        the node that holds the ingest lease; the others only keep it a few seconds, to store
+        it if they take over (see ``lead``)."""
+        if self.leading:
+            self._pending.append((channel, raw))
+            return
+        self._channel_stats(channel).received += 1
+        now = time.monotonic()
+        standby = self._standby
+        standby.append((now, channel, raw))
+        cutoff = now - STANDBY_S
+        while standby[0][0] < cutoff or len(standby) > STANDBY_MAX:
+            standby.popleft()
+
+    async def lead(self, link: RedisLink, command_timeout: float) -> None:
+        """While connected: take or keep the ingest lease every second, and ingest while held.
+
+        One node stores the producer's messages; every node still reads them (pub/sub gives
+        each subscriber every message). The others keep the last ``STANDBY_S`` seconds of them,
+        and the one that takes over a lapsed lease (its holder died or lost Redis) stores those
+        first: what the last holder had stored is absorbed by dedupe, what it had not is stored
+        now. A node that does not ingest spends on an event the read of the message and of its
+        live entry, no normalisation and no script call."""
+        try:
+            while True:
+                try:
+                    held = await asyncio.wait_for(
+                        link.command(
+                            "EVAL", LEASE_SCRIPT, 1, self.lease_key, self.node_id, LEASE_MS
+                        ),
+                        command_timeout,
+                    )
+                except TimeoutError:
+                    held = 0
+                self._lead(bool(held), link)
+                await asyncio.sleep(LEASE_RENEW_S)
+        finally:
+            held, self.leading = self.leading, False
+            self._lead(False, None)
+            if held and link.connected:
+                # Stopping: hand the lease over now rather than when it lapses.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(
+                        link.command("EVAL", RELEASE_SCRIPT, 1, self.lease_key, self.node_id),
+                        command_timeout,
+                    )
+
+    def _lead(self, held: bool, link: RedisLink | None) -> None:
+        if held == self.stats.leading:
+            return
+        self.leading = self.stats.leading = held
+        if not held:
+            log.info("ingest: another node stores the producer's messages now")
+            return
+        replay = [(channel, raw) for _at, channel, raw in self._standby]
+        self._standby.clear()
+        self.stats.replayed += len(replay)
+        log.info(
+            "ingest: this node stores the producer's messages (%d kept message(s) stored first)",
+            len(replay),
+        )
+        self._pending[:0] = replay
+        if link is not None:
+            self.flush(link)
 
     def flush(self, link: RedisLink) -> None:
         """Normalise what the last read brought and send its script calls in one write."""
@@ -323,15 +416,20 @@ class IngestConsumer:
         assert store is not None
         calls: list[tuple[tuple[Any, ...], Callable[[Any], None]]] = []
         for channel_bytes, raw in messages:
-            channel = self._channel_names.get(channel_bytes)
-            if channel is None:
-                channel = self._channel_names[channel_bytes] = _text(channel_bytes)
-            stats = self.stats.channels[channel]
+            stats = self._channel_stats(channel_bytes)
+            stats.received += 1
+            channel = stats.name
             for event in self._accept(stats, channel, raw).events:
                 args = store.script_args(event.event_type, event.symbol, event.event_id, event.data)
                 calls.append((args, self._call(stats, args)))
         if calls:
             link.send(calls)
+
+    def _channel_stats(self, channel: bytes) -> ChannelStats:
+        stats = self._by_channel.get(channel)
+        if stats is None:
+            stats = self._by_channel[channel] = self.stats.channels[_text(channel)]
+        return stats
 
     def appended(self, payload: bytes) -> None:
         """A live entry came back (the fan-out reader calls this for each): if it is one of this
@@ -367,7 +465,6 @@ class IngestConsumer:
     # --- both modes ----------------------------------------------------------------------
 
     def _accept(self, stats: ChannelStats, channel: str, raw: bytes | str) -> NormaliseResult:
-        stats.received += 1
         if stats.jobs:
             # Job reports leave the event path here: the job updater stores them (jobs.py).
             result = self.jobs.accept(channel, raw) if self.jobs else _NO_JOBS
@@ -396,6 +493,7 @@ class IngestConsumer:
         pending: list[tuple[ChannelStats, Event]] = []
         for channel, raw in messages:
             stats = self.stats.channels[channel]
+            stats.received += 1
             result = self._accept(stats, channel, raw)
             results.append(result)
             pending.extend((stats, event) for event in result.events)

@@ -211,6 +211,7 @@ class LinkIngest(Protocol):
     def flush(self, link: RedisLink) -> None: ...
     def connected(self, link: RedisLink | None = None) -> None: ...
     def disconnected(self, exc: BaseException) -> None: ...
+    async def lead(self, link: RedisLink, command_timeout: float) -> None: ...
 
 
 class LinkReader(Protocol):
@@ -255,6 +256,7 @@ class EventLink:
 
     async def run(self) -> None:
         backoff = 0.5
+        leading: asyncio.Task[None] | None = None
         while True:
             client = self.make_client()
             self.reader.connecting()
@@ -265,6 +267,10 @@ class EventLink:
                 self.link = link
                 await self._start(link)
                 backoff = 0.5
+                if self.ingest is not None:
+                    leading = asyncio.create_task(
+                        self.ingest.lead(link, self.timeout), name="tickstock-ingest-lease"
+                    )
                 await link.keep_alive(self.timeout)
             except asyncio.CancelledError:
                 raise
@@ -274,6 +280,11 @@ class EventLink:
                 log.exception("event link failed; reconnecting")
                 self._lost(exc)
             finally:
+                if leading is not None:
+                    leading.cancel()
+                    with contextlib.suppress(BaseException):
+                        await leading
+                    leading = None
                 if self.link is not None:
                     self.link.close()
                     self.link = None
