@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -81,9 +80,10 @@ def parse_offset(offset: str) -> tuple[int, int] | None:
     return int(ms), int(seq)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """An event as kept in history and on the fan-out stream (payload is JSON without offset)."""
+class StoredEvent(NamedTuple):
+    """An event as kept in history and on the fan-out stream (payload is JSON without offset).
+
+    A named tuple: one is made per event on every node, and a tuple is the cheapest to make."""
 
     offset: str
     event_type: str
@@ -147,9 +147,43 @@ class EventStore:
     def script_args(
         self, event_type: str, symbol: str | None, event_id: str, data: dict[str, Any]
     ) -> tuple[Any, ...]:
-        """The EVALSHA command that stores one event (the event link sends it itself)."""
-        keys, args = self._script_call(event_type, symbol, event_id, data)
-        return ("EVALSHA", self._sha, len(keys), *keys, *args)
+        """The EVALSHA command that stores one event (the event link sends it itself): the
+        same call as ``_script_call`` builds, put together in one go (once per event)."""
+        kind = ROOM_KIND.get(event_type)
+        prefix = self.prefix
+        if kind is None or not symbol:
+            return (
+                "EVALSHA",
+                self._sha,
+                2,
+                f"{prefix}:seen:{event_id}",
+                self.fanout_key,
+                event_type,
+                dumps(data),
+                f"{time.time():.3f}",
+                self.dedupe_seconds,
+                self.fanout_max_events,
+                SYSTEM_ROOM,
+                self.live_channel,
+            )
+        room = f"{kind}:{symbol}"
+        return (
+            "EVALSHA",
+            self._sha,
+            3,
+            f"{prefix}:seen:{event_id}",
+            self.fanout_key,
+            f"{prefix}:history:{room}",
+            event_type,
+            dumps(data),
+            f"{time.time():.3f}",
+            self.dedupe_seconds,
+            self.fanout_max_events,
+            room,
+            self.live_channel,
+            self.history_max_events,
+            self.history_max_age_seconds,
+        )
 
     async def append(
         self, event_type: str, symbol: str | None, event_id: str, data: dict[str, Any]
