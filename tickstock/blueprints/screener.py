@@ -20,10 +20,10 @@ from tickstock.queries.screener import (
     ScanFilter,
     ScanItem,
     ScanKey,
+    ScanRow,
     SortField,
     select_scan,
     sort_kind,
-    sort_value,
 )
 from tickstock.validation import PageMeta, SafeText, documented
 
@@ -112,8 +112,8 @@ def _key(field: SortField) -> Any:
     kind, _ = sort_kind(field)
     empty = {"float": 0.0, "time": dt.datetime(1970, 1, 1, tzinfo=dt.UTC), "text": "-"}[kind]
 
-    def key(item: ScanItem) -> tuple[Any, int, int]:
-        value = sort_value(item, field)
+    def key(row: ScanRow) -> tuple[Any, int, int]:
+        item, value = row
         return (empty, 1, item["id"]) if value is None else (value, 0, item["id"])
 
     return key
@@ -162,10 +162,11 @@ async def scan(query_args: ScanQuery) -> Response:
             limit=limit + 1,
         )
     page = paginate(rows, limit, _key(field))
+    items = [item for item, _ in page.items]
     if q.format == "csv":
         more = {"X-Next-Cursor": page.next_cursor} if page.next_cursor else {}
-        return csv_response(f"scan-{tier}.csv", _COLUMNS, page.items, more)
+        return csv_response(f"scan-{tier}.csv", _COLUMNS, items, more)
     return success(
-        page.items,
+        items,
         page.meta(tier=tier, sort=q.sort, since=since, window_seconds=int(window.total_seconds())),
     )

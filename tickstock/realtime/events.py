@@ -29,7 +29,15 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-from tickstock.vocab import CHANNEL_KINDS, DEFAULT_CHANNELS, TIERS, Tier
+from tickstock.detection import Detection, Level, level_type, priority
+from tickstock.vocab import (
+    CHANNEL_KINDS,
+    DEFAULT_CHANNELS,
+    TIER_TIMEFRAMES,
+    TIERS,
+    Tier,
+    canonical_timeframe,
+)
 
 __all__ = [
     "CHANNEL_KINDS",
@@ -39,6 +47,7 @@ __all__ = [
     "SYMBOL_RE",
     "TIERS",
     "Event",
+    "LiveDetection",
     "NormaliseResult",
     "Reject",
     "channel_kind",
@@ -84,6 +93,7 @@ _SAMPLE_CHARS: Final = 200
 _DETAIL_CHARS: Final = 200
 _MAX_ENVELOPE_DEPTH: Final = 5
 _TIER_SET: Final = frozenset(TIERS)
+_TIER_TIMEFRAMES: Final[dict[str, str]] = {str(k): v for k, v in TIER_TIMEFRAMES.items()}
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE: Final = datetime(1970, 1, 1)
 
@@ -642,15 +652,9 @@ Source = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_v_nesting)]
 
 
-class Level(TypedDict):
-    """A price level: ``type`` is support, resistance, target, ... or plain ``level``."""
-
-    type: str
-    value: float
-
-
 class PatternData(TypedDict):
-    """``data`` of a ``pattern_detected`` event (SPEC §2), before the history step adds offset."""
+    """What a pattern message is validated against: :class:`LiveDetection` without
+    ``priority`` (derived from the confidence after), each field with its coercion."""
 
     event_id: EventId
     symbol: Symbol
@@ -726,6 +730,17 @@ class SessionData(TypedDict):
     timestamp: Annotated[str, _timestamp_validator("timestamp")]
     metadata: Metadata
     source: Source
+    channel: str
+    received_at: str
+
+
+class LiveDetection(Detection):
+    """``data`` of a ``pattern_detected`` event: the detection (:class:`Detection`, as REST rows
+    carry it) and where it came from. ``offset`` is added by the history step."""
+
+    event_id: str
+    metadata: dict[str, Any]
+    source: str
     channel: str
     received_at: str
 
@@ -870,28 +885,51 @@ def _tier_fields(data: dict[str, Any], ctx: _Context) -> tuple[Any, Any, Any]:
             else None
         )
         tier = source_tier or timeframe_tier or ctx.default_tier
-    if isinstance(timeframe, str):
-        timeframe = timeframe.strip() or tier
-    elif timeframe is None:
-        timeframe = tier
+    if isinstance(timeframe, str) and len(timeframe) <= 32:
+        timeframe = canonical_timeframe(timeframe) or None
+    if timeframe is None:
+        timeframe = _TIER_TIMEFRAMES.get(tier, tier) if isinstance(tier, str) else tier
     return tier, timeframe, source
 
 
 # --- per-kind builders --------------------------------------------------------------------------
 
 
+def _typed_levels(levels: list[Any], price: Any) -> list[Any]:
+    """Plain numbers typed by their place against the price (the rule of every view of a
+    detection, :func:`tickstock.detection.level_type`); anything else is left to the schema."""
+    at = _number(price)
+    typed: list[Any] = []
+    for item in levels:
+        number = None if isinstance(item, dict) else _number(item)
+        typed.append(item if number is None else {"type": level_type(number, at), "value": number})
+    return typed
+
+
 def _build_pattern(data: dict[str, Any], ctx: _Context) -> Event:
     tier, timeframe, source = _tier_fields(data, ctx)
     detected = _pick(data, _DETECTED)
+    price = _pick(data, _PRICE)
+    levels = data.get("levels")
+    indicators = data.get("indicators")
+    stored = data.get("pattern_data")
+    if type(stored) is dict:
+        # A producer table row as published: its price and indicators live in pattern_data.
+        if price is None:
+            price = _pick(stored, _PRICE)
+        if indicators is None:
+            indicators = stored.get("indicators")
+    if type(levels) is list and any(type(item) is not dict for item in levels):
+        levels = _typed_levels(levels, price)
     candidate: dict[str, Any] = {
         "event_id": _pick(data, _ID),
         "tier": tier,
         "timeframe": timeframe,
         "detected_at": ctx.received_at if detected is None else detected,
         "expires_at": _pick(data, _EXPIRES),
-        "price": _pick(data, _PRICE),
-        "levels": data.get("levels"),
-        "indicators": data.get("indicators"),
+        "price": price,
+        "levels": levels,
+        "indicators": indicators,
         "metadata": _metadata(data, "pattern"),
         "source": source,
         "channel": ctx.channel,
@@ -910,6 +948,7 @@ def _build_pattern(data: dict[str, Any], ctx: _Context) -> Event:
         event["event_id"] = _event_hash(
             "pattern", event["symbol"], event["pattern"], event["tier"], event["detected_at"]
         )
+    event["priority"] = priority(event["confidence"])
     return Event("pattern", ctx.event_type, event["symbol"], event["event_id"], event)
 
 
