@@ -13,6 +13,7 @@ import pytest
 
 from tickstock.detection import Detection
 from tickstock.pagination import encode_cursor
+from tickstock.vocab import canonical_timeframe
 
 TABLE_TIERS = ("daily", "intraday", "hourly", "weekly", "monthly", "daily_intraday")
 WINDOWS = {
@@ -149,7 +150,7 @@ async def test_item_shape(
         for level in row["levels"]
     ]
     assert {level["type"] for level in item["levels"]} == {"support", "resistance"}
-    assert item["timeframe"] == row["timeframe"] == "daily"
+    assert item["timeframe"] == canonical_timeframe(row["timeframe"]) == "daily"  # 1d, D ...
     assert set(item) >= set(Detection.__annotations__)
     assert item["tier"] == "daily"
     assert "daily_pattern_id" not in item

@@ -1,8 +1,10 @@
 """A demo producer: realistic pattern, indicator, alert, health and session messages on Redis.
 
 It stands in for the pattern engine in development, in the local stack and in load tests. Pattern
-messages rotate through every envelope, alias and timestamp shape of SPEC §2, so whatever it
-publishes also exercises the whole ingest normaliser.
+messages rotate through every envelope, alias and timestamp shape the producer has used, so
+whatever it publishes also exercises the whole ingest normaliser. Each shape carries the whole
+detection as the demo store writes it (symbol, pattern, confidence, tier, timeframe, times,
+price, levels, indicators), each in its own spelling, so live events and REST rows agree.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tickstock import vocab
+from tickstock.detection import level_type
 from tickstock.dev.seed_data import KNOWN_SYMBOLS
 from tickstock.realtime.events import SYMBOL_RE
 
@@ -39,6 +42,7 @@ __all__ = [
     "DemoIndicator",
     "build_messages",
     "run_demo_producer",
+    "stored_data",
 ]
 
 if TYPE_CHECKING:
@@ -86,8 +90,8 @@ _TIMEFRAMES: Final = {
     "daily": ("daily", "1d"),
     "weekly": ("weekly", "1w"),
     "monthly": ("monthly", "1M"),
-    "daily_intraday": ("daily_intraday",),
-    "combo": ("combo",),
+    "daily_intraday": ("5min", "15min"),
+    "combo": ("daily",),  # pattern_detections has no timeframe column: end-of-day detections
 }
 _EXPIRY: Final = {
     "intraday": 3600.0,
@@ -96,7 +100,6 @@ _EXPIRY: Final = {
     "weekly": 14 * 86_400.0,
     "monthly": 60 * 86_400.0,
     "daily_intraday": 86_400.0,
-    "combo": 3 * 86_400.0,
 }
 _EASTERN: Final = timezone(timedelta(hours=-5))
 _MAX_PIPELINE: Final = 1000
@@ -142,6 +145,15 @@ def _dumps(message: dict[str, Any]) -> bytes:
     return orjson.dumps(message)
 
 
+def _maybe(value: float | None, spell: Callable[[float], Any]) -> Any:
+    return None if value is None else spell(value)
+
+
+def stored_data(d: DemoDetection) -> dict[str, Any]:
+    """The ``pattern_data`` the demo store writes for ``d`` (and the row-shaped message sends)."""
+    return {"price": d.price, "indicators": d.indicators}
+
+
 @dataclass(slots=True)
 class DemoDetection:
     """One generated detection, as the demo producer stores it and publishes it."""
@@ -152,10 +164,14 @@ class DemoDetection:
     tier: str
     timeframe: str
     detected_at: float
-    expires_at: float
+    expires_at: float | None
     price: float
-    levels: list[tuple[str, float]]
+    levels: list[float]
     indicators: dict[str, float]
+
+    def typed_levels(self) -> list[dict[str, Any]]:
+        """The levels as objects, typed as every view types them against the price."""
+        return [{"type": level_type(v, self.price), "value": v} for v in self.levels]
 
 
 @dataclass(slots=True)
@@ -220,6 +236,9 @@ class DemoFeed:
             rsi = rng.uniform(70.1, 88.0)
         # Whole milliseconds: every message shape then carries exactly the stored time.
         detected_at = math.floor((now - rng.uniform(0.0, 2.0)) * 1000) / 1000
+        support = round(price * (1 - rng.uniform(0.01, 0.05)), 2)
+        resistance = round(price * (1 + rng.uniform(0.01, 0.05)), 2)
+        combo = tier == "combo"  # pattern_detections keeps no expiry and no levels
         d = DemoDetection(
             symbol=symbol,
             pattern=pattern,
@@ -227,12 +246,9 @@ class DemoFeed:
             tier=tier,
             timeframe=rng.choice(_TIMEFRAMES[tier]),
             detected_at=detected_at,
-            expires_at=detected_at + _EXPIRY[tier],
+            expires_at=None if combo else detected_at + _EXPIRY[tier],
             price=round(price, 2),
-            levels=[
-                ("support", round(price * (1 - rng.uniform(0.01, 0.05)), 2)),
-                ("resistance", round(price * (1 + rng.uniform(0.01, 0.05)), 2)),
-            ],
+            levels=[] if combo else [support, resistance],
             indicators={
                 "rsi": round(rsi, 1),
                 "volume_ratio": round(rng.uniform(0.6, 3.5), 2),
@@ -274,9 +290,9 @@ class DemoFeed:
             "tier": d.tier,
             "timeframe": d.timeframe,
             "detected_at": _iso(d.detected_at),
-            "expires_at": _iso(d.expires_at),
+            "expires_at": _maybe(d.expires_at, _iso),
             "price": d.price,
-            "levels": [{"type": kind, "value": value} for kind, value in d.levels],
+            "levels": d.typed_levels(),
             "indicators": d.indicators,
             "source": "TickStockPL",
         }
@@ -289,9 +305,11 @@ class DemoFeed:
             "pattern_type": d.pattern,
             "confidence": d.confidence,
             "source": d.tier,  # older producers put the tier in "source"
+            "timeframe": d.timeframe,
             "detected_at": round(d.detected_at, 3),
+            "expires_at": _maybe(d.expires_at, lambda at: round(at, 3)),
             "price": d.price,
-            "levels": [value for _, value in d.levels],
+            "levels": d.levels,
             "indicators": d.indicators,
         }
         message = {"type": "pattern_detected", "timestamp": now, "data": inner}
@@ -303,10 +321,13 @@ class DemoFeed:
             "symbol": d.symbol,
             "pattern_name": d.pattern,
             "confidence": round(d.confidence * 100, 1),
+            "tier": d.tier,
             "timeframe": d.timeframe,
-            "detection_timestamp": int(d.detected_at * 1000),
+            "detection_timestamp": round(d.detected_at * 1000),
+            "expiration_timestamp": _maybe(d.expires_at, lambda at: round(at * 1000)),
             "current_price": d.price,
-            "volume": self.rng.randrange(10_000, 5_000_000),
+            "levels": d.levels,
+            "indicators": d.indicators,
         }
         message = {
             "event_type": "pattern_detected",
@@ -324,7 +345,10 @@ class DemoFeed:
             "confidence": d.confidence,
             "timeframe": d.timeframe,
             "timestamp": _iso(d.detected_at, _EASTERN),
+            "expiry": _maybe(d.expires_at, lambda at: _iso(at, _EASTERN)),
             "price": d.price,
+            "levels": d.typed_levels(),
+            "indicators": d.indicators,
             "parameters": {"lookback": self.rng.choice((5, 10, 20))},
         }
         streaming = {"type": "streaming_pattern", "detection": detection}
@@ -340,9 +364,12 @@ class DemoFeed:
             "pattern": d.pattern,
             "confidence": d.confidence,
             "tier": d.tier,
+            "timeframe": d.timeframe,
             "detected_at": _iso(d.detected_at, None),
-            "expires_at": round(d.expires_at),
-            "levels": [{"type": kind, "value": value} for kind, value in d.levels],
+            "expires_at": _maybe(d.expires_at, lambda at: round(at, 3)),
+            "price": d.price,
+            "levels": d.typed_levels(),
+            "indicators": d.indicators,
         }
         return [(self.channels.patterns, _dumps({"payload": inner}))], 1
 
@@ -357,8 +384,12 @@ class DemoFeed:
                     "symbol": d.symbol,
                     "pattern_name": d.pattern,
                     "confidence": d.confidence,
+                    "timeframe": d.timeframe,
                     "detected_at": stamp,
+                    "expires_at": _maybe(d.expires_at, _iso),
                     "price": d.price,
+                    "levels": d.levels,
+                    "indicators": d.indicators,
                 }
             )
         message = {
@@ -370,14 +401,17 @@ class DemoFeed:
         return [(self.channels.patterns, _dumps(message))], len(items)
 
     def _pattern_data(self, now: float) -> tuple[list[Message], int]:
+        # The producer's table row as it is stored: price and indicators inside pattern_data.
         d = self._detection(now)
         inner = {
             "symbol": d.symbol,
             "pattern_type": d.pattern,
             "confidence": d.confidence,
+            "timeframe": d.timeframe,
             "detection_timestamp": _iso(d.detected_at),
-            "expiration_date": _iso(d.expires_at),
-            "levels": [value for _, value in d.levels],
+            "expiration_date": _maybe(d.expires_at, _iso),
+            "levels": d.levels,
+            "pattern_data": stored_data(d),
             "metadata": {"scanner": "demo", "bars": self.rng.randint(3, 50)},
         }
         message = {
@@ -397,7 +431,9 @@ class DemoFeed:
             "confidence": str(d.confidence),
             "timeframe": d.timeframe,
             "time": f"{d.detected_at:.3f}",
+            "expires_at": _maybe(d.expires_at, lambda at: f"{at:.3f}"),
             "price": d.price,
+            "levels": d.levels,
             "indicators": d.indicators,
         }
         return [(self.channels.patterns_detected, _dumps(message))], 1

@@ -103,6 +103,8 @@ _INDICATORS: Final = (
     "CASE WHEN jsonb_typeof(pattern_data -> 'indicators') = 'object'"
     " THEN (pattern_data -> 'indicators')::text ELSE '{}' END"
 )
+
+
 def _columns(tier: Tier) -> str:
     """The columns of one tier table's branch."""
     return (

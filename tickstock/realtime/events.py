@@ -522,7 +522,8 @@ def _v_confidence(value: Any) -> float:
         raise _err(
             "invalid_field", f"confidence must be a number in 0..1 or 0..100, got {_short(value)}"
         )
-    return number / 100.0 if number > 1.0 else number
+    # A percentage: 87.3 reads as 0.873, not the float division's 0.8729999999999999.
+    return round(number / 100.0, 12) if number > 1.0 else number
 
 
 def _number_validator(field: str, *, minimum: float | None = None) -> BeforeValidator:
