@@ -158,10 +158,8 @@ class PatternKey:
 
 
 class PatternItem(Detection):
-    """A detection from one of the tier tables: the :class:`~tickstock.detection.Detection`
-    every view carries, its row id, and the producer's stored ``pattern_data`` and ``metadata``
-    as they are (price and indicators also at the top level). ``levels`` are the row's
-    ``levels`` typed by their place against the price."""
+    """A detection from one of the tier tables: the Detection every view carries, its row id,
+    and the producer's stored pattern_data and metadata as they are."""
 
     id: int
     pattern_data: Any
@@ -172,8 +170,8 @@ class PatternItem(Detection):
 
 
 class ComboItem(Detection):
-    """A detection of the combo tier (pattern_detections) with its later outcomes; it has no
-    expiry and no levels (the table keeps none), its timeframe is daily."""
+    """A detection of the combo tier (pattern_detections) with its later outcomes: the
+    Detection every view carries (no expiry and no levels: the table keeps none)."""
 
     id: int
     pattern_id: int

@@ -69,9 +69,9 @@ _SORT_COLUMNS: Final[dict[SortField, tuple[str, CursorKind, bool]]] = {
 
 
 class ScanItem(Detection):
-    """One screener row: a symbol's latest detection of one pattern (the
-    :class:`~tickstock.detection.Detection` every view carries; ``price`` falls back to the
-    latest close for a detection stored without one), with its market figures."""
+    """One screener row: a symbol's latest detection of one pattern (the Detection every view
+    carries; a detection stored without a price shows the latest close), with its market
+    figures."""
 
     id: int
     name: str | None

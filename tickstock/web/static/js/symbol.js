@@ -66,19 +66,8 @@ async function loadIndicators() {
   }
 }
 
-/** The detection's price: live events carry it, stored rows keep it in pattern_data. */
-function priceOf(item) {
-  if (typeof item.price === "number") return item.price;
-  const data = item.pattern_data;
-  for (const key of ["price", "current_price", "price_at_detection"]) {
-    const value = data && typeof data === "object" ? Number(data[key]) : NaN;
-    if (Number.isFinite(value)) return value;
-  }
-  return null;
-}
-
 function detectionRow(item, { live: isLive = false } = {}) {
-  const price = priceOf(item);
+  const price = typeof item.price === "number" ? item.price : null;
   return h(
     "tr",
     { className: isLive ? "flash" : "" },
