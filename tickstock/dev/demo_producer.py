@@ -104,7 +104,10 @@ _EXPIRY: Final = {
 _EASTERN: Final = timezone(timedelta(hours=-5))
 _MAX_PIPELINE: Final = 1000
 _HEALTH_INTERVAL: Final = 5.0
-_CRITICAL_INTERVAL: Final = 60.0
+# The demo's system alerts speak of its own state: it says when it runs this far behind its
+# schedule (a busy machine), at most once a minute.
+_LAG_ALERT_SECONDS: Final = 2.0
+_LAG_ALERT_INTERVAL: Final = 60.0
 _MAX_BACKOFF: Final = 30.0
 
 
@@ -210,6 +213,9 @@ class DemoFeed:
         self._prices = {symbol: start.get(symbol) or rng.uniform(8.0, 600.0) for symbol in chosen}
         self.detections: list[DemoDetection] = []
         self.indicator_values: list[DemoIndicator] = []
+        self.generated = 0
+        self.problem: str | None = None
+        """What stops the demo from storing what it detects, while it lasts (health says so)."""
         self._pattern_turn = 0
         self._indicator_turn = 0
         self._health_turn = 0
@@ -255,6 +261,7 @@ class DemoFeed:
             },
         )
         self.detections.append(d)
+        self.generated += 1
         return d
 
     def _indicator(
@@ -531,34 +538,31 @@ class DemoFeed:
         }
         return self.channels.indicator_alerts, _dumps(message)
 
-    def critical_alert(self, now: float) -> Message:
-        """A system-wide alert (no symbol), as the producer sends for feed problems."""
-        kind, text = self.rng.choice(
-            (
-                ("data_feed_lag", "Market data feed lagging by 4.2 s"),
-                ("provider_reconnect", "Data provider connection re-established"),
-                ("stale_symbols", "12 symbols without ticks for 60 s"),
-            )
-        )
+    def critical_alert(self, now: float, lag: float) -> Message:
+        """A system-wide alert (no symbol), in the producer's shape, about the demo's own state:
+        it is ``lag`` seconds behind its schedule. Marked as the demo's in its text and data."""
         message = {
-            "type": kind,
-            "message": text,
+            "type": "data_feed_lag",
+            "message": f"Demo producer {lag:.1f} s behind its schedule",
             "severity": "critical",
             "timestamp": _iso(now),
-            "data": {"session_id": self.session_id},
+            "data": {"session_id": self.session_id, "demo": True, "lag_seconds": round(lag, 1)},
         }
         return self.channels.critical_alerts, _dumps(message)
 
     def health(self, now: float) -> Message:
         """A producer health report, alternating between the two health channels and shapes."""
         self._health_turn += 1
-        figures = {
-            "status": "healthy",
+        # Figures of the demo itself, never made up: what it generated and what went wrong.
+        figures: dict[str, Any] = {
+            "status": "healthy" if self.problem is None else "degraded",
             "session_id": self.session_id,
+            "demo": True,
             "active_symbols": len(self.symbols),
-            "ticks_per_second": round(self.rng.uniform(50.0, 400.0), 1),
-            "patterns_detected": self._sequence,
+            "patterns_detected": self.generated,
         }
+        if self.problem is not None:
+            figures["message"] = self.problem
         if self._health_turn % 2:
             message: dict[str, Any] = {
                 "type": "streaming_health",
@@ -625,7 +629,7 @@ def build_messages(
         messages.extend(feed.indicators(now))
     messages += [
         feed.indicator_alert(now),
-        feed.critical_alert(now),
+        feed.critical_alert(now, 3.4),
         feed.health(now),
         feed.health(now),
         feed.session(False, now),
@@ -676,8 +680,10 @@ async def run_demo_producer(
 
     Runs until ``duration`` seconds have passed, ``stop`` is set or the task is cancelled. Alongside
     the patterns go indicator values (rate / 2), indicator alerts (one per 20 detections, at most
-    10/s), a critical alert a minute, health every 5 s and session started / stopped notices. When
-    Redis is unreachable it backs off (1 s doubling to 30 s) and resumes on schedule.
+    10/s), health every 5 s and session started / stopped notices. System alerts are true: a
+    critical alert when the demo falls more than 2 s behind its schedule, and a degraded health
+    report while it cannot store what it detects. When Redis is unreachable it backs off (1 s
+    doubling to 30 s) and resumes on schedule.
 
     With a ``store``, prices start from each symbol's last stored close, and every detection and
     indicator value is written to the producer tables before it is published, as the real
@@ -698,7 +704,6 @@ async def run_demo_producer(
         _Schedule(1.0 / rate, start, feed.patterns),
         _Schedule(2.0 / rate, start + 0.5 / rate, lambda now: (feed.indicators(now), 1)),
         _Schedule(max(20.0 / rate, 0.1), start + 10.0 / rate, one(feed.indicator_alert)),
-        _Schedule(_CRITICAL_INTERVAL, start + _CRITICAL_INTERVAL / 3, one(feed.critical_alert)),
         _Schedule(_HEALTH_INTERVAL, start, one(feed.health)),
     ]
     logger.info(
@@ -709,6 +714,7 @@ async def run_demo_producer(
     )
     published = 0
     backoff = 1.0
+    lag_alerted = -math.inf
     backlog = [feed.session(True, time.time())]
     try:
         while not (stop is not None and stop.is_set()):
@@ -716,6 +722,10 @@ async def run_demo_producer(
             if deadline is not None and now >= deadline:
                 break
             wall = time.time()
+            lag = now - schedules[0].due
+            if lag > _LAG_ALERT_SECONDS and now - lag_alerted >= _LAG_ALERT_INTERVAL:
+                backlog.append(feed.critical_alert(wall, lag))
+                lag_alerted = now
             for schedule in schedules:
                 while schedule.due <= now and len(backlog) < _MAX_PIPELINE:
                     messages, weight = schedule.make(wall)
@@ -726,6 +736,9 @@ async def run_demo_producer(
                 try:
                     if store is not None:
                         await store.write(*records)
+                    if feed.problem is not None:
+                        feed.problem = None
+                        backlog.append(feed.health(time.time()))  # resolved: the banner goes
                     published += await _publish(redis, backlog)
                     backoff = 1.0
                 except (
@@ -742,6 +755,11 @@ async def run_demo_producer(
                         exc,
                         backoff,
                     )
+                    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+                        # Redis may still be there: say what is wrong while it lasts.
+                        feed.problem = f"demo producer cannot store its detections ({exc})"
+                        with contextlib.suppress(Exception):
+                            await _publish(redis, [feed.health(time.time())])
                     await _pause(backoff, stop)
                     backoff = min(backoff * 2, _MAX_BACKOFF)
                     for schedule in schedules:
