@@ -472,3 +472,40 @@ async def test_cursor_from_another_tier_is_just_a_position(
     assert response.status_code == 200
     body = await response.get_json()
     assert all(dt.datetime.fromisoformat(item["detected_at"]) <= at for item in body["data"])
+
+
+@pytest.mark.parametrize("spelling", ["breakout", "BREAKOUT", " Break out"])
+async def test_a_pattern_filter_finds_the_name_in_any_case(
+    client: Any, auth_headers: dict[str, str], spelling: str
+) -> None:
+    async def names(pattern: str) -> list[tuple[str, int]]:
+        response = await client.get(
+            "/api/patterns",
+            headers=auth_headers,
+            query_string={"pattern": pattern, "tier": "daily", "limit": 100},
+        )
+        assert response.status_code == 200
+        items = (await response.get_json())["data"]
+        assert {item["pattern"] for item in items} <= {"Breakout"}
+        return [(item["tier"], item["id"]) for item in items]
+
+    exact = await names("Breakout")
+    assert exact  # the seed has daily breakouts
+    assert await names(spelling) == exact
+
+
+async def test_the_screener_finds_pattern_names_in_any_case(
+    client: Any, auth_headers: dict[str, str]
+) -> None:
+    async def rows(patterns: str) -> list[int]:
+        response = await client.get(
+            "/api/patterns/scan",
+            headers=auth_headers,
+            query_string={"patterns": patterns, "tier": "monthly", "limit": 200},
+        )
+        assert response.status_code == 200
+        return [item["id"] for item in (await response.get_json())["data"]]
+
+    exact = await rows("Breakout,HeadAndShoulders,Doji")
+    assert exact
+    assert await rows("breakout,head and shoulders,DOJI") == exact

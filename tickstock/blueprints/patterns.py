@@ -7,6 +7,7 @@ dashboard can merge history and live feed; each carries a ``priority`` from its 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -27,6 +28,7 @@ from tickstock.queries.patterns import (
     PatternFilter,
     PatternItem,
     PatternKey,
+    resolve_pattern_names,
     select_combo_versioned,
     select_pattern_definitions,
     select_patterns_versioned,
@@ -90,7 +92,9 @@ class Exportable(QueryModel):
 
 class _Filters(Exportable):
     pattern: PatternName | None = Field(
-        None, description="A pattern name (GET /api/pattern-definitions), e.g. Breakout"
+        None,
+        description="A pattern name (GET /api/pattern-definitions), e.g. Breakout; case and"
+        " spaces do not matter (head and shoulders finds HeadAndShoulders)",
     )
     confidence_min: Confidence | None = None
 
@@ -185,6 +189,9 @@ async def _page(
     """
     after = _after(cursor)
     async with get_db().read() as conn:
+        if flt.pattern is not None:
+            (name,) = await resolve_pattern_names(conn, [flt.pattern])
+            flt = replace(flt, pattern=name)
         if tier == "combo":
             rows = await select_combo_versioned(conn, flt, after=after, limit=limit + 1)
         else:

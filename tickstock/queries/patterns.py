@@ -9,6 +9,7 @@ an index scan bounded by the page size, and the page is merged from those few ro
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NotRequired
@@ -34,6 +35,7 @@ __all__ = [
     "iso_ms",
     "json_number",
     "priority",
+    "resolve_pattern_names",
     "select_combo",
     "select_combo_versioned",
     "select_pattern_definitions",
@@ -459,3 +461,18 @@ async def select_pattern_definitions(
         }
         for row in await conn.fetch(sql, *params.values)
     ]
+
+
+_NAME_NOISE: Final = re.compile(r"[^0-9a-z]")
+
+
+def _folded(name: str) -> str:
+    return _NAME_NOISE.sub("", name.lower())
+
+
+async def resolve_pattern_names(conn: asyncpg.Connection, names: Sequence[str]) -> list[str]:
+    """Each name as the producer spells it, found case- and space-insensitively among the
+    pattern definitions ("head and shoulders" -> HeadAndShoulders); unknown names as given."""
+    rows = await conn.fetch("SELECT name FROM pattern_definitions")
+    known = {_folded(row["name"]): row["name"] for row in rows}
+    return [known.get(_folded(name), name) for name in names]
