@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 
+import asyncpg
+import orjson
 import pytest
 from playwright.async_api import expect
 
 from tests.support.auth import MakeUser
 from tests.support.browser import OpenTab, ServeApp
+from tickstock.detection import DETECTION_EXAMPLE
 
 pytestmark = pytest.mark.browser
 
@@ -61,3 +64,158 @@ async def test_a_password_error_does_not_outlive_its_attempt(
     await page.click("#password-form button[type=submit]")
     await expect(result).to_contain_text("Password changed")
     await expect(result).to_be_visible()  # it was written into a hidden box
+
+
+# Elements that scroll sideways by design (wide tables inside their panel) are the boundary:
+# what is inside them may be wider, they themselves may not.
+_LAYOUT = """() => {
+  const doc = document.documentElement;
+  const problems = [];
+  const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+    + (typeof e.className === 'string' && e.className ? '.' + e.className.split(' ')[0] : '');
+  const visible = (e) => { const r = e.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden'; };
+  if (doc.scrollWidth > doc.clientWidth + 1) problems.push('page scrolls sideways');
+  const header = document.querySelector('.topbar');
+  for (const e of header ? [header, ...header.querySelectorAll('*')] : []) {
+    const scrolls = e === header || ['auto', 'scroll'].includes(getComputedStyle(e).overflowX);
+    if (visible(e) && scrolls && e.scrollWidth > e.clientWidth + 1) {
+      problems.push('header scrolls sideways: ' + name(e));
+      break;
+    }
+  }
+  for (const range of document.querySelectorAll('.range')) {
+    const tops = [...range.querySelectorAll('input')].map((i) => Math.round(i.getBoundingClientRect().top));
+    if (new Set(tops).size > 1) problems.push('a range wraps: ' + range.getAttribute('aria-label'));
+  }
+  for (const panel of document.querySelectorAll('.panel')) {
+    if (!visible(panel)) continue;
+    const box = panel.getBoundingClientRect();
+    for (const e of panel.querySelectorAll('*')) {
+      if (!visible(e) || e.closest('.table-wrap, .chart, [data-scroll]') && !e.matches('.table-wrap, .chart, [data-scroll]')) continue;
+      const r = e.getBoundingClientRect();
+      if (r.right > box.right + 1 || r.left < box.left - 1) {
+        problems.push(name(e) + ' overflows ' + name(panel));
+        break;
+      }
+    }
+  }
+  for (const cell of document.querySelectorAll('td, th')) {
+    const style = getComputedStyle(cell);
+    // A long name may end in an ellipsis when its full text is on hover; nothing else is cut.
+    const hinted = style.textOverflow === 'ellipsis' && (cell.title || cell.querySelector('[title]'));
+    if (visible(cell) && cell.scrollWidth > cell.clientWidth + 1 && style.overflow !== 'visible' && !hinted)
+      problems.push('clipped cell: ' + cell.textContent.trim().slice(0, 30));
+  }
+  // On a desktop screen a table fits its panel: no column hidden behind a sideways scroll.
+  if (doc.clientWidth >= 1200) {
+    for (const wrap of document.querySelectorAll('.table-wrap')) {
+      if (visible(wrap) && wrap.scrollWidth > wrap.clientWidth + 1)
+        problems.push(name(wrap.querySelector('table') || wrap) + ' needs a sideways scroll');
+    }
+  }
+  return problems.slice(0, 10);
+}"""
+
+PAGES = [
+    ("/", "#conn[data-state=live]"),
+    ("/history", "#history-rows tr"),
+    ("/screener", "#screener-rows tr"),
+    ("/market", "#gainers tr"),
+    ("/analytics", "#hit-chart .hit-row"),
+    ("/alerts", "#inbox-rows tr"),
+    ("/account", "#session-rows tr"),
+    ("/symbols/AAPL", "#detection-rows tr"),
+]
+
+
+async def _an_alert(auth_pool: asyncpg.Pool, user_id: int) -> None:
+    """One alert in the user's inbox, with a long rule name (what a real inbox holds)."""
+    data = {
+        **DETECTION_EXAMPLE,
+        "event_id": "first-hour-1",
+        "offset": "1-0",
+        "metadata": {},
+        "source": "TickStockPL",
+        "channel": "tickstock.events.patterns",
+        "received_at": DETECTION_EXAMPLE["detected_at"],
+    }
+    event = {"type": "pattern_detected", "timestamp": 1795703400.0, "data": data}
+    async with auth_pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO alerts (user_id, rule_name, event_id, symbol, event)"
+            " VALUES ($1, $2, 'first-hour-1', 'AAPL', $3::jsonb)",
+            user_id,
+            "Strong breakouts on my technology and healthcare watchlist",
+            orjson.dumps(event).decode(),
+        )
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_nothing_overflows_its_panel(
+    serve_app: ServeApp,
+    open_tab: OpenTab,
+    make_user: MakeUser,
+    auth_pool: asyncpg.Pool,
+    width: int,
+) -> None:
+    served = await serve_app()
+    user = await make_user()
+    await _an_alert(auth_pool, user.id)
+    tab = await open_tab(served, user, width=width, height=900)
+    page = tab.page
+    found = {}
+    for path, ready in PAGES:
+        await page.goto(path)
+        await expect(page.locator(ready).first).to_be_attached()
+        await page.wait_for_load_state("networkidle")
+        problems = await page.evaluate(_LAYOUT)
+        if problems:
+            found[path] = problems
+    assert not found, found
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_one_day_format_and_a_stable_order_of_indicator_lines(
+    serve_app: ServeApp, open_tab: OpenTab, make_user: MakeUser, width: int
+) -> None:
+    served = await serve_app()
+    tab = await open_tab(served, await make_user(), width=width, height=900)
+    page = tab.page
+    await page.goto("/symbols/AAPL")
+    first = page.locator("#detection-rows tr").first
+    await expect(first).to_be_visible()
+    written = (await first.locator("time").text_content() or "").strip()
+    # The chart's hover tip writes the day of a marked bar as the table writes it.
+    chart = page.locator("#chart")
+    await expect(chart).to_have_attribute("data-markers", re.compile(r"^[1-9]\d*$"))
+    day, x = await chart.evaluate(
+        """el => { const days = [...el.priceChart.byDay.keys()].sort();
+                   const day = days[days.length - 1]; return [day, el.priceChart.markerX(day)]; }"""
+    )
+    box = await chart.bounding_box()
+    assert box is not None and x is not None
+    await page.mouse.move(box["x"] + x, box["y"] + box["height"] * 0.4)
+    tip = page.locator("#chart .chart-tip")
+    await expect(tip).to_be_visible()
+    tip_day = (await tip.text_content() or "").split(" · ")[0]
+    marked_days = await chart.evaluate(
+        """el => { const f = new Intl.DateTimeFormat(undefined, {year: "numeric", month: "short",
+                     day: "2-digit", timeZone: "UTC"});
+                   return [...el.priceChart.byDay.keys()].map(d => f.format(new Date(d + "T00:00:00Z"))); }"""
+    )
+    assert day and tip_day in marked_days, (tip_day, marked_days[-3:])
+    # The table's "day, time" starts with a day in that same style.
+    row_day = await page.evaluate(
+        """iso => new Intl.DateTimeFormat(undefined, {year: "numeric", month: "short",
+             day: "2-digit"}).format(new Date(iso))""",
+        await first.locator("time").get_attribute("datetime"),
+    )
+    assert written.startswith(row_day), (written, row_day)
+    # Bands read upper, middle, lower however the JSON orders them (stored and live differ).
+    lines = await page.evaluate(
+        """async () => { const m = await import("/static/js/indicators.js");
+             return [m.formatIndicator({lower: 1, upper: 3, middle: 2}),
+                     m.formatIndicator({middle: 2, lower: 1, upper: 3})]; }"""
+    )
+    assert lines == ["upper 3, middle 2, lower 1"] * 2

@@ -87,7 +87,7 @@ function row(item) {
     "tr",
     { dataset: { symbol: item.symbol, id: String(item.id) }, className: "clickable" },
     h("td", { className: "sym" }, h("a", { href: `/symbols/${encodeURIComponent(item.symbol)}` }, item.symbol)),
-    h("td", { className: "name" }, item.name || "—"),
+    h("td", { className: "name", title: item.name || undefined }, item.name || "—"),
     h("td", {}, item.sector || "—"),
     h("td", {}, item.pattern),
     h("td", { className: "num" }, formatConfidence(item.confidence)),
