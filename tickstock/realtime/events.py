@@ -29,7 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-from tickstock.detection import Detection, Level, level_type, priority
+from tickstock.detection import Detection, Level, level_type
 from tickstock.vocab import (
     CHANNEL_KINDS,
     DEFAULT_CHANNELS,
@@ -93,6 +93,7 @@ _SAMPLE_CHARS: Final = 200
 _DETAIL_CHARS: Final = 200
 _MAX_ENVELOPE_DEPTH: Final = 5
 _TIER_SET: Final = frozenset(TIERS)
+_TIMEFRAME_SPELLINGS: Final[dict[str, str]] = {}
 _TIER_TIMEFRAMES: Final[dict[str, str]] = {str(k): v for k, v in TIER_TIMEFRAMES.items()}
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE: Final = datetime(1970, 1, 1)
@@ -886,8 +887,13 @@ def _tier_fields(data: dict[str, Any], ctx: _Context) -> tuple[Any, Any, Any]:
             else None
         )
         tier = source_tier or timeframe_tier or ctx.default_tier
-    if isinstance(timeframe, str) and len(timeframe) <= 32:
-        timeframe = canonical_timeframe(timeframe) or None
+    if type(timeframe) is str:
+        spelled = _TIMEFRAME_SPELLINGS.get(timeframe)
+        if spelled is None and len(timeframe) <= 32:
+            spelled = _TIMEFRAME_SPELLINGS[timeframe] = canonical_timeframe(timeframe)
+            if len(_TIMEFRAME_SPELLINGS) > 256:  # producers use a handful; junk must not pile up
+                _TIMEFRAME_SPELLINGS.clear()
+        timeframe = spelled or (timeframe if spelled is None else None)
     if timeframe is None:
         timeframe = _TIER_TIMEFRAMES.get(tier, tier) if isinstance(tier, str) else tier
     return tier, timeframe, source
@@ -897,14 +903,16 @@ def _tier_fields(data: dict[str, Any], ctx: _Context) -> tuple[Any, Any, Any]:
 
 
 def _typed_levels(levels: list[Any], price: Any) -> list[Any]:
-    """Plain numbers typed by their place against the price (the rule of every view of a
-    detection, :func:`tickstock.detection.level_type`); anything else is left to the schema."""
+    """Plain numbers (a list of them, as the producer's tables keep levels) typed by their
+    place against the price, as every view of a detection types them
+    (:func:`tickstock.detection.level_type`); anything else is left to the schema."""
     at = _number(price)
-    typed: list[Any] = []
-    for item in levels:
-        number = None if isinstance(item, dict) else _number(item)
-        typed.append(item if number is None else {"type": level_type(number, at), "value": number})
-    return typed
+    return [
+        item
+        if (number := _number(item)) is None
+        else {"type": level_type(number, at), "value": number}
+        for item in levels
+    ]
 
 
 def _build_pattern(data: dict[str, Any], ctx: _Context) -> Event:
@@ -920,7 +928,7 @@ def _build_pattern(data: dict[str, Any], ctx: _Context) -> Event:
             price = _pick(stored, _PRICE)
         if indicators is None:
             indicators = stored.get("indicators")
-    if type(levels) is list and any(type(item) is not dict for item in levels):
+    if type(levels) is list and levels and type(levels[0]) is not dict:
         levels = _typed_levels(levels, price)
     candidate: dict[str, Any] = {
         "event_id": _pick(data, _ID),
@@ -949,7 +957,16 @@ def _build_pattern(data: dict[str, Any], ctx: _Context) -> Event:
         event["event_id"] = _event_hash(
             "pattern", event["symbol"], event["pattern"], event["tier"], event["detected_at"]
         )
-    event["priority"] = priority(event["confidence"])
+    confidence = event["confidence"]  # the priority, inline: this runs for every event
+    event["priority"] = (
+        "CRITICAL"
+        if confidence >= 0.9
+        else "HIGH"
+        if confidence >= 0.8
+        else "MEDIUM"
+        if confidence >= 0.7
+        else "LOW"
+    )
     return Event("pattern", ctx.event_type, event["symbol"], event["event_id"], event)
 
 
