@@ -219,3 +219,30 @@ async def test_one_day_format_and_a_stable_order_of_indicator_lines(
                      m.formatIndicator({middle: 2, lower: 1, upper: 3})]; }"""
     )
     assert lines == ["upper 3, middle 2, lower 1"] * 2
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_an_empty_view_says_why_and_what_to_change(
+    serve_app: ServeApp, open_tab: OpenTab, make_user: MakeUser, width: int
+) -> None:
+    served = await serve_app()
+    tab = await open_tab(served, await make_user(), width=width, height=900)
+    page = tab.page
+    # Analytics of daily detections at +30 days: none has an outcome that far out yet.
+    await page.goto("/analytics?tier=daily&horizon=d30")
+    status = page.locator("#analytics-status")
+    await expect(status).to_be_visible()
+    await expect(status).to_contain_text("+30 trading days")
+    await expect(status).to_contain_text("Choose a shorter horizon")
+    # A screener whose filters exclude everything names them.
+    await page.goto("/screener?tier=daily&price_min=999999")
+    status = page.locator("#screener-status")
+    await expect(status).to_be_visible()
+    await expect(status).to_contain_text("price min")
+    await expect(status).to_contain_text("widen or clear")
+    # History with a pattern nobody detects.
+    await page.goto("/history?pattern=NoSuchPattern")
+    status = page.locator("#history-status")
+    await expect(status).to_be_visible()
+    await expect(status).to_contain_text("NoSuchPattern")
+    await expect(status).to_contain_text("clear or widen")
