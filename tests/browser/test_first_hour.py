@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import orjson
 import pytest
 from playwright.async_api import expect
 
-from tests.support.auth import MakeUser
-from tests.support.browser import OpenTab, ServeApp
+from tests.support.auth import MakeUser, UserLogin
+from tests.support.browser import (
+    CHANNEL,
+    SOCKET_REFUSED,
+    OpenTab,
+    ServeApp,
+    event,
+    row,
+    wait_subscribed,
+)
+from tests.support.realtime import Publisher
 from tickstock.detection import DETECTION_EXAMPLE
 
 pytestmark = pytest.mark.browser
@@ -246,3 +257,41 @@ async def test_an_empty_view_says_why_and_what_to_change(
     await expect(status).to_be_visible()
     await expect(status).to_contain_text("NoSuchPattern")
     await expect(status).to_contain_text("clear or widen")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_the_reconnect_note_never_says_nothing_was_missed_when_history_fell_short(
+    serve_app: ServeApp,
+    open_tab: OpenTab,
+    user: UserLogin,
+    publisher: Publisher,
+    pick_symbols: Callable[[int], Awaitable[list[str]]],
+    width: int,
+) -> None:
+    # History keeps 2 events a symbol: 4 missed ones cannot all be replayed.
+    node_a = await serve_app(history_max_events=2)
+    await serve_app(history_max_events=2)  # node B ingests while A is away
+    (symbol,) = await pick_symbols(1)
+    tab = await open_tab(node_a, user, width=width, height=900)
+    tab.allowed.append(SOCKET_REFUSED)
+    page = tab.page
+    await page.goto("/")
+    await page.fill("#symbol-search", symbol)
+    await page.keyboard.press("Enter")
+    await wait_subscribed(page, symbol)
+    before = event(symbol, "Before")
+    await publisher.publish(CHANNEL, before)
+    await expect(row(page, before)).to_be_visible()
+    await expect(page.locator("#symbol-panel")).to_have_attribute("data-state", "ready")
+
+    await node_a.stop()
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
+    for index in range(4):
+        await publisher.publish(CHANNEL, event(symbol, f"Missed {index}"))
+    await asyncio.sleep(0.5)  # node B stores them (and trims the history to 2)
+    await serve_app(port=node_a.port, history_max_events=2)
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=10_000)
+    note = page.locator("#feed-note")
+    await expect(note).to_contain_text(f"history did not reach back for {symbol}", timeout=5000)
+    await expect(note).to_contain_text("may have been missed")
+    await expect(note).not_to_contain_text("no events were missed")
