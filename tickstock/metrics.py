@@ -54,6 +54,12 @@ EVENTS_REJECTED = Counter(
 )
 DELIVERIES = Counter("tickstock_deliveries_total", "Events put on socket queues")
 ALERTS = Counter("tickstock_alerts_total", "Alerts stored by this node's matcher")
+JOB_REPORTS = Counter(
+    "tickstock_job_reports_total",
+    "The producer's job reports by outcome: stored (changed the job), unchanged (duplicate, late"
+    " or out of order), unknown (no such job), dropped (queue full)",
+    ["outcome"],
+)
 INGEST_TO_EMIT = Histogram(
     "tickstock_ingest_to_emit_seconds",
     "From storing an event to queueing it for this node's sockets",

@@ -11,12 +11,17 @@ __all__ = [
     "CHANNEL_KINDS",
     "DEFAULT_CHANNELS",
     "DEMO_SYMBOLS",
+    "JOB_CHANNELS",
+    "JOB_KINDS",
+    "JOB_STATUSES",
     "LEVEL_TYPES",
     "PATTERNS_CHANNEL",
     "TIERS",
     "TIER_TIMEFRAMES",
     "TIMEFRAMES",
     "ChannelKind",
+    "JobKind",
+    "JobStatus",
     "Tier",
     "canonical_timeframe",
 ]
@@ -101,7 +106,7 @@ def canonical_timeframe(text: str) -> str:
     return lowered
 
 
-ChannelKind = Literal["pattern", "indicator", "alert", "health", "session"]
+ChannelKind = Literal["pattern", "indicator", "alert", "health", "session", "job"]
 
 # The producer's Redis channels (SPEC §2).
 PATTERNS_CHANNEL: Final = "tickstock.events.patterns"
@@ -115,6 +120,21 @@ STREAMING_HEALTH_CHANNEL: Final = "tickstock:streaming:health"
 SESSION_STARTED_CHANNEL: Final = "tickstock:streaming:session_started"
 SESSION_STOPPED_CHANNEL: Final = "tickstock:streaming:session_stopped"
 HEALTH_STATUS_CHANNEL: Final = "tickstock.health.status"
+# The producer's reports on the jobs tickstock hands it (SPEC §13).
+BACKTEST_PROGRESS_CHANNEL: Final = "tickstock.events.backtesting.progress"
+BACKTEST_RESULTS_CHANNEL: Final = "tickstock.events.backtesting.results"
+JOB_PROGRESS_CHANNEL: Final = "tickstock.jobs.progress"
+
+# tickstock -> producer: the jobs it is asked to run, and cancellations (SPEC §13).
+JOB_BACKTEST_CHANNEL: Final = "tickstock.jobs.backtest"
+JOB_DATA_LOAD_CHANNEL: Final = "tickstock.jobs.data_load"
+JOB_CANCEL_CHANNEL: Final = "tickstock.jobs.cancel"
+
+JobKind = Literal["backtest", "data_load"]
+JOB_KINDS: Final[tuple[JobKind, ...]] = get_args(JobKind)
+JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+JOB_STATUSES: Final[tuple[JobStatus, ...]] = get_args(JobStatus)
+ACTIVE_JOB_STATUSES: Final[tuple[JobStatus, ...]] = ("queued", "running")
 
 # The kind of event each channel carries.
 CHANNEL_KINDS: Final[dict[str, ChannelKind]] = {
@@ -129,7 +149,12 @@ CHANNEL_KINDS: Final[dict[str, ChannelKind]] = {
     SESSION_STARTED_CHANNEL: "session",
     SESSION_STOPPED_CHANNEL: "session",
     HEALTH_STATUS_CHANNEL: "health",
+    BACKTEST_PROGRESS_CHANNEL: "job",
+    BACKTEST_RESULTS_CHANNEL: "job",
+    JOB_PROGRESS_CHANNEL: "job",
 }
+JOB_CHANNELS: Final = frozenset(channel for channel, kind in CHANNEL_KINDS.items() if kind == "job")
+"""The channels ingest hands to the job updater (realtime/jobs.py) instead of the event path."""
 DEFAULT_CHANNELS: Final[tuple[str, ...]] = tuple(CHANNEL_KINDS)
 """The channels ingest subscribes to unless TICKSTOCK_INGEST_CHANNELS says otherwise."""
 

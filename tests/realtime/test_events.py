@@ -589,8 +589,12 @@ def test_unknown_channel_is_rejected_and_channels_map_to_kinds() -> None:
         "tickstock:streaming:session_started": "session",
         "tickstock:streaming:session_stopped": "session",
         "tickstock.health.status": "health",
+        "tickstock.events.backtesting.progress": "job",
+        "tickstock.events.backtesting.results": "job",
+        "tickstock.jobs.progress": "job",
     }
     assert channel_kind("staging:tickstock.events.patterns") == "pattern"
+    assert channel_kind("staging:tickstock.events.backtesting.progress") == "job"
     assert channel_kind("x:alerts:indicators") == "alert"
     assert channel_kind("x.health") == "health"
     assert channel_kind("quotes") is None

@@ -31,6 +31,7 @@ from tickstock.auth import (
 )
 from tickstock.errors import APIError, error_response
 from tickstock.extensions.database import get_db
+from tickstock.queries.bars import select_bar_range
 from tickstock.queries.symbols import symbol_exists
 from tickstock.queries.user_settings import select_user_settings
 from tickstock.validation import normalise_symbol
@@ -134,6 +135,21 @@ async def market() -> ResponseReturnValue:
 async def analytics() -> ResponseReturnValue:
     """How each pattern did afterwards: hit rates with intervals, returns."""
     return await _page("analytics.html", "analytics", title="Analytics")
+
+
+@blueprint.get("/backtest")
+@login_required
+async def backtest() -> ResponseReturnValue:
+    """Backtests: the form, your jobs with live progress, and a finished job's result."""
+    async with get_db().read() as conn:
+        first, last = await select_bar_range(conn)
+    bars = {
+        "first": first.isoformat() if first else None,
+        "last": last.isoformat() if last else None,
+    }
+    return await _page(
+        "backtest.html", "backtest", title="Backtest", bars=bars, boot={"bars": bars}
+    )
 
 
 @blueprint.get("/alerts")

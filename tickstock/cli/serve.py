@@ -69,6 +69,8 @@ def serve(bind: str | None, config_path: str) -> None:
                         "demo-producer",
                         "--rate",
                         str(settings.demo_producer_rate),
+                        "--job-pace",
+                        str(settings.demo_job_pace),
                     ],
                     env=env,
                     preexec_fn=_die_with_parent(),

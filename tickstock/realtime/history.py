@@ -112,6 +112,7 @@ class EventStore:
         self.dedupe_seconds = dedupe_seconds or max(history_max_age_seconds, 60)
         self.fanout_key = f"{prefix}:fanout"
         self.live_channel = live_channel(self.fanout_key)
+        self.script = APPEND_SCRIPT
         self._sha = hashlib.sha1(APPEND_SCRIPT.encode()).hexdigest()
 
     def history_key(self, room: str) -> str:
@@ -142,6 +143,13 @@ class EventStore:
             keys.append(self.history_key(room))
             args += [self.history_max_events, self.history_max_age_seconds]
         return keys, args
+
+    def script_args(
+        self, event_type: str, symbol: str | None, event_id: str, data: dict[str, Any]
+    ) -> tuple[Any, ...]:
+        """The EVALSHA command that stores one event (the event link sends it itself)."""
+        keys, args = self._script_call(event_type, symbol, event_id, data)
+        return ("EVALSHA", self._sha, len(keys), *keys, *args)
 
     async def append(
         self, event_type: str, symbol: str | None, event_id: str, data: dict[str, Any]

@@ -24,25 +24,39 @@ from tickstock import metrics
 from tickstock.config import Settings
 from tickstock.errors import REDIS_DOWN
 from tickstock.queries.realtime import insert_error_logs
-from tickstock.realtime.events import Event, NormaliseResult, Reject, normalise
+from tickstock.realtime.events import Event, NormaliseResult, Reject, is_job_channel, normalise
 from tickstock.realtime.history import EventStore
+from tickstock.realtime.jobs import JobUpdater
+from tickstock.realtime.link import RedisLink, is_noscript
 from tickstock.vocab import PATTERNS_CHANNEL
 
 log = logging.getLogger(__name__)
 
 STREAM_GROUP = "tickstock-ingest"
+_NO_JOBS = NormaliseResult([], [], ignored=True)  # job reports on a node that runs no jobs
 # Messages taken from the socket buffer and stored in one Redis round trip.
 BATCH_MAX = 200
 
 
 @dataclass
 class ChannelStats:
+    name: str = ""
+    jobs: bool = False  # the channel carries job reports (jobs.py), not events
     received: int = 0
     accepted: int = 0
     duplicates: int = 0
     ignored: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     last_event_at: float | None = None
+    # What the metrics have been told so far (they are brought up to date once a second, not
+    # once per event: see IngestStats.publish_metrics).
+    published: tuple[int, int, int] = (0, 0, 0)
+
+
+class _Channels(defaultdict[str, ChannelStats]):
+    def __missing__(self, key: str) -> ChannelStats:
+        stats = self[key] = ChannelStats(key, jobs=is_job_channel(key))
+        return stats
 
 
 @dataclass
@@ -54,14 +68,25 @@ class IngestStats:
     reconnects: int = 0
     last_error: str | None = None
     connected_since: float | None = None
-    channels: defaultdict[str, ChannelStats] = field(
-        default_factory=lambda: defaultdict(ChannelStats)
-    )
+    channels: defaultdict[str, ChannelStats] = field(default_factory=_Channels)
+    lost: int = 0  # events normalised but not stored: Redis went away before the reply
 
     @property
     def last_event_at(self) -> float | None:
         times = [c.last_event_at for c in self.channels.values() if c.last_event_at]
         return max(times) if times else None
+
+    def publish_metrics(self) -> None:
+        """Bring the per-channel counters of /metrics up to date (called once a second)."""
+        for name, c in list(self.channels.items()):
+            received, accepted, duplicates = c.published
+            if c.received != received:
+                metrics.EVENTS_RECEIVED.labels(name).inc(c.received - received)
+            if c.accepted != accepted:
+                metrics.EVENTS_ACCEPTED.labels(name).inc(c.accepted - accepted)
+            if c.duplicates != duplicates:
+                metrics.EVENTS_DUPLICATE.labels(name).inc(c.duplicates - duplicates)
+            c.published = (c.received, c.accepted, c.duplicates)
 
     def as_dict(self) -> dict[str, Any]:
         now = time.time()
@@ -142,8 +167,10 @@ class IngestConsumer:
         errors: ErrorLogWriter | None,
         *,
         node_id: str | None = None,
+        jobs: JobUpdater | None = None,
     ) -> None:
         self.settings = settings
+        self.jobs = jobs
         self.make_client = make_client
         self.store_factory = store_factory
         self.errors = errors
@@ -153,24 +180,25 @@ class IngestConsumer:
         self.backoff_start = 0.5
         self.backoff_cap = 10.0
         self.ready = asyncio.Event()
+        self.store: EventStore | None = None  # pub/sub mode: builds the script calls
+        self._pending: list[tuple[bytes, bytes]] = []
+        self._channel_names: dict[bytes, str] = {}
 
     async def run(self) -> None:
+        """Stream mode: read the producer's stream with a consumer group (pub/sub mode is driven
+        by the node's event link instead: ``received`` / ``flush``)."""
         backoff = self.backoff_start
         while True:
             client = self.make_client()
             try:
-                store = self.store_factory(client)
-                if self.settings.ingest_mode == "stream":
-                    await self._run_stream(client, store)
-                else:
-                    await self._run_pubsub(client, store)
+                await self._run_stream(client, self.store_factory(client))
             except asyncio.CancelledError:
                 raise
             except REDIS_DOWN as exc:
-                self._disconnected(exc)
+                self.disconnected(exc)
             except Exception as exc:
                 log.exception("ingest consumer failed; restarting")
-                self._disconnected(exc)
+                self.disconnected(exc)
             else:
                 backoff = self.backoff_start
             finally:
@@ -181,7 +209,7 @@ class IngestConsumer:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.backoff_cap)
 
-    def _disconnected(self, exc: BaseException) -> None:
+    def disconnected(self, exc: BaseException) -> None:
         if self.stats.connected:
             log.warning("ingest lost Redis (%r); reconnecting with backoff", exc)
         self.stats.connected = False
@@ -189,38 +217,14 @@ class IngestConsumer:
         self.stats.reconnects += 1
         metrics.REDIS_RECONNECTS.labels("ingest").inc()
         self.stats.last_error = f"{type(exc).__name__}: {exc}"[:200]
+        self._pending.clear()
 
-    def _connected(self) -> None:
+    def connected(self) -> None:
         self.stats.connected = True
         self.stats.connected_since = time.time()
         self.stats.last_error = None
         self.ready.set()
         log.info("ingest connected (%s)", self.settings.ingest_mode)
-
-    async def _run_pubsub(self, client: aioredis.Redis, store: EventStore) -> None:
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(*self.settings.ingest_channels)
-            self._connected()
-            while True:
-                message = await pubsub.get_message(timeout=5.0)
-                if message is None:
-                    await pubsub.ping()
-                    continue
-                # Take whatever else is already buffered: one Redis round trip for the lot.
-                batch = [message]
-                while len(batch) < BATCH_MAX:
-                    more = await pubsub.get_message(timeout=0.0)
-                    if more is None:
-                        break
-                    batch.append(more)
-                await self.process_batch(
-                    store,
-                    [(_text(m["channel"]), m["data"]) for m in batch if m.get("type") == "message"],
-                )
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(pubsub.aclose(), 2)  # type: ignore[no-untyped-call]
 
     async def _run_stream(self, client: aioredis.Redis, store: EventStore) -> None:
         stream = self.settings.ingest_stream
@@ -229,7 +233,7 @@ class IngestConsumer:
         except redis.exceptions.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
-        self._connected()
+        self.connected()
         # Entries a node took and never acknowledged (it crashed) are taken over once idle.
         claim_from = "0-0"
         while True:
@@ -276,41 +280,98 @@ class IngestConsumer:
         # Acknowledged once stored: a crash before this replays them, and dedupe absorbs that.
         await client.xack(stream, STREAM_GROUP, *[entry_id for entry_id, _ in entries])
 
+    # --- pub/sub mode: the producer's messages arrive on the node's event link (link.py) ----
+
+    def received(self, channel: bytes, raw: bytes) -> None:
+        """A producer message read by the event link; stored on ``flush``, after the read."""
+        self._pending.append((channel, raw))
+
+    def flush(self, link: RedisLink) -> None:
+        """Normalise what the last read brought and send its script calls in one write."""
+        if not self._pending:
+            return
+        messages, self._pending = self._pending, []
+        store = self.store
+        assert store is not None
+        calls: list[tuple[tuple[Any, ...], Callable[[Any], None]]] = []
+        for channel_bytes, raw in messages:
+            channel = self._channel_names.get(channel_bytes)
+            if channel is None:
+                channel = self._channel_names[channel_bytes] = _text(channel_bytes)
+            stats = self.stats.channels[channel]
+            for event in self._accept(stats, channel, raw).events:
+                args = store.script_args(event.event_type, event.symbol, event.event_id, event.data)
+                calls.append((args, self._on_reply(link, stats, args)))
+        if calls:
+            link.send(calls)
+
+    def _on_reply(
+        self, link: RedisLink, stats: ChannelStats, args: tuple[Any, ...]
+    ) -> Callable[[Any], None]:
+        def stored(reply: Any) -> None:
+            if isinstance(reply, Exception):
+                if is_noscript(reply):
+                    # Redis restarted or its scripts were flushed: EVAL sends the script itself
+                    # (and caches it again), keeping this event's place in the order.
+                    assert self.store is not None
+                    link.send([(("EVAL", self.store.script, *args[2:]), stored)])
+                    return
+                self.stats.lost += 1
+                self._log_once("store", "could not store an event on %s: %r", stats.name, reply)
+                return
+            self._stored(stats, reply)
+
+        return stored
+
+    # --- both modes ----------------------------------------------------------------------
+
+    def _accept(self, stats: ChannelStats, channel: str, raw: bytes | str) -> NormaliseResult:
+        stats.received += 1
+        if stats.jobs:
+            # Job reports leave the event path here: the job updater stores them (jobs.py).
+            result = self.jobs.accept(channel, raw) if self.jobs else _NO_JOBS
+        else:
+            result = normalise(raw, channel, max_bytes=self.settings.ingest_max_message_bytes)
+        if result.ignored:
+            stats.ignored += 1
+        for reject in result.rejects:
+            stats.rejected[reject.reason] += 1
+            metrics.EVENTS_REJECTED.labels(channel, reject.reason).inc()
+            self._record_reject(channel, reject)
+        return result
+
+    def _stored(self, stats: ChannelStats, offset: Any) -> None:
+        if offset is None:
+            stats.duplicates += 1
+        else:
+            stats.accepted += 1
+        stats.last_event_at = time.time()
+
     async def process_batch(
         self, store: EventStore, messages: list[tuple[str, bytes | str]]
     ) -> list[NormaliseResult]:
         """Normalise messages and append all their events in one round trip, in order."""
         results = []
-        pending: list[tuple[str, Event]] = []
+        pending: list[tuple[ChannelStats, Event]] = []
         for channel, raw in messages:
             stats = self.stats.channels[channel]
-            stats.received += 1
-            metrics.EVENTS_RECEIVED.labels(channel).inc()
-            result = normalise(raw, channel, max_bytes=self.settings.ingest_max_message_bytes)
+            result = self._accept(stats, channel, raw)
             results.append(result)
-            if result.ignored:
-                stats.ignored += 1
-            for reject in result.rejects:
-                stats.rejected[reject.reason] += 1
-                metrics.EVENTS_REJECTED.labels(channel, reject.reason).inc()
-                self._record_reject(channel, reject)
-            pending.extend((channel, event) for event in result.events)
+            pending.extend((stats, event) for event in result.events)
         if not pending:
             return results
         offsets = await store.append_many(
             [(e.event_type, e.symbol, e.event_id, e.data) for _, e in pending]
         )
-        now = time.time()
-        for (channel, _event), offset in zip(pending, offsets, strict=True):
-            stats = self.stats.channels[channel]
-            if offset is None:
-                stats.duplicates += 1
-                metrics.EVENTS_DUPLICATE.labels(channel).inc()
-            else:
-                stats.accepted += 1
-                metrics.EVENTS_ACCEPTED.labels(channel).inc()
-            stats.last_event_at = now
+        for (stats, _event), offset in zip(pending, offsets, strict=True):
+            self._stored(stats, offset)
         return results
+
+    def _log_once(self, key: str, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._last_log.get(key, 0.0) >= 10:
+            self._last_log[key] = now
+            log.warning(message, *args)
 
     def _record_reject(self, channel: str, reject: Reject) -> None:
         key = f"{channel}:{reject.reason}"
