@@ -23,11 +23,33 @@ from tickstock.detection import Detection
 from tickstock.dev.demo_producer import DEFAULT_SYMBOLS, DemoChannels, run_demo_producer
 from tickstock.dev.demo_store import DemoStore
 
+# Every table the demo store writes: what a test stores is removed after it, so the seeded
+# history other tests compare against (market figures, combo outcomes, links) stays as seeded.
+_WRITTEN = (
+    "daily_intraday_patterns",
+    "daily_patterns",
+    "weekly_patterns",
+    "monthly_patterns",
+    "intraday_patterns",
+    "hourly_patterns",
+    "pattern_detections",
+    "daily_indicators",
+    "intraday_indicators",
+)
+
 
 @pytest.fixture(name="store")
 async def _store(database_url: str) -> AsyncIterator[DemoStore]:
     store = await DemoStore.open(database_url)
+    async with store.pool.acquire() as conn:
+        last = {
+            table: await conn.fetchval(f"SELECT coalesce(max(id), 0) FROM {table}")
+            for table in _WRITTEN
+        }
     yield store
+    async with store.pool.acquire() as conn:
+        for table, before in last.items():
+            await conn.execute(f"DELETE FROM {table} WHERE id > $1", before)
     await store.close()
 
 
