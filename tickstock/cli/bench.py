@@ -12,7 +12,7 @@ from tickstock.cli.common import run
 
 @click.group()
 def bench() -> None:
-    """Load tests against a running tickstock (SPEC §10)."""
+    """Load tests against a running tickstock (figures and commands: docs/PERFORMANCE.md)."""
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -29,7 +29,15 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-from tickstock.vocab import CHANNEL_KINDS, DEFAULT_CHANNELS, TIERS, Tier
+from tickstock.detection import Detection, Level, level_type
+from tickstock.vocab import (
+    CHANNEL_KINDS,
+    DEFAULT_CHANNELS,
+    TIER_TIMEFRAMES,
+    TIERS,
+    Tier,
+    canonical_timeframe,
+)
 
 __all__ = [
     "CHANNEL_KINDS",
@@ -43,6 +51,7 @@ __all__ = [
     "JobResults",
     "JobTrade",
     "JobUpdate",
+    "LiveDetection",
     "NormaliseResult",
     "Reject",
     "channel_kind",
@@ -89,6 +98,8 @@ _SAMPLE_CHARS: Final = 200
 _DETAIL_CHARS: Final = 200
 _MAX_ENVELOPE_DEPTH: Final = 5
 _TIER_SET: Final = frozenset(TIERS)
+_TIMEFRAME_SPELLINGS: Final[dict[str, str]] = {}
+_TIER_TIMEFRAMES: Final[dict[str, str]] = {str(k): v for k, v in TIER_TIMEFRAMES.items()}
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE: Final = datetime(1970, 1, 1)
 
@@ -531,7 +542,8 @@ def _v_confidence(value: Any) -> float:
         raise _err(
             "invalid_field", f"confidence must be a number in 0..1 or 0..100, got {_short(value)}"
         )
-    return number / 100.0 if number > 1.0 else number
+    # A percentage: 87.3 reads as 0.873, not the float division's 0.8729999999999999.
+    return round(number / 100.0, 12) if number > 1.0 else number
 
 
 def _number_validator(field: str, *, minimum: float | None = None) -> BeforeValidator:
@@ -661,15 +673,9 @@ Source = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_v_nesting)]
 
 
-class Level(TypedDict):
-    """A price level: ``type`` is support, resistance, target, ... or plain ``level``."""
-
-    type: str
-    value: float
-
-
 class PatternData(TypedDict):
-    """``data`` of a ``pattern_detected`` event (SPEC §2), before the history step adds offset."""
+    """What a pattern message is validated against: :class:`LiveDetection` without
+    ``priority`` (derived from the confidence after), each field with its coercion."""
 
     event_id: EventId
     symbol: Symbol
@@ -745,6 +751,17 @@ class SessionData(TypedDict):
     timestamp: Annotated[str, _timestamp_validator("timestamp")]
     metadata: Metadata
     source: Source
+    channel: str
+    received_at: str
+
+
+class LiveDetection(Detection):
+    """``data`` of a ``pattern_detected`` event: the detection (:class:`Detection`, as REST rows
+    carry it) and where it came from. ``offset`` is added by the history step."""
+
+    event_id: str
+    metadata: dict[str, Any]
+    source: str
     channel: str
     received_at: str
 
@@ -889,28 +906,58 @@ def _tier_fields(data: dict[str, Any], ctx: _Context) -> tuple[Any, Any, Any]:
             else None
         )
         tier = source_tier or timeframe_tier or ctx.default_tier
-    if isinstance(timeframe, str):
-        timeframe = timeframe.strip() or tier
-    elif timeframe is None:
-        timeframe = tier
+    if type(timeframe) is str:
+        spelled = _TIMEFRAME_SPELLINGS.get(timeframe)
+        if spelled is None and len(timeframe) <= 32:
+            spelled = _TIMEFRAME_SPELLINGS[timeframe] = canonical_timeframe(timeframe)
+            if len(_TIMEFRAME_SPELLINGS) > 256:  # producers use a handful; junk must not pile up
+                _TIMEFRAME_SPELLINGS.clear()
+        timeframe = spelled or (timeframe if spelled is None else None)
+    if timeframe is None:
+        timeframe = _TIER_TIMEFRAMES.get(tier, tier) if isinstance(tier, str) else tier
     return tier, timeframe, source
 
 
 # --- per-kind builders --------------------------------------------------------------------------
 
 
+def _typed_levels(levels: list[Any], price: Any) -> list[Any]:
+    """Plain numbers (a list of them, as the producer's tables keep levels) typed by their
+    place against the price, as every view of a detection types them
+    (:func:`tickstock.detection.level_type`); anything else is left to the schema."""
+    at = _number(price)
+    return [
+        item
+        if (number := _number(item)) is None
+        else {"type": level_type(number, at), "value": number}
+        for item in levels
+    ]
+
+
 def _build_pattern(data: dict[str, Any], ctx: _Context) -> Event:
     tier, timeframe, source = _tier_fields(data, ctx)
     detected = _pick(data, _DETECTED)
+    price = _pick(data, _PRICE)
+    levels = data.get("levels")
+    indicators = data.get("indicators")
+    stored = data.get("pattern_data")
+    if type(stored) is dict:
+        # A producer table row as published: its price and indicators live in pattern_data.
+        if price is None:
+            price = _pick(stored, _PRICE)
+        if indicators is None:
+            indicators = stored.get("indicators")
+    if type(levels) is list and levels and type(levels[0]) is not dict:
+        levels = _typed_levels(levels, price)
     candidate: dict[str, Any] = {
         "event_id": _pick(data, _ID),
         "tier": tier,
         "timeframe": timeframe,
         "detected_at": ctx.received_at if detected is None else detected,
         "expires_at": _pick(data, _EXPIRES),
-        "price": _pick(data, _PRICE),
-        "levels": data.get("levels"),
-        "indicators": data.get("indicators"),
+        "price": price,
+        "levels": levels,
+        "indicators": indicators,
         "metadata": _metadata(data, "pattern"),
         "source": source,
         "channel": ctx.channel,
@@ -929,6 +976,16 @@ def _build_pattern(data: dict[str, Any], ctx: _Context) -> Event:
         event["event_id"] = _event_hash(
             "pattern", event["symbol"], event["pattern"], event["tier"], event["detected_at"]
         )
+    confidence = event["confidence"]  # the priority, inline: this runs for every event
+    event["priority"] = (
+        "CRITICAL"
+        if confidence >= 0.9
+        else "HIGH"
+        if confidence >= 0.8
+        else "MEDIUM"
+        if confidence >= 0.7
+        else "LOW"
+    )
     return Event("pattern", ctx.event_type, event["symbol"], event["event_id"], event)
 
 
