@@ -46,3 +46,7 @@ def test_start_up_lines_are_printed_once(settings_overrides: dict[str, Any]) -> 
     assert len(running) == 1, "\n".join(lines)
     assert f"http://127.0.0.1:{port}" in running[0]
     assert serve.returncode == 0, "\n".join(lines)
+    # Ctrl-C with no socket open is an ordinary stop: no warning about draining.
+    assert not [line for line in lines if "WARNING" in line and "draining" in line], "\n".join(
+        lines
+    )

@@ -280,7 +280,9 @@ class RealtimeHub:
             return
         self.draining = True
         sockets = list(self.sio.eio.sockets.values())
-        log.warning("draining: %d socket(s) asked to reconnect to another node", len(sockets))
+        if sockets:
+            # Not a warning: draining is what an operator asked for (also on every Ctrl-C).
+            log.info("draining: %d socket(s) asked to reconnect to another node", len(sockets))
         self._spawn(self._close_transports(sockets), "drain")
 
     async def _close_transports(self, sockets: list[Any]) -> None:
