@@ -673,19 +673,26 @@ Source = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_v_nesting)]
 
 
+# The pattern fields' validators, shared by the schema and its fast path (``_fast_pattern``).
+_V_PATTERN: Final = _name_validator("pattern", "missing_pattern")
+_V_DETECTED_AT: Final = _timestamp_validator("detected_at")
+_V_EXPIRES_AT: Final = _timestamp_validator("expires_at", expiry=True)
+_V_PRICE: Final = _number_validator("price", minimum=0.0)
+
+
 class PatternData(TypedDict):
     """What a pattern message is validated against: :class:`LiveDetection` without
     ``priority`` (derived from the confidence after), each field with its coercion."""
 
     event_id: EventId
     symbol: Symbol
-    pattern: Annotated[str, _name_validator("pattern", "missing_pattern")]
+    pattern: Annotated[str, _V_PATTERN]
     confidence: Confidence
     tier: Tier
     timeframe: Timeframe
-    detected_at: Annotated[str, _timestamp_validator("detected_at")]
-    expires_at: Annotated[str | None, _timestamp_validator("expires_at", expiry=True)]
-    price: Annotated[float | None, _number_validator("price", minimum=0.0)]
+    detected_at: Annotated[str, _V_DETECTED_AT]
+    expires_at: Annotated[str | None, _V_EXPIRES_AT]
+    price: Annotated[float | None, _V_PRICE]
     levels: Annotated[list[Level], BeforeValidator(_v_levels)]
     indicators: Annotated[
         dict[str, Any], BeforeValidator(_v_indicators), AfterValidator(_v_nesting)
@@ -934,6 +941,59 @@ def _typed_levels(levels: list[Any], price: Any) -> list[Any]:
     ]
 
 
+class _Info:
+    """What a validator that takes ``ValidationInfo`` reads of it, for the fast path."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self.context = context
+
+
+def _fast_pattern(c: dict[str, Any], ctx: _Context) -> dict[str, Any] | None:
+    """``PatternData`` validated without pydantic's machinery, for the ordinary message: the
+    schema's own validators called directly, then the checks pydantic would make of what they
+    return. None when a value is missing, invalid or needs pydantic's own coercion: pydantic then
+    validates the message (and rejects it with its reason). Equal results are a tested property
+    (tests/realtime/test_events_fast.py); this runs for every event, and the schema costs more
+    than the rest of the normalisation together."""
+    try:
+        tier, timeframe, source = c["tier"], c["timeframe"], c["source"]
+        channel, received_at, metadata = c["channel"], c["received_at"], c["metadata"]
+        if (
+            type(tier) is not str
+            or tier not in _TIER_SET
+            or type(timeframe) is not str
+            or not 0 < len(timeframe) <= 32
+            or type(source) is not str
+            or not 0 < len(source) <= 64
+            or type(channel) is not str
+            or type(received_at) is not str
+            or type(metadata) is not dict
+        ):
+            return None
+        info: Any = _Info(ctx.validation)
+        return {
+            "event_id": _v_event_id(c["event_id"]),
+            "symbol": _v_symbol(c["symbol"]),
+            "pattern": _V_PATTERN.func(c["pattern"]),  # type: ignore[call-arg]
+            "confidence": _v_confidence(c["confidence"]),
+            "tier": tier,
+            "timeframe": timeframe,
+            "detected_at": _V_DETECTED_AT.func(c["detected_at"], info),  # type: ignore[call-arg]
+            "expires_at": _V_EXPIRES_AT.func(c["expires_at"], info),  # type: ignore[call-arg]
+            "price": _V_PRICE.func(c["price"]),  # type: ignore[call-arg]
+            "levels": _v_levels(c["levels"]),
+            "indicators": _v_nesting(_v_indicators(c["indicators"])),
+            "metadata": _v_nesting(metadata),
+            "source": source,
+            "channel": channel,
+            "received_at": received_at,
+        }
+    except (KeyError, PydanticCustomError, ValueError, TypeError, RecursionError):
+        return None
+
+
 def _build_pattern(data: dict[str, Any], ctx: _Context) -> Event:
     tier, timeframe, source = _tier_fields(data, ctx)
     detected = _pick(data, _DETECTED)
@@ -971,7 +1031,7 @@ def _build_pattern(data: dict[str, Any], ctx: _Context) -> Event:
         value = _pick(data, aliases)
         if value is not None:
             candidate[key] = value
-    event = _validate(_PATTERN_SCHEMA, candidate, ctx)
+    event = _fast_pattern(candidate, ctx) or _validate(_PATTERN_SCHEMA, candidate, ctx)
     if event["event_id"] is None:
         event["event_id"] = _event_hash(
             "pattern", event["symbol"], event["pattern"], event["tier"], event["detected_at"]
