@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import gc
 import logging
 import os
@@ -11,7 +13,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import AsyncGenerator, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -236,6 +238,7 @@ class RealtimeHub:
                 collected_at = self.disconnects
                 started = time.perf_counter()
                 found = gc.collect()
+                _trim_heap()
                 log.debug(
                     "collected %d objects after churn in %.0f ms",
                     found,
@@ -324,6 +327,25 @@ class RealtimeHub:
         if ingest and ingest.last_event_at:
             result["last_event_age_s"] = round(time.time() - ingest.last_event_at, 3)
         return result
+
+
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def _trim_heap() -> None:
+    """Hand the heap pages the collection freed back to the system (glibc keeps them), so RSS
+    after churn stays at the connected high-water mark instead of creeping up."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def get_hub(app: Quart | None = None) -> RealtimeHub:
