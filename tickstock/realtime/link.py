@@ -53,6 +53,7 @@ class RedisLink(asyncio.Protocol):
         self._waiting: deque[OnReply] = deque()
         self._loop = asyncio.get_running_loop()
         self.lost: asyncio.Future[None] = self._loop.create_future()
+        self._stream: asyncio.StreamWriter | None = None
         self.last_read = 0.0
 
     @classmethod
@@ -76,6 +77,12 @@ class RedisLink(asyncio.Protocol):
         transport = writer.transport
         leftover = bytes(getattr(reader, "_buffer", b""))
         transport.set_protocol(link)
+        # The connection is the link's now: redis-py must not wait for its stream to close
+        # (that stream never hears of it again) when the client is closed. The link keeps the
+        # stream writer until it has closed the transport (a writer collected before would close
+        # it, and warn).
+        conn._reader = conn._writer = None
+        link._stream = writer
         link.connection_made(transport)
         if leftover:
             link.data_received(leftover)
@@ -113,6 +120,7 @@ class RedisLink(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self._stream = None
         lost = LinkLost(f"event link closed: {exc!r}" if exc else "event link closed")
         waiting, self._waiting = self._waiting, deque()
         for on_reply in waiting:
