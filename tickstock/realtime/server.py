@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+import engineio
 import socketio
 from quart import Quart, current_app
 
@@ -105,9 +106,35 @@ def note_malformed(scope: dict[str, Any], layer: str, detail: str) -> None:
     )
 
 
+class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
+    """engine.io's server, ending a session without waiting for its last packet to be fetched.
+
+    python-engineio (4.15.1) answers a protocol error on a long-polling POST (a client PING,
+    ``2probe``, OPEN, NOOP) with ``disconnect(sid)``, which closes the socket with ``wait=True``:
+    it queues a CLOSE packet and awaits ``queue.join()``, which only returns once a long-polling
+    GET has taken that packet. When no GET comes, the POST is never answered and its TCP socket
+    stays in CLOSE-WAIT, so anyone could exhaust the worker's file descriptors without logging
+    in. Here the CLOSE packet is still queued (a GET that comes later or is waiting gets it) but
+    nothing waits for it, and the session is gone at once. Upstream: python-engineio's
+    ``AsyncServer.disconnect`` / ``AsyncSocket.close(wait=True)`` on the polling transport.
+    """
+
+    async def disconnect(self, sid: str | None = None) -> None:
+        sids = [sid] if sid is not None else list(self.sockets)
+        for each in sids:
+            socket = self.sockets.get(each)
+            if socket is not None:
+                await socket.close(wait=False, reason=self.reason.SERVER_DISCONNECT)
+                self.sockets.pop(each, None)
+
+
 class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     """``AsyncServer`` that drops a Socket.IO packet it cannot decode instead of logging a
-    traceback for it (python-socketio raises from its decoder into engine.io's handler task)."""
+    traceback for it (python-socketio raises from its decoder into engine.io's handler task),
+    on :class:`EngineServer`."""
+
+    def _engineio_server_class(self) -> type[EngineServer]:
+        return EngineServer
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         try:
