@@ -88,6 +88,11 @@ _UNDECODABLE: tuple[type[Exception], ...] = (
     RecursionError,
 )
 _ENGINEIO_TYPES: frozenset[str] = frozenset("0123456")
+# Events only the server raises: from a client, ``disconnect`` would run the disconnect handler
+# on a live socket (forgetting its subscriptions) and ``connect`` the connect handler.
+RESERVED_EVENTS: frozenset[str] = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting"}
+)
 _WARNED = "tickstock.malformed_warned"
 
 
@@ -135,6 +140,13 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
 
     def _engineio_server_class(self) -> type[EngineServer]:
         return EngineServer
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
+        if data and isinstance(data[0], str) and data[0] in RESERVED_EVENTS:
+            environ = self.environ.get(eio_sid) or {}
+            note_malformed(environ.get("asgi.scope") or {}, "socketio", f"event {data[0]!r}")
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         try:
