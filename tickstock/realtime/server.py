@@ -21,6 +21,18 @@ log = logging.getLogger(__name__)
 EXTENSION_KEY = "tickstock.sio"
 
 
+def library_logger(name: str, settings: Settings) -> logging.Logger:
+    """The service logger python-socketio or engine.io writes through (``tickstock.<name>``).
+
+    Given ``False``, both libraries log through their own logger with a ``StreamHandler`` of
+    their own: client-chosen text (a session id) reached stderr unescaped, and each error was
+    written twice. Their per-packet INFO lines are shown only at DEBUG.
+    """
+    logger = logging.getLogger(f"tickstock.{name}")
+    logger.setLevel(logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING)
+    return logger
+
+
 class RealtimeServer:
     """Owns the ``socketio.AsyncServer`` of one app."""
 
@@ -39,8 +51,8 @@ class RealtimeServer:
             json=SocketJSON,
             cors_allowed_origins=settings.cors_origins or [],
             max_http_buffer_size=settings.socketio_max_message_bytes,
-            logger=False,
-            engineio_logger=False,
+            logger=library_logger("socketio", settings),
+            engineio_logger=library_logger("engineio", settings),
         )
         app.extensions[EXTENSION_KEY] = self
         register_connect_handler(self)
