@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -61,6 +62,56 @@ async def test_engineio_disconnect_of_an_idle_polling_session_returns(served: Se
     eio = served.app.extensions["tickstock.sio"].sio.eio
     await asyncio.wait_for(eio.disconnect(sid), 5)
     assert sid not in eio.sockets
+
+
+UNDECODABLE = [b"garbage", b"\x1e\x1e", b"4\x1e" * 5000, b"b!!notbase64", b"4\xff\xfe", b"d=4x"]
+
+
+def malformed_count() -> float:
+    from prometheus_client import REGISTRY
+
+    return (
+        REGISTRY.get_sample_value(
+            "tickstock_socketio_malformed_packets_total", {"layer": "engineio"}
+        )
+        or 0.0
+    )
+
+
+@pytest.mark.parametrize("body", UNDECODABLE, ids=lambda b: repr(b[:12]))
+async def test_undecodable_polling_payload_is_a_400_counted_and_logged_once(
+    served: ServedApp, caplog: pytest.LogCaptureFixture, body: bytes
+) -> None:
+    """As for websocket frames: no traceback per request, one warning, and a clear 400."""
+    caplog.set_level(logging.INFO)
+    before = malformed_count()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        sid = await polling_sid(http, served)
+        url = f"{served.url}/socket.io/?EIO=4&transport=polling&sid={sid}"
+        async with http.post(url, data=body) as response:
+            assert response.status == 400
+            assert (await response.json())["code"] == "invalid_payload"
+        assert sid not in engineio_sockets(served)
+        for _ in range(2):  # the session is over: later POSTs are engine.io's "Invalid session"
+            async with http.post(url, data=body) as response:
+                assert response.status == 400
+    assert malformed_count() == before + 1
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in records if r.exc_info], [r.getMessage() for r in records]
+    assert len([r for r in records if "malformed" in r.getMessage()]) == 1
+
+
+async def test_a_valid_polling_payload_still_passes(
+    served: ServedApp, socket_auth: dict[str, str]
+) -> None:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        sid = await polling_sid(http, served)
+        url = f"{served.url}/socket.io/?EIO=4&transport=polling&sid={sid}"
+        body = "40" + json.dumps(socket_auth) + "\x1e3"
+        async with http.post(url, data=body.encode()) as response:
+            assert response.status == 200
+        async with http.get(url) as response:
+            assert (await response.text()).startswith("40{")
 
 
 # --------------------------------------------------------------------------- at a descriptor limit

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
+import urllib.parse
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import engineio
+import engineio.payload
 import socketio
 from quart import Quart, current_app
 
@@ -74,7 +79,10 @@ class RealtimeServer:
         settings: Settings = self.app.config["SETTINGS"]
         served: Any = SecurityHeaders(
             BoundedBodies(
-                MalformedFrames(socketio.ASGIApp(self.sio, other_asgi_app=self.app)),
+                PollingPayloads(
+                    MalformedFrames(socketio.ASGIApp(self.sio, other_asgi_app=self.app)),
+                    self.sio.eio,
+                ),
                 max_bytes=settings.max_request_bytes,
                 timeout=settings.body_timeout_seconds,
             )
@@ -195,6 +203,76 @@ class MalformedFrames:
         await self.app(scope, checked_receive, send)
 
 
+def polling_payload_problem(body: bytes) -> str | None:
+    """Why engine.io could not decode this long-polling POST body, or None.
+
+    The checks of engine.io's own decoder (``Payload.decode``, ``Packet.decode``), made first:
+    there, a failure is logged with a traceback and answered 200.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    if not text:
+        return None
+    packets = text.split("\x1e")
+    if len(packets) > engineio.payload.Payload.max_decode_packets:
+        return f"{len(packets)} packets in one payload"
+    for encoded in packets:
+        if not encoded:
+            return "empty packet"
+        if encoded[0] == "b":
+            try:
+                base64.b64decode(encoded[1:], validate=True)
+            except (binascii.Error, ValueError):
+                return "binary packet not in base64"
+        elif encoded[0] not in _ENGINEIO_TYPES:
+            return f"packet {encoded[:20]!r}"
+    return None
+
+
+class PollingPayloads:
+    """Refuses long-polling POST bodies engine.io cannot decode: 400, counted, warned once.
+
+    As for websocket frames (:class:`MalformedFrames`), no traceback per request; the session
+    ends, as engine.io ends one for a protocol error, so one session warns at most once. A POST
+    for no live session is engine.io's to answer ("Invalid session").
+    """
+
+    def __init__(self, app: Any, eio: EngineServer) -> None:
+        self.app = app
+        self.eio = eio
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not scope["path"].startswith("/socket.io")
+        ):
+            await self.app(scope, receive, send)
+            return
+        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        sid = query.get("sid", [""])[0]
+        if sid not in self.eio.sockets:
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        more = True
+        while more:  # bounded in size and time by BoundedBodies in front
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        problem = polling_payload_problem(bytes(body))
+        if problem is not None:
+            note_malformed(scope, "engineio", f"polling payload: {problem}")
+            await self.eio.disconnect(sid)
+            await _refuse(send, 400, "invalid_payload", "not an engine.io payload")
+            return
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+
 # --------------------------------------------------------------------------- body limits
 
 
@@ -239,16 +317,21 @@ class BoundedBodies:
         except TimeoutError:
             await _refuse(send, 408, "request_timeout", "request body not received in time")
             return
-        replayed = False
+        await self.app(scope, _replay(bytes(body), receive), send)
 
-        async def replay() -> Any:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
 
-        await self.app(scope, replay, send)
+def _replay(body: bytes, receive: Any) -> Callable[[], Awaitable[Any]]:
+    """An ASGI ``receive`` that gives the body read already, then the client's next message."""
+    replayed = False
+
+    async def replay() -> Any:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _refuse(send: Any, status: int, code: str, message: str) -> None:
