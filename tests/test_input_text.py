@@ -161,3 +161,26 @@ async def test_json_nested_within_the_limit_is_still_checked_for_control_charact
     response = await client.post("/api/auth/login", json=document)
     assert response.status_code == 400
     assert "control characters" in (await response.get_json())["message"]
+
+
+@pytest.mark.parametrize(
+    "zero",
+    [0xFF10, 0x0966, 0x0660, 0x06F0],
+    ids=["fullwidth", "devanagari", "arabic-indic", "extended-arabic-indic"],
+)
+async def test_ids_in_paths_are_ascii_digits_only(
+    client: Any, auth_headers: dict[str, str], caplog: pytest.LogCaptureFixture, zero: int
+) -> None:
+    """Rule 18 spelled in fullwidth digits used to be rule 18: one id, one spelling."""
+    created = await client.post(
+        "/api/user/alerts/rules", json={"name": "ids", "symbols": ["AAPL"]}, headers=auth_headers
+    )
+    assert created.status_code == 201
+    rule_id = (await created.get_json())["data"]["id"]
+    path = f"/api/user/alerts/rules/{rule_id}"
+    assert (await client.get(path, headers=auth_headers)).status_code == 200
+    spelled = "".join(chr(zero + int(digit)) for digit in str(rule_id))
+    response = await client.get(f"/api/user/alerts/rules/{spelled}", headers=auth_headers)
+    assert response.status_code == 404, await response.get_data(as_text=True)
+    assert (await response.get_json())["code"] == "not_found"
+    _no_error_logged(caplog)

@@ -184,7 +184,13 @@ def _check_fields(fields: MultiDict[str, str], what: str) -> None:
 
 
 class BigintConverter(IntegerConverter):
-    """``<int:...>`` path segments within PostgreSQL's bigint: a larger id names nothing (404)."""
+    """``<int:...>`` path segments within PostgreSQL's bigint: a larger id names nothing (404).
+
+    ASCII digits only: werkzeug's ``\\d+`` and Python's ``int()`` also take fullwidth,
+    Devanagari or Arabic-Indic digits, which would give one id many spellings.
+    """
+
+    regex = "[0-9]+"
 
     def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", BIGINT_MAX)
