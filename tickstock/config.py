@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     history_max_events: int = Field(1000, ge=1)
     history_max_age_seconds: int = Field(3600, ge=1)
     max_symbols_per_client: int = Field(200, ge=1)
+    max_sockets_per_address: int = Field(200, ge=1)
+    max_sockets_per_user: int = Field(50, ge=1)
+    socket_connect_timeout_seconds: float = Field(10.0, gt=0)
     client_queue_size: int = Field(1000, ge=1)
     client_buffer_bytes: int = Field(256 * 1024, ge=4096)
     ws_compression: Literal["off", "on"] = "off"

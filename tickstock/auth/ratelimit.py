@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from tickstock.config import Settings
 from tickstock.errors import REDIS_DOWN, APIError
 from tickstock.extensions.redis import get_redis
 
-__all__ = ["LoginRateLimit"]
+__all__ = ["LoginRateLimit", "address_key"]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,23 @@ class _Window:
     window: int
     count: int
     previous: int
+
+
+def address_key(address: str) -> str:
+    """The unit of a per-address limit: an IPv4 address, or the /64 an IPv6 address is in.
+
+    One IPv6 subscriber is usually given a whole /64, so counting single addresses would let
+    one client take 2**64 of them.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _now() -> float:

@@ -20,6 +20,7 @@ from tickstock.headers import SecurityHeaders
 from tickstock.jsonutil import SocketJSON, dumps
 from tickstock.metrics import MALFORMED_PACKETS
 from tickstock.realtime.auth import make_client_manager, register_connect_handler
+from tickstock.realtime.limits import SocketLimits, TooManySockets
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,12 @@ class RealtimeServer:
             max_http_buffer_size=settings.socketio_max_message_bytes,
             logger=library_logger("socketio", settings),
             engineio_logger=library_logger("engineio", settings),
+        )
+        sio = self.sio
+        sio.limits = SocketLimits(
+            settings,
+            joined=lambda eio_sid: sio.manager.sid_from_eio_sid(eio_sid, "/") is not None,
+            end_session=sio.eio.disconnect,
         )
         app.extensions[EXTENSION_KEY] = self
         register_connect_handler(self)
@@ -144,12 +151,28 @@ class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
     ``AsyncServer.disconnect`` / ``AsyncSocket.close(wait=True)`` on the polling transport.
     """
 
+    def _unauthorized(self, message: Any = None) -> dict[str, Any]:
+        """A refusal over a socket cap is a 429 in the service's error shape, not a 401."""
+        if not isinstance(message, TooManySockets):
+            response: dict[str, Any] = super()._unauthorized(message)
+            return response
+        body = {"status": "error", "message": str(message), "code": "too_many_connections"}
+        return {
+            "status": "429 TOO MANY REQUESTS",
+            "headers": [("Content-Type", "application/json")],
+            "response": dumps(body),
+        }
+
     async def disconnect(self, sid: str | None = None) -> None:
         sids = [sid] if sid is not None else list(self.sockets)
         for each in sids:
             socket = self.sockets.get(each)
             if socket is not None:
                 await socket.close(wait=False, reason=self.reason.SERVER_DISCONNECT)
+                if socket.upgraded:
+                    # Ends the websocket's writer, which closes the connection: a client that
+                    # ignores the CLOSE packet does not keep it open.
+                    socket.queue.put_nowait(None)
                 self.sockets.pop(each, None)
 
 
@@ -158,8 +181,22 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     traceback for it (python-socketio raises from its decoder into engine.io's handler task),
     on :class:`EngineServer`."""
 
+    limits: SocketLimits | None = None
+
     def _engineio_server_class(self) -> type[EngineServer]:
         return EngineServer
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> Any:
+        if self.limits is not None:
+            refused = self.limits.open(eio_sid, environ)
+            if refused is not None:
+                return refused
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        if self.limits is not None:
+            self.limits.close(eio_sid)
+        await super()._handle_eio_disconnect(eio_sid, reason)
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
         if data and isinstance(data[0], str) and data[0] in RESERVED_EVENTS:
