@@ -140,7 +140,13 @@ class Settings(BaseSettings):
         return self.env == "production"
 
     def check_secrets(self) -> None:
-        """Refuse to run production with a missing or default secret key."""
+        """Refuse to run production with a missing or default secret key, or plain cookies."""
+        if self.is_production and self.cookie_secure is False:
+            raise ConfigError(
+                "TICKSTOCK_COOKIE_SECURE=false is refused when TICKSTOCK_ENV=production: session"
+                " cookies must be Secure (serve over HTTPS, or behind a TLS proxy with"
+                " TICKSTOCK_PROXY_HOPS); leave it unset"
+            )
         if self.is_production and (
             not self.secret_key
             or self.secret_key == DEFAULT_SECRET_KEY
