@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(5, ge=1)
     login_lockout_seconds: int = Field(15 * 60, ge=1)
     login_rate_per_minute: int = Field(20, ge=1)
+    login_account_failures_before_delay: int = Field(10, ge=1)
+    login_account_max_delay_seconds: int = Field(30, ge=1)
     cookie_name: str = "tickstock_session"
     cookie_secure: bool | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
