@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     error_log_max_per_minute: int = Field(60, ge=0)
     alert_max_rules_per_user: int = Field(100, ge=1, le=10_000)
     alert_retention_days: int = Field(90, ge=0, le=36_500)  # 0: alerts are kept for ever
+    alert_min_cooldown_seconds: int = Field(60, ge=0, le=86_400)
+    alert_rate_per_user_per_minute: int = Field(60, ge=1)
+    alert_pause_seconds: int = Field(600, ge=1, le=86_400)
+    alert_inbox_max_per_user: int = Field(10_000, ge=10)
 
     # Web and auth.
     session_lifetime_seconds: int = Field(7 * 24 * 3600, ge=60)

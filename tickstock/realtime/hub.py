@@ -28,7 +28,7 @@ from tickstock.queries.realtime import (
     delete_subscriptions_of,
     insert_subscriptions,
 )
-from tickstock.realtime.alerts import AlertMatcher
+from tickstock.realtime.alerts import AlertLimits, AlertMatcher
 from tickstock.realtime.fanout import Delivery, FanoutReader
 from tickstock.realtime.history import EventStore
 from tickstock.realtime.ingest import ErrorLogWriter, IngestConsumer
@@ -181,6 +181,8 @@ class RealtimeHub:
             database=database,
             store=self.make_store,
             retention_days=settings.alert_retention_days,
+            limits=AlertLimits.of(settings),
+            inbox_max=settings.alert_inbox_max_per_user,
         )
         self._spawn(self.ingest.run(), "ingest")
         self._spawn(self.alerts.run(), "alerts")
