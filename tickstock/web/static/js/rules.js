@@ -141,7 +141,20 @@ export class RuleEditor extends EventTarget {
     return h(
       "tr",
       { className: rule.enabled ? "" : "rule-disabled", dataset: { ruleId: String(rule.id), enabled: String(rule.enabled) } },
-      h("td", { className: "name" }, h("strong", {}, rule.name), h("div", { className: "muted" }, describeCondition(rule))),
+      h(
+        "td",
+        { className: "name" },
+        h("strong", {}, rule.name),
+        h("div", { className: "muted" }, describeCondition(rule)),
+        // Over the per-user alert rate: no alerts from it until then (or until it is edited).
+        rule.paused
+          ? h(
+              "div",
+              { className: "rule-paused", title: "Too many alerts a minute: it resumes by itself, or when you edit it" },
+              `Alerts paused for this rule until ${new Date(rule.paused_until).toLocaleTimeString()}`,
+            )
+          : null,
+      ),
       h("td", { className: "scope", title: describeScope(rule.symbols) }, describeScope(rule.symbols)),
       this.firedCell(rule),
       h("td", {}, toggle),
