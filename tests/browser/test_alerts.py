@@ -95,7 +95,8 @@ def _start(
     user named ``name.<hex>`` with an API token, and that many seeded symbols."""
 
     async def start(name: str, symbols: int = 0) -> Scene:
-        served = await serve_app()
+        # The rules here have no cooldown and see several events of one symbol.
+        served = await serve_app(alert_min_cooldown_seconds=0)
         user = await make_user(username=f"{name}.{secrets.token_hex(2)}")
         call = await api_as(served, user)
         picked = await pick_symbols(symbols) if symbols else []
