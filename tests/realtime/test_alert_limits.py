@@ -131,5 +131,6 @@ async def test_the_flooding_user_gets_one_alert_per_event_then_paused_rules_and_
         # Every rule shows that its alerts are paused; editing one resumes it.
         rules = (await call("GET", "/api/user/alerts/rules"))["data"]
         assert [(r["paused"], r["paused_until"] is not None) for r in rules] == [(True, True)] * 5
+        assert [r["alerts"] for r in rules] == [10] * 5  # each listed in every alert kept
         edited = await call("PATCH", f"/api/user/alerts/rules/{rule_ids[0]}", {"name": "again"})
         assert edited["data"]["paused"] is False

@@ -160,15 +160,18 @@ def _rule(row: asyncpg.Record) -> Rule:
 
 
 async def _with_alert_counts(conn: asyncpg.Connection, rules: list[Rule]) -> list[Rule]:
-    """The rules with how many alerts each has stored and when the last one was (one query over
-    the (rule, event) index)."""
+    """The rules with how many alerts list each (as the first match or another) and when the
+    last one was: one pass over their user's inbox, which ``alert_inbox_max_per_user`` bounds."""
     if not rules:
         return rules
     rows = await conn.fetch(
-        "SELECT rule_id, count(*) AS alerts, max(created_at) AS last_alert_at FROM alerts"
-        " WHERE rule_id = ANY($1::bigint[]) GROUP BY rule_id",
+        "SELECT r.id AS rule_id, count(*) AS alerts, max(a.created_at) AS last_alert_at"
+        " FROM alerts a CROSS JOIN LATERAL unnest(CASE WHEN cardinality(a.rule_ids) > 0"
+        " THEN a.rule_ids ELSE ARRAY[a.rule_id] END) AS r(id)"
+        " WHERE a.user_id = ANY($2::bigint[]) AND r.id = ANY($1::bigint[]) GROUP BY r.id",
         [rule.id for rule in rules],
-    )  # the alerts a rule made as the first match (alerts_rule_event_idx)
+        sorted({rule.user_id for rule in rules}),
+    )
     counts = {row["rule_id"]: (row["alerts"], row["last_alert_at"]) for row in rows}
     return [
         replace(rule, alerts=counts[rule.id][0], last_alert_at=counts[rule.id][1])

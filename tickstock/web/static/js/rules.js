@@ -174,14 +174,16 @@ export class RuleEditor extends EventTarget {
     );
   }
 
-  /** A live alert from one of these rules: its count and last time move on. */
+  /** A live alert from these rules (every rule of the user that matched its event): their counts
+   * and last times move on. */
   fired(alert) {
-    const rule = this.rules.find((r) => r.id === alert.rule_id);
-    if (!rule) return;
-    rule.alerts = (rule.alerts || 0) + 1;
-    rule.last_alert_at = alert.created_at;
-    const row = this.tbody.querySelector(`tr[data-rule-id="${rule.id}"]`);
-    row?.querySelector("td.fired")?.replaceWith(this.firedCell(rule));
+    const ids = alert.rule_ids?.length ? alert.rule_ids : [alert.rule_id];
+    for (const rule of this.rules.filter((r) => ids.includes(r.id))) {
+      rule.alerts = (rule.alerts || 0) + 1;
+      rule.last_alert_at = alert.created_at;
+      const row = this.tbody.querySelector(`tr[data-rule-id="${rule.id}"]`);
+      row?.querySelector("td.fired")?.replaceWith(this.firedCell(rule));
+    }
   }
 
   async setEnabled(rule, toggle) {
