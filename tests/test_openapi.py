@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from tickstock.detection import Detection
+
 # (method, path) of every operation the read API documents, with its query parameters.
 READ_API: dict[tuple[str, str], set[str]] = {
     ("get", "/api/patterns"): {
@@ -228,3 +230,40 @@ async def test_docs_page_is_a_reference(client: Any, auth_headers: dict[str, str
     assert '<code>name</code> <span class="muted">required</span>' in tokens
     assert "<code>expires_in_days</code>" in tokens
     assert "{&#34;name&#34;:&#34;text&#34;}" in tokens
+
+
+async def test_a_detection_is_documented_once_with_an_example(
+    client: Any, auth_headers: dict[str, str]
+) -> None:
+    document = await _document(client, auth_headers)
+    detection = document["components"]["schemas"]["Detection"]
+    assert set(detection["properties"]) == set(Detection.__annotations__)
+    (example,) = detection["examples"]
+    assert example["levels"][0] == {"type": "support", "value": 180.5}
+    response = await client.get("/docs", headers=auth_headers)
+    page = await response.get_data(as_text=True)
+    assert page.count('id="detection"') == 1
+    section = page[page.index('id="detection"') :]
+    section = section[: section.index("</section>")]
+    for field in Detection.__annotations__:
+        assert f"<code>{field}</code>" in section
+    assert "&#34;price&#34;:185.2" in section  # the example
+    # The lists of detections refer to it instead of repeating its fields.
+    listing = page[page.index('id="get-api-patterns-symbol"') :]
+    listing = listing[: listing.index("</article>")]
+    assert (
+        '<a href="#detection">Detections</a>' in listing and "<code>pattern_data</code>" in listing
+    )
+    assert "<code>confidence</code>" not in listing.split("Responses", 1)[1]
+
+
+async def test_docs_page_explains_both_subscribe_shapes_and_cites_no_private_document(
+    client: Any, auth_headers: dict[str, str]
+) -> None:
+    response = await client.get("/docs", headers=auth_headers)
+    page = await response.get_data(as_text=True)
+    live = page[page.index('id="live"') :]
+    assert 'subscribe_patterns {"symbol": "AAPL"}' in live
+    assert 'subscribe_patterns {"symbols": ["AAPL", "MSFT"]' in live
+    document = await _document(client, auth_headers)
+    assert "SPEC" not in page and "SPEC" not in str(document)

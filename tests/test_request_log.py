@@ -37,7 +37,8 @@ def _request_ids(log: str, log_format: str, path: str) -> Counter[str]:
                 ids[entry["request_id"]] += 1
         else:
             match = re.search(
-                rf"GET {re.escape(path)} \d+ [\d.]+ms \[request_id=([\w.-]+)\]$", line
+                rf"GET {re.escape(path)} \d+ [\d.]+ms from 127\.0\.0\.1 \[request_id=([\w.-]+)\]$",
+                line,
             )
             if match:
                 ids[match.group(1)] += 1

@@ -20,6 +20,7 @@ from tickstock.blueprints import (
     docs,
     health,
     indicators,
+    jobs,
     market,
     metrics,
     pages,
@@ -37,6 +38,7 @@ from tickstock.extensions.redis import RedisClient
 from tickstock.extensions.results import ResultCache
 from tickstock.jsonutil import OrjsonProvider
 from tickstock.logconfig import configure_logging
+from tickstock.metrics import init_metrics
 from tickstock.observability import init_observability
 from tickstock.openapi import init_schema
 from tickstock.realtime.server import RealtimeServer
@@ -54,6 +56,7 @@ BLUEPRINTS: Final = (
     docs.blueprint,
     health.blueprint,
     indicators.blueprint,
+    jobs.blueprint,
     market.blueprint,
     metrics.blueprint,
     pages.blueprint,
@@ -93,6 +96,7 @@ def create_app(
 
     # Extensions, in start-up order (each registers its serving hooks and health check).
     init_observability(app)
+    init_metrics(app)
     Database(app)
     RedisClient(app)
     ResultCache(app)

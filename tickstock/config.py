@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     alert_rate_per_user_per_minute: int = Field(60, ge=1)
     alert_pause_seconds: int = Field(600, ge=1, le=86_400)
     alert_inbox_max_per_user: int = Field(10_000, ge=10)
+    # Jobs the producer runs (SPEC §13).
+    job_pickup_seconds: int = Field(60, ge=1, le=86_400)
+    job_stall_seconds: int = Field(300, ge=1, le=86_400)
+    jobs_max_active_per_user: int = Field(3, ge=1, le=1000)
 
     # Web and auth.
     session_lifetime_seconds: int = Field(7 * 24 * 3600, ge=60)
@@ -106,6 +110,7 @@ class Settings(BaseSettings):
     metrics_token: str = ""
     demo_producer: bool = True
     demo_producer_rate: float = Field(2.0, ge=0)
+    demo_job_pace: float = Field(0.5, ge=0, le=60)
 
     @field_validator("ingest_channels", "cors_origins", "redis_sentinels", mode="before")
     @classmethod

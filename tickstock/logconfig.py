@@ -71,9 +71,9 @@ class QueueStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Formats each record where it is logged and hands the line to a writer thread.
 
     A request never waits on the stream (a slow pipe, a full terminal): it appends one finished
-    line to a queue and goes on. The writer thread wakes every :attr:`INTERVAL` seconds and writes
-    whatever has queued up in one call, so a busy server pays one write per batch of lines, and
-    no thread switch per line. ``flush()`` waits until every line queued before it is written
+    line to a queue and goes on. The writer thread sleeps until a line is queued, lets the lines
+    of :attr:`INTERVAL` seconds gather and writes them in one call, so a busy server pays one
+    write per batch of lines, no thread switch per line, and a quiet one no wake-up at all. ``flush()`` waits until every line queued before it is written
     (``logging.shutdown`` calls it at exit).
     """
 
@@ -115,6 +115,10 @@ class QueueStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._lines.append(self.format(record))
         except Exception:
             self.handleError(record)
+            return
+        # After the append: a writer that cleared the flag before this line drains it anyway.
+        if not self._wake.is_set():
+            self._wake.set()
 
     def flush(self) -> None:
         """Wait (bounded) until the lines queued so far are written and the stream flushed."""
@@ -137,7 +141,9 @@ class QueueStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def _write_lines(self) -> None:
         while True:
-            self._wake.wait(self.INTERVAL)
+            self._wake.wait()
+            if not (self._flushes or self._closing):
+                time.sleep(self.INTERVAL)  # let the lines of a burst gather: one write for all
             self._wake.clear()
             closing = self._closing
             # Flushes taken first: every line queued before them is drained below.

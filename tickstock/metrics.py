@@ -2,14 +2,23 @@
 
 Metric objects are definitions, like loggers: module-level and shared by every app in the process.
 With several workers, set ``PROMETHEUS_MULTIPROC_DIR`` (``tickstock serve`` does) and each worker
-writes its samples there; ``/metrics`` then aggregates all workers.
+writes its samples there; ``/metrics`` then aggregates all workers (counters and histograms
+summed, the gauges of live workers summed). The folder is created when missing, and a worker
+that stops removes its gauges (``init_metrics``).
 """
 
 from __future__ import annotations
 
 import os
 
-from prometheus_client import (
+from quart import Quart
+
+MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if MULTIPROC_DIR:
+    # prometheus-client opens its sample files there as the metrics below are defined.
+    os.makedirs(MULTIPROC_DIR, exist_ok=True)
+
+from prometheus_client import (  # noqa: E402 - after the folder exists
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
@@ -54,9 +63,15 @@ EVENTS_REJECTED = Counter(
 )
 DELIVERIES = Counter("tickstock_deliveries_total", "Events put on socket queues")
 ALERTS = Counter("tickstock_alerts_total", "Alerts stored by this node's matcher")
+JOB_REPORTS = Counter(
+    "tickstock_job_reports_total",
+    "The producer's job reports by outcome: stored (changed the job), unchanged (duplicate, late"
+    " or out of order), unknown (no such job), dropped (queue full)",
+    ["outcome"],
+)
 INGEST_TO_EMIT = Histogram(
     "tickstock_ingest_to_emit_seconds",
-    "From storing an event to queueing it for this node's sockets",
+    "From storing an event to queueing it for this node's sockets (at most 100 sampled a second)",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 SLOW_CONSUMERS = Counter(
@@ -101,9 +116,23 @@ DB_POOL_WAIT = Histogram(
 )
 
 
+def init_metrics(app: Quart) -> None:
+    """In multiprocess mode, a worker that stops takes its live gauges with it."""
+    if not MULTIPROC_DIR:
+        return
+
+    @app.after_serving
+    async def _forget_this_worker() -> None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+    del _forget_this_worker
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text for this process, or for all workers in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if MULTIPROC_DIR:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()

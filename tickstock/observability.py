@@ -75,11 +75,12 @@ def init_observability(app: Quart) -> None:
         histogram.observe(elapsed)
         if log.isEnabledFor(logging.INFO) and (req.path not in _QUIET or status >= 400):
             log.info(
-                "%s %s %s %.1fms",
+                "%s %s %s %.1fms from %s",
                 req.method,
                 req.path,
                 status,
                 elapsed * 1000,
+                req.remote_addr,
                 extra={
                     "method": req.method,
                     "path": req.path,

@@ -9,17 +9,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
+from pydantic import TypeAdapter
 from quart import Quart, current_app
 from quart_schema import APIKeySecurityScheme, HttpSecurityScheme, OpenAPIProvider, QuartSchema
 from werkzeug.routing import BaseConverter, Rule
 
 from tickstock.config import get_settings
+from tickstock.detection import DETECTION_EXAMPLE, Detection
 from tickstock.jsonutil import OrjsonProvider
 from tickstock.validation import SYMBOL_RULE
 from tickstock.version import __version__
 from tickstock.vocab import TIERS
 
-__all__ = ["TickstockOpenAPI", "init_schema", "openapi_document"]
+__all__ = ["DETECTION_SCHEMA", "TickstockOpenAPI", "init_schema", "openapi_document"]
 
 SCHEMA_CACHE_KEY: Final = "tickstock.openapi"
 _SYMBOL_PARAMETER: Final = {
@@ -114,11 +116,32 @@ def init_schema(app: Quart) -> QuartSchema:
     return schema
 
 
+DETECTION_SCHEMA: Final = "Detection"
+_DETECTION_DESCRIPTION: Final = (
+    "A pattern detection, the same in every view: the rows of GET /api/patterns,"
+    " /api/patterns/{symbol}, /api/patterns/tiers/{tier} and /api/patterns/scan (and their CSV"
+    " columns), the data of the live pattern_detected event and the event.data of an alert."
+    " Each view adds its own fields (a row id, an event id and offset, market figures)."
+)
+
+
+def _add_detection(document: dict[str, Any]) -> None:
+    """The shared detection shape as a schema of its own, with an example."""
+    schema = TypeAdapter(Detection).json_schema(ref_template="#/components/schemas/{model}")
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name, definition in schema.pop("$defs", {}).items():
+        schemas.setdefault(name, definition)
+    schema["description"] = _DETECTION_DESCRIPTION
+    schema["examples"] = [DETECTION_EXAMPLE]
+    schemas[DETECTION_SCHEMA] = schema
+
+
 def openapi_document() -> dict[str, Any]:
     """The current app's OpenAPI document, built once (routes do not change while serving)."""
     cached: dict[str, Any] | None = current_app.extensions.get(SCHEMA_CACHE_KEY)
     if cached is None:
         extension: QuartSchema = current_app.extensions["QUART_SCHEMA"]
         cached = extension.openapi_provider.schema()
+        _add_detection(cached)
         current_app.extensions[SCHEMA_CACHE_KEY] = cached
     return cached

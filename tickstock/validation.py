@@ -251,7 +251,7 @@ class PageMeta(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """The error envelope (SPEC §5)."""
+    """The error envelope: a status, a snake_case code and a message in words."""
 
     status: Literal["error"]
     message: str

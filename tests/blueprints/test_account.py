@@ -122,6 +122,8 @@ async def test_sessions_are_listed_and_revoking_one_signs_it_out(
     other = [s for s in sessions if not s["current"]]
     assert len(current) == 1 and len(other) == 1
     assert {s["user_agent"] for s in sessions} == {"test-agent/0", "test-agent/1"}
+    # An unknown client is named by its header (no made-up browser).
+    assert {s["browser"] for s in sessions} == {"test-agent/0", "test-agent/1"}
     assert all(
         s["address"] == "127.0.0.1" and s["created_at"] and s["last_seen_at"] for s in sessions
     )

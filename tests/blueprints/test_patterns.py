@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
 
+from tickstock.detection import Detection
 from tickstock.pagination import encode_cursor
+from tickstock.vocab import canonical_timeframe
 
 TABLE_TIERS = ("daily", "intraday", "hourly", "weekly", "monthly", "daily_intraday")
 WINDOWS = {
@@ -131,13 +134,24 @@ async def test_item_shape(
     assert row is not None
     assert item["pattern"] == row["pattern_type"]
     assert item["confidence"] == pytest.approx(row["confidence"])
-    assert item["detected_at"].endswith("Z")
-    assert dt.datetime.fromisoformat(item["detected_at"]) == row["detection_timestamp"]
+    # Times as live events write them: UTC, milliseconds, Z.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", item["detected_at"])
+    stored = row["detection_timestamp"]
+    assert dt.datetime.fromisoformat(item["detected_at"]) == stored.replace(
+        microsecond=stored.microsecond // 1000 * 1000
+    )
     assert dt.datetime.fromisoformat(item["expires_at"]) == row["expiration_date"]
-    assert item["levels"] == [float(level) for level in row["levels"]]
-    assert all(isinstance(level, float) for level in item["levels"])
-    assert item["timeframe"] == row["timeframe"]
-    assert isinstance(item["pattern_data"], dict) and "price" in item["pattern_data"]
+    # The price at the top level; the stored numbers as typed levels (below the price: support).
+    assert isinstance(item["pattern_data"], dict)
+    assert item["price"] == item["pattern_data"]["price"]
+    assert item["indicators"] == item["pattern_data"]["indicators"]
+    assert item["levels"] == [
+        {"type": "support" if level <= item["price"] else "resistance", "value": float(level)}
+        for level in row["levels"]
+    ]
+    assert {level["type"] for level in item["levels"]} == {"support", "resistance"}
+    assert item["timeframe"] == canonical_timeframe(row["timeframe"]) == "daily"  # 1d, D ...
+    assert set(item) >= set(Detection.__annotations__)
     assert item["tier"] == "daily"
     assert "daily_pattern_id" not in item
 
@@ -145,8 +159,8 @@ async def test_item_shape(
 async def test_items_keep_exact_times_and_json_as_stored(
     client: Any, auth_headers: dict[str, str], conn: asyncpg.Connection
 ) -> None:
-    # Items are serialised by the database: times in UTC with Z (microseconds only when there
-    # are some), SQL NULL as null, and the JSON columns exactly as the producer wrote them.
+    # Times in UTC with Z to the millisecond (as live events carry them), SQL NULL as null, and
+    # the JSON columns exactly as the producer wrote them.
     data = {"note": 'quote " backslash \\ caf\u00e9 \u2713', "nested": {"list": [1, 2.5, None]}}
     ids = [
         await conn.fetchval(
@@ -170,10 +184,13 @@ async def test_items_keep_exact_times_and_json_as_stored(
         await conn.execute("DELETE FROM daily_patterns WHERE id = ANY($1::bigint[])", ids)
     first, second = body["data"]
     assert [first["id"], second["id"]] == ids
-    assert first["detected_at"] == "2001-02-03T04:05:06.789012Z"
-    assert second["detected_at"] == "2001-02-03T04:05:06Z"
+    assert first["detected_at"] == "2001-02-03T04:05:06.789Z"
+    assert second["detected_at"] == "2001-02-03T04:05:06.000Z"
     assert first["expires_at"] is None
-    assert first["levels"] == [10, 12.25] and second["levels"] == []
+    # No price stored: the levels cannot be placed against it, so they are plain levels.
+    assert first["price"] is None and first["indicators"] == {}
+    assert first["levels"] == [{"type": "level", "value": 10}, {"type": "level", "value": 12.25}]
+    assert second["levels"] == []
     assert first["pattern_data"] == data and first["metadata"] == {}
     assert (first["confidence"], first["priority"]) == (0.9, "CRITICAL")
     assert (second["confidence"], second["priority"]) == (0.5, "LOW")
@@ -455,3 +472,40 @@ async def test_cursor_from_another_tier_is_just_a_position(
     assert response.status_code == 200
     body = await response.get_json()
     assert all(dt.datetime.fromisoformat(item["detected_at"]) <= at for item in body["data"])
+
+
+@pytest.mark.parametrize("spelling", ["breakout", "BREAKOUT", " Break out"])
+async def test_a_pattern_filter_finds_the_name_in_any_case(
+    client: Any, auth_headers: dict[str, str], spelling: str
+) -> None:
+    async def names(pattern: str) -> list[tuple[str, int]]:
+        response = await client.get(
+            "/api/patterns",
+            headers=auth_headers,
+            query_string={"pattern": pattern, "tier": "daily", "limit": 100},
+        )
+        assert response.status_code == 200
+        items = (await response.get_json())["data"]
+        assert {item["pattern"] for item in items} <= {"Breakout"}
+        return [(item["tier"], item["id"]) for item in items]
+
+    exact = await names("Breakout")
+    assert exact  # the seed has daily breakouts
+    assert await names(spelling) == exact
+
+
+async def test_the_screener_finds_pattern_names_in_any_case(
+    client: Any, auth_headers: dict[str, str]
+) -> None:
+    async def rows(patterns: str) -> list[int]:
+        response = await client.get(
+            "/api/patterns/scan",
+            headers=auth_headers,
+            query_string={"patterns": patterns, "tier": "monthly", "limit": 200},
+        )
+        assert response.status_code == 200
+        return [item["id"] for item in (await response.get_json())["data"]]
+
+    exact = await rows("Breakout,HeadAndShoulders,Doji")
+    assert exact
+    assert await rows("breakout,head and shoulders,DOJI") == exact

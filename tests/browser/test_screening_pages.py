@@ -91,7 +91,13 @@ async def test_market_page(serve_app: ServeApp, open_tab: OpenTab, user: UserLog
         await expect(page.locator(f'#market-stats dd[data-stat="{key}"]')).to_have_text(
             str(market[key])
         )
-    await expect(page.locator("#market-date")).to_contain_text(overview["date"])
+    # The day written as every page writes a day.
+    written = await page.evaluate(
+        """day => new Intl.DateTimeFormat(undefined, {year: "numeric", month: "short",
+            day: "2-digit", timeZone: "UTC"}).format(new Date(day + "T00:00:00Z"))""",
+        overview["date"],
+    )
+    await expect(page.locator("#market-date")).to_contain_text(written)
     sectors = page.locator("#sector-rows tr")
     await expect(sectors).to_have_count(len(overview["sectors"]))
     # The heat-map: each share cell is coloured.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from tests.support.env import tickstock_env
 from tickstock.db.migrate import (
     MIGRATION_SETS,
     Migration,
@@ -235,3 +237,29 @@ async def test_deleting_a_user_removes_sessions_and_settings(conn: asyncpg.Conne
 
     assert await conn.fetchval("SELECT count(*) FROM user_sessions") == 0
     assert await conn.fetchval("SELECT count(*) FROM user_settings") == 0
+
+
+async def test_seeding_without_producer_tables_says_how_to_create_them(database_url: str) -> None:
+    """Production migrates tickstock's tables only; `db seed` then explains, with no traceback."""
+    env = tickstock_env(env="production", database_url=database_url, secret_key="s" * 40)
+
+    async def tickstock(*args: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tickstock", *args, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output, _ = await process.communicate()
+        assert process.returncode is not None
+        return process.returncode, output.decode()
+
+    code, output = await tickstock("db", "migrate")
+    assert code == 0, output
+    assert "--set producer" in output
+    code, output = await tickstock("db", "seed")
+    assert code == 1
+    assert "Traceback" not in output
+    assert "no producer tables" in output and "tickstock db migrate --set producer" in output
+    code, output = await tickstock("db", "migrate", "--set", "producer")
+    assert code == 0, output
+    code, output = await tickstock("db", "seed")
+    assert code == 0, output

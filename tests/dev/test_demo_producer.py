@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
@@ -172,6 +175,8 @@ async def test_publishes_paced_traffic_on_a_real_redis(redis: aioredis.Redis) ->
     assert by_channel[channels.patterns] > 0
     assert by_channel[channels.indicators] + by_channel[channels.indicators_streaming] > 0
     assert len(by_channel) >= 6
+    # The demo is on schedule: no system alert claims otherwise.
+    assert by_channel[channels.critical_alerts] == 0
     detections = 0
     for channel, body, when in arrived:
         result = normalise(body, channel, received_at=datetime.fromtimestamp(when, UTC))
@@ -181,6 +186,46 @@ async def test_publishes_paced_traffic_on_a_real_redis(redis: aioredis.Redis) ->
     assert 40 <= detections <= 80, detections
     assert arrived[0][0] == channels.session_started
     assert arrived[-1][0] == channels.session_stopped
+
+
+async def test_its_system_alert_says_only_what_is_true_of_the_demo(
+    redis: aioredis.Redis,
+) -> None:
+    channels = DemoChannels().prefixed(f"test-{uuid.uuid4().hex[:12]}:")
+    alerts: list[dict[str, Any]] = []
+    health: list[dict[str, Any]] = []
+    async with redis.pubsub() as pubsub:
+        await pubsub.subscribe(channels.critical_alerts, channels.health, channels.health_status)
+        stop = asyncio.Event()
+        producer = asyncio.create_task(
+            run_demo_producer(redis, symbols=["AAPL"], rate=20, stop=stop, channels=channels)
+        )
+
+        async def listen(seconds: float) -> None:
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                if message is None:
+                    continue
+                body = orjson.loads(message["data"])
+                target = (
+                    alerts if message["channel"].decode() == channels.critical_alerts else health
+                )
+                target.append(body)
+
+        await listen(1.0)
+        assert alerts == []  # on schedule: nothing to report
+        time.sleep(2.6)  # a busy machine: the event loop (and the demo) stalls  # noqa: ASYNC251
+        await listen(1.0)
+        stop.set()
+        await producer
+    (alert,) = alerts
+    assert alert["message"].startswith("Demo producer ")
+    assert "behind its schedule" in alert["message"]
+    assert alert["data"]["demo"] is True and alert["data"]["lag_seconds"] >= 2.0
+    # Health figures are the demo's own, never invented.
+    statuses = [report.get("health", report)["status"] for report in health]
+    assert statuses and set(statuses) == {"healthy"}
 
 
 async def test_stop_event_ends_an_open_ended_run(redis: aioredis.Redis) -> None:
@@ -220,3 +265,28 @@ async def test_survives_an_unreachable_redis() -> None:
         await client.aclose()
     assert published == 0
     assert time.monotonic() - began < 5.0
+
+
+async def test_the_command_publishes_on_its_own_channels(redis: aioredis.Redis) -> None:
+    """``tickstock demo-producer --channel-prefix`` feeds nodes with prefixed ingest channels."""
+    prefix = f"test-{uuid.uuid4().hex[:12]}:"
+    channels = DemoChannels().prefixed(prefix)
+    pubsub = redis.pubsub()
+    await pubsub.psubscribe(f"{prefix}*")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "tickstock", "demo-producer", "--redis-url", REDIS_URL),
+            *("--rate", "20", "--duration", "1", "--symbols", "AAPL", "--channel-prefix", prefix),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, output.decode()
+        seen: Counter[str] = Counter()
+        while message := await pubsub.get_message(timeout=0.5):
+            if message["type"] == "pmessage":
+                seen[message["channel"].decode()] += 1
+    finally:
+        await pubsub.aclose()
+    assert seen[channels.patterns] >= 10
+    assert set(seen) <= set(channels.all())

@@ -68,6 +68,34 @@ async def test_tiny_fanout_run_accounts_every_delivery(
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
 
 
+async def test_a_burst_run_accounts_every_delivery_of_the_burst(
+    served: Any, socket_auth: dict[str, Any], redis_url: str
+) -> None:
+    """``--burst``: the steady phase, then many events within a second, all accounted."""
+    config = FanoutConfig(
+        url=served.url,
+        token=socket_auth["token"],
+        clients=4,
+        symbols_per_client=3,
+        universe=6,
+        rate=20,
+        duration=1.0,
+        warmup=0.3,
+        redis_url=redis_url,
+        processes=1,
+        drain=1.5,
+        burst=600,
+    )
+    result = await run_fanout_bench(config)
+    burst = result["burst"]
+    assert burst["published"] == 600
+    assert burst["deliveries"] > 600  # each of the 6 symbols has about two subscribers
+    assert result["published"] >= 600 + 20
+    assert (result["lost"], result["duplicates"], result["out_of_order"]) == (0, 0, 0)
+    assert result["received"] == result["expected"] >= burst["deliveries"]
+    assert burst["last_delivery_after_last_publish_s"] >= 0
+
+
 @pytest.mark.ops
 async def test_reference_server_runs_the_same_benchmark(redis_url: str, monkeypatch: Any) -> None:
     # The bare python-socketio relay docs/PERFORMANCE.md compares tickstock with: the benchmark

@@ -101,11 +101,20 @@ async def test_sigterm_drains_sockets_then_stops_quickly(
         assert reasons[0] == client.reason.TRANSPORT_ERROR  # not SERVER_DISCONNECT: it retries
         status, body = await _health(url)
         assert (status, body["status"]) == (503, "draining")
+        # New sockets are refused here with a 503 on the engine.io handshake, which clients
+        # retry by themselves (and nginx passes to another node).
+        async with aiohttp.ClientSession() as http:
+            handshake = f"{url}/socket.io/?EIO=4&transport=polling"
+            async with http.get(handshake) as response:
+                assert response.status == 503
+                assert (await response.json())["code"] == "draining"
         # New sockets are refused here (a load balancer sends them to another node).
         other = socketio.AsyncClient(reconnection=False)
         with pytest.raises(socketio.exceptions.ConnectionError):
             await other.connect(url, auth=socket_auth, transports=["websocket"], wait_timeout=3)
         await other.shutdown()
+        if other.eio.http is not None:  # a refused handshake leaves the client's session open
+            await other.eio.http.close()
 
         started = time.monotonic()
         serve.send_signal(signal.SIGTERM)
@@ -117,6 +126,8 @@ async def test_sigterm_drains_sockets_then_stops_quickly(
         assert elapsed < 8, f"stopped after {elapsed:.1f}s"
     finally:
         await client.shutdown()
+        if client.eio.http is not None:  # its retries against the draining node were refused
+            await client.eio.http.close()
         if serve.poll() is None:
             serve.kill()
             serve.wait()

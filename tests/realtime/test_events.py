@@ -20,6 +20,7 @@ from tickstock.realtime.events import (
     SYMBOL_RE,
     TIERS,
     Event,
+    LiveDetection,
     NormaliseResult,
     channel_kind,
     normalise,
@@ -87,7 +88,10 @@ def test_flat_message_normalises_to_the_spec_schema() -> None:
         "source": "TickStockPL",
         "channel": PATTERNS,
         "received_at": "2026-11-26T14:30:00.004Z",
+        "priority": "HIGH",
     }
+    # The live shape is the one declared for every view of a detection, plus where it came from.
+    assert set(event.data) == set(LiveDetection.__annotations__)
     assert re.fullmatch(r"[0-9a-f]{24}", event.event_id)
     orjson.dumps(event.data)  # JSON-serialisable as is
 
@@ -197,7 +201,38 @@ EXPECTED_CORE = {
             {**INNER, "levels": [180.5, 190]},
             PATTERNS,
             {"levels": [{"type": "level", "value": 180.5}, {"type": "level", "value": 190.0}]},
-            id="levels-numbers",
+            id="levels-numbers-without-price",
+        ),
+        pytest.param(
+            {**INNER, "price": 185.2, "levels": [180.5, "190", 185.2]},
+            PATTERNS,
+            {
+                "price": 185.2,
+                "levels": [
+                    {"type": "support", "value": 180.5},
+                    {"type": "resistance", "value": 190.0},
+                    {"type": "support", "value": 185.2},
+                ],
+            },
+            id="levels-numbers-typed-by-the-price",
+        ),
+        pytest.param(
+            {
+                **INNER,
+                "pattern_type": "Breakout",
+                "pattern_data": {"price": 185.2, "indicators": {"rsi": 61}},
+                "levels": [180.5, 190],
+            },
+            PATTERNS,
+            {
+                "price": 185.2,
+                "indicators": {"rsi": 61.0},
+                "levels": [
+                    {"type": "support", "value": 180.5},
+                    {"type": "resistance", "value": 190.0},
+                ],
+            },
+            id="table-row-price-in-pattern-data",
         ),
         pytest.param(
             {
@@ -232,13 +267,13 @@ EXPECTED_CORE = {
         pytest.param(
             {**INNER, "tier": "Intraday"},
             PATTERNS,
-            {"tier": "intraday", "timeframe": "intraday"},
+            {"tier": "intraday", "timeframe": "1min"},
             id="tier",
         ),
         pytest.param(
             {**INNER, "source": "daily_intraday"},
             PATTERNS,
-            {"tier": "daily_intraday", "timeframe": "daily_intraday", "source": "TickStockPL"},
+            {"tier": "daily_intraday", "timeframe": "5min", "source": "TickStockPL"},
             id="tier-from-source",
         ),
         pytest.param(
@@ -251,15 +286,21 @@ EXPECTED_CORE = {
             id="timeframe-1min",
         ),
         pytest.param(
-            {**INNER, "timeframe": "5m"}, PATTERNS, {"tier": "intraday", "timeframe": "5m"}, id="5m"
+            {**INNER, "timeframe": "5m"},
+            PATTERNS,
+            {"tier": "intraday", "timeframe": "5min"},
+            id="5m",
         ),
         pytest.param(
-            {**INNER, "timeframe": "1h"}, PATTERNS, {"tier": "hourly", "timeframe": "1h"}, id="1h"
+            {**INNER, "timeframe": "1h"},
+            PATTERNS,
+            {"tier": "hourly", "timeframe": "hourly"},
+            id="1h",
         ),
         pytest.param(
             {**INNER, "timeframe": "60min"},
             PATTERNS,
-            {"tier": "hourly", "timeframe": "60min"},
+            {"tier": "hourly", "timeframe": "hourly"},
             id="60min",
         ),
         pytest.param(
@@ -269,11 +310,24 @@ EXPECTED_CORE = {
             {**INNER, "timeframe": "daily"}, STREAMING, {"tier": "daily"}, id="timeframe-daily"
         ),
         pytest.param(
-            {**INNER, "timeframe": "1d"}, STREAMING, {"tier": "daily", "timeframe": "1d"}, id="1d"
+            {**INNER, "timeframe": "1d"},
+            STREAMING,
+            {"tier": "daily", "timeframe": "daily"},
+            id="1d",
         ),
         pytest.param({**INNER, "timeframe": "weekly"}, PATTERNS, {"tier": "weekly"}, id="weekly"),
-        pytest.param({**INNER, "timeframe": "1W"}, PATTERNS, {"tier": "weekly"}, id="1W"),
-        pytest.param({**INNER, "timeframe": "1M"}, PATTERNS, {"tier": "monthly"}, id="1M-month"),
+        pytest.param(
+            {**INNER, "timeframe": "1W"},
+            PATTERNS,
+            {"tier": "weekly", "timeframe": "weekly"},
+            id="1W",
+        ),
+        pytest.param(
+            {**INNER, "timeframe": "1M"},
+            PATTERNS,
+            {"tier": "monthly", "timeframe": "monthly"},
+            id="1M-month",
+        ),
         pytest.param(
             {**INNER, "timeframe": "3 candles"},
             STREAMING,
@@ -535,8 +589,12 @@ def test_unknown_channel_is_rejected_and_channels_map_to_kinds() -> None:
         "tickstock:streaming:session_started": "session",
         "tickstock:streaming:session_stopped": "session",
         "tickstock.health.status": "health",
+        "tickstock.events.backtesting.progress": "job",
+        "tickstock.events.backtesting.results": "job",
+        "tickstock.jobs.progress": "job",
     }
     assert channel_kind("staging:tickstock.events.patterns") == "pattern"
+    assert channel_kind("staging:tickstock.events.backtesting.progress") == "job"
     assert channel_kind("x:alerts:indicators") == "alert"
     assert channel_kind("x.health") == "health"
     assert channel_kind("quotes") is None

@@ -143,6 +143,46 @@ async def test_reconnect_with_offset_replays_missed_events_exactly_once(
     assert subscribed[0]["recovered"] == {symbol: True}
 
 
+async def test_resume_from_the_ack_baseline_loses_nothing_for_a_symbol_without_events(
+    served: Any, connect: Connect, publisher: Publisher
+) -> None:
+    """The README's recipe: resume each symbol from its last offset, else the ack's baseline."""
+    quiet, busy = unique_symbol(), unique_symbol()
+    await publisher.publish("tickstock.events.patterns", pattern(busy, "Old"))
+    first = await connect(served.url)
+    ack = await first.call("subscribe_patterns", {"symbols": [quiet, busy]})
+    assert set(ack["offsets"]) == {quiet, busy}
+    await publisher.publish("tickstock.events.patterns", pattern(busy, "Seen"))
+    await first.wait_for("pattern_detected", 1)
+    last = {event["symbol"]: event["offset"] for event in first.patterns()}
+    await first.close()
+
+    # While it is away: the first events ever of the quiet symbol, and more of the busy one
+    # (stored once the watcher has them: the replay reads history).
+    watcher = await connect(served.url)
+    await watcher.call("subscribe_patterns", {"symbols": [quiet, busy]})
+    await publisher.publish("tickstock.events.patterns", pattern(quiet, "First"))
+    await publisher.publish("tickstock.events.patterns", pattern(busy, "Missed"))
+    await publisher.publish("tickstock.events.patterns", pattern(quiet, "Second"))
+    await watcher.wait_for("pattern_detected", 3)
+
+    since = {symbol: last.get(symbol, ack["offsets"][symbol]) for symbol in (quiet, busy)}
+    again = await connect(served.url)
+    resumed = await again.call("subscribe_patterns", {"symbols": [quiet, busy], "since": since})
+    assert resumed["recovered"] == {quiet: True, busy: True}
+    await again.wait_for("pattern_detected", 3)
+    await again.settle()
+    assert [(p["symbol"], p["pattern"]) for p in again.patterns()] == [
+        (quiet, "First"),
+        (quiet, "Second"),
+        (busy, "Missed"),
+    ]
+    # The new ack's baselines are past what was replayed: resuming from them repeats nothing.
+    for symbol in (quiet, busy):
+        newest = [p["offset"] for p in again.patterns() if p["symbol"] == symbol][-1]
+        assert resumed["offsets"][symbol] >= newest
+
+
 async def test_offset_older_than_history_is_not_recovered(
     serve_app: Any, connect: Connect, publisher: Publisher
 ) -> None:

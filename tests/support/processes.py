@@ -57,6 +57,30 @@ async def wait_until(
     return time.monotonic() - started
 
 
+async def wait_while_progressing(
+    check: Callable[[], Awaitable[bool]],
+    progress: Callable[[], object],
+    what: str,
+    *,
+    stall: float = 20.0,
+    step: float = 0.05,
+) -> float:
+    """Poll ``check`` until it is true, failing only when ``progress()`` stopped changing for
+    ``stall`` seconds: a loaded machine may be slow, but a stuck system stops moving. Returns
+    the seconds it took."""
+    started = moved = time.monotonic()
+    seen = progress()
+    while not await check():
+        now = time.monotonic()
+        current = progress()
+        if current != seen:
+            seen, moved = current, now
+        elif now - moved > stall:
+            pytest.fail(f"no progress for {stall:.0f}s (at {seen!r}): {what}")
+        await asyncio.sleep(step)
+    return time.monotonic() - started
+
+
 def tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

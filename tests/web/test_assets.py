@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.support.auth import UserLogin
+from tickstock.web import assets
 from tickstock.web.assets import (
     VENDOR,
     WEB_DIR,
@@ -89,3 +93,23 @@ async def test_favicon_ico_is_served_to_everyone(served: object) -> None:
         assert response.status == 200  # no login needed: the login page asks for it too
         assert response.content_type == "image/svg+xml"
         assert (await response.read()).lstrip().startswith(b"<svg")
+
+
+async def test_pages_without_the_packages_say_what_to_run_and_log_it_once(
+    client: Any,
+    user: UserLogin,
+    login_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """hypercorn started before `npm ci`: a page explains, and the log tells the operator."""
+    monkeypatch.setattr(assets, "WEB_DIR", _web_dir(tmp_path))  # npm ci never ran there
+    await login_client(client, user)
+    caplog.set_level(logging.ERROR, "tickstock.web.assets")
+    for _ in range(2):
+        response = await client.get("/")
+        assert response.status_code == 503
+        assert "npm ci --prefix tickstock/web" in await response.get_data(as_text=True)
+    logged = [r.getMessage() for r in caplog.records if r.name == "tickstock.web.assets"]
+    assert len(logged) == 1 and "npm ci --prefix" in logged[0], logged

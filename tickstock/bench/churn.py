@@ -119,6 +119,15 @@ async def run_churn(config: ChurnConfig, say: Callable[[str], None]) -> list[tup
             say(f"cycle {cycle}: connected {connected:.1f} MB  closed {closed:.1f} MB")
         first = results[0][0]
         say(f"after {config.cycles} cycles: {(results[-1][1] / first - 1) * 100:+.1f} % of cycle 1")
+        if len(results) >= 3:
+            # SPEC §10: flat from the third cycle on (the allocator's high-water mark stays; a
+            # leak would keep growing).
+            third = results[2][0]
+            highest = max(rss for cycle in results[2:] for rss in cycle)
+            say(
+                f"cycles 3-{len(results)}: highest RSS {highest:.1f} MB,"
+                f" {(highest / third - 1) * 100:+.1f} % of cycle 3 connected"
+            )
         return results
     finally:
         stop.set()

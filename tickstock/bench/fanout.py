@@ -60,6 +60,9 @@ class FanoutConfig:
     batch_ms: int = 0
     # Offer permessage-deflate as browsers do ("permessage-deflate; client_max_window_bits").
     compression_offer: bool = False
+    # After the steady phase: this many events published within one second (a minute bar
+    # closing across the universe), accounted like the others and timed on their own.
+    burst: int = 0
 
 
 def universe_symbols(size: int) -> list[str]:
@@ -102,8 +105,9 @@ class LeanClient(LeanSocket):
         self.marker = b'"bench_run":"' + run_id.encode() + b'"'
         self.stalled = stalled
         self.received: dict[str, list[int]] = {}
-        self.latencies: list[float] = []
+        self.latencies: list[tuple[int, float]] = []  # (sequence number, ms)
         self.count = 0
+        self.last_at = 0.0  # when the last event of this run arrived
 
     async def opened(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         subscribe = orjson.dumps(["subscribe_patterns", {"symbols": self.symbols}]).decode()
@@ -141,8 +145,9 @@ class LeanClient(LeanSocket):
                 continue
             seq = int(meta["bench_seq"])
             self.received.setdefault(data["symbol"], []).append(seq)
-            self.latencies.append((now - float(meta["bench_sent"])) * 1000)
+            self.latencies.append((seq, (now - float(meta["bench_sent"])) * 1000))
             self.count += 1
+            self.last_at = now
 
 
 async def _worker_main(
@@ -180,13 +185,14 @@ async def _worker_main(
             )
         ),
         inbox=inbox,
-        idle=lambda: outbox.put(("progress", sum(c.count for c in clients))),
+        idle=lambda: outbox.put(("progress", indices[0], sum(c.count for c in clients))),
     )
     outbox.put(
         (
             "result",
             {c.index: c.received for c in clients if c.connected},
             [lat for c in clients for lat in c.latencies],
+            max((c.last_at for c in clients), default=0.0),
         )
     )
 
@@ -295,6 +301,36 @@ async def run_fanout_bench(
     rng = random.Random(config.seed)
     server_cpu_start = gen_cpu_start = 0.0
     delivered_progress: dict[int, int] = {}
+
+    async def publish(seq: int, count: int, expected: bool) -> int:
+        """Publish ``count`` events from ``seq`` in one round trip; the next sequence number."""
+        async with client.pipeline(transaction=False) as pipe:
+            for _ in range(count):
+                symbol = universe[rng.randrange(len(universe))]
+                message: dict[str, Any] = {
+                    "event_id": f"bench-{run_id}-{seq}",
+                    "symbol": symbol,
+                    "pattern": "BenchBreakout",
+                    "confidence": 0.91,
+                    "timestamp": time.time(),
+                    "price": 100.0,
+                    "tier": "intraday",
+                    "bench_run": run_id,
+                    "bench_seq": seq,
+                    "bench_sent": time.time(),
+                }
+                if expected:
+                    for i in by_symbol.get(symbol, ()):
+                        ledgers[i].expect(symbol, seq)
+                        expected_deliveries[0] += 1
+                pipe.publish(CHANNEL, orjson.dumps(message))
+                seq += 1
+            await pipe.execute()
+        return seq
+
+    burst: dict[str, Any] = {}
+    burst_from, burst_last_publish, burst_cpu_start = 0, 0.0, 0.0
+    expected_deliveries = [0]
     try:
         total = config.warmup + config.duration
         started = time.perf_counter()
@@ -315,27 +351,7 @@ async def run_fanout_bench(
                 measure_started = time.perf_counter()
             due = int(elapsed / interval) + 1 - seq
             if due > 0:
-                async with client.pipeline(transaction=False) as pipe:
-                    for _ in range(min(due, 1000)):
-                        symbol = universe[rng.randrange(len(universe))]
-                        message: dict[str, Any] = {
-                            "event_id": f"bench-{run_id}-{seq}",
-                            "symbol": symbol,
-                            "pattern": "BenchBreakout",
-                            "confidence": 0.91,
-                            "timestamp": time.time(),
-                            "price": 100.0,
-                            "tier": "intraday",
-                            "bench_run": run_id,
-                            "bench_seq": seq,
-                            "bench_sent": time.time(),
-                        }
-                        if measuring:
-                            for i in by_symbol.get(symbol, ()):
-                                ledgers[i].expect(symbol, seq)
-                        pipe.publish(CHANNEL, orjson.dumps(message))
-                        seq += 1
-                    await pipe.execute()
+                seq = await publish(seq, min(due, 1000), measuring)
                 published = seq
             if now >= next_report:
                 next_report += 1
@@ -345,13 +361,46 @@ async def run_fanout_bench(
                     except queue.Empty:
                         break
                     if kind == "progress":
-                        delivered_progress[id(rest)] = rest[0]
+                        delivered_progress[rest[0]] = rest[1]
                 say(
                     f"t={elapsed:5.1f}s published={published} "
                     f"phase={'measure' if measuring else 'warmup'}"
                 )
             await asyncio.sleep(max(0.0, min(interval, 0.01)))
         measure_elapsed = time.perf_counter() - measure_started
+        steady_events = seq - measured_from
+        await asyncio.sleep(config.drain)
+        steady_cpu_end, _ = process_stats(config.server_pids)
+        if config.burst:
+            # The burst in ten slices over about 0.75 s, after the steady phase has drained.
+            burst_cpu_start, _ = process_stats(config.server_pids)
+            burst_from = seq
+            burst_expected_from = expected_deliveries[0]
+            burst_started = time.perf_counter()
+            slices = 10
+            for n in range(slices):
+                size = config.burst // slices + (1 if n < config.burst % slices else 0)
+                seq = await publish(seq, size, True)
+                pause = burst_started + (n + 1) * 0.075 - time.perf_counter()
+                if pause > 0 and n < slices - 1:
+                    await asyncio.sleep(pause)
+            burst_last_publish = time.time()
+            burst["published"] = seq - burst_from
+            burst["deliveries"] = expected_deliveries[0] - burst_expected_from
+            burst["publish_s"] = round(time.perf_counter() - burst_started, 3)
+            published = seq
+            # The clients may take longer than the server: wait until their counts stop moving.
+            still, deadline = 0, time.monotonic() + 60
+            while still < 2 * workers and time.monotonic() < deadline:
+                before = sum(delivered_progress.values())
+                try:
+                    kind, *rest = await next_message(1.5)
+                except queue.Empty:
+                    continue
+                if kind == "progress":
+                    delivered_progress[rest[0]] = rest[1]
+                    if len(delivered_progress) == workers:
+                        still = still + 1 if sum(delivered_progress.values()) == before else 0
         injected = 0
         for _ in range(config.inject_lost):
             # Events the server rejects (confidence out of range) but the clients expect: lost.
@@ -372,25 +421,36 @@ async def run_fanout_bench(
         await asyncio.sleep(config.drain)
         server_cpu_end, rss_end = process_stats(config.server_pids)
         gen_cpu_end, _ = process_stats(gen_pids)
+        if config.burst and config.server_pids:
+            burst["server_cpu_us_per_event"] = round(
+                (server_cpu_end - burst_cpu_start) / burst["published"] * 1e6, 1
+            )
     finally:
         await client.aclose()
         for inbox in inboxes:
             inbox.put("stop")
 
     latencies: list[float] = []
+    burst_latencies: list[float] = []
+    last_arrival = 0.0
     pending = workers
     while pending:
         kind, *rest = await next_message(120)
         if kind != "result":
             continue
         pending -= 1
+        last_arrival = max(last_arrival, rest[2])
         for index, received in rest[0].items():
             if index in ledgers:
                 for symbol, seqs in received.items():
                     for s in seqs:
                         if s >= measured_from:
                             ledgers[index].receive(symbol, s)
-        latencies += rest[1]
+        for s, latency in rest[1]:
+            if config.burst and s >= burst_from:
+                burst_latencies.append(latency)
+            elif s >= measured_from:
+                latencies.append(latency)
     for proc in procs:
         proc.join(10)
 
@@ -419,12 +479,21 @@ async def run_fanout_bench(
         "generator_cpu_percent": round(
             (gen_cpu_end - gen_cpu_start) / (measure_elapsed + config.drain) * 100, 1
         ),
+        "steady_events": steady_events,
     }
+    if config.burst:
+        burst["last_delivery_after_last_publish_s"] = round(last_arrival - burst_last_publish, 3)
+        burst["p99_ms"] = latency_summary(burst_latencies)["p99_ms"]
+        result["burst"] = burst
     if config.server_pids:
-        server_cpu = server_cpu_end - server_cpu_start
+        server_cpu = steady_cpu_end - server_cpu_start
         result["server_cpu_s"] = round(server_cpu, 3)
+        result["server_cpu_us_per_event"] = (
+            round(server_cpu / steady_events * 1e6, 1) if steady_events else None
+        )
+        steady_received = totals["received"] - burst.get("deliveries", 0)
         result["server_cpu_us_per_delivery"] = (
-            round(server_cpu / totals["received"] * 1e6, 2) if totals["received"] else None
+            round(server_cpu / steady_received * 1e6, 2) if steady_received else None
         )
         result["server_rss_before_kb"] = rss_before // 1024
         result["server_rss_after_kb"] = rss_after // 1024
@@ -453,10 +522,19 @@ def format_report(result: dict[str, Any]) -> str:
     ]
     if "server_cpu_us_per_delivery" in result:
         lines.append(
-            f"server      {result['server_cpu_us_per_delivery']} µs CPU per delivery;"
+            f"server      {result['server_cpu_us_per_event']} µs CPU per event,"
+            f" {result['server_cpu_us_per_delivery']} µs CPU per delivery (steady phase);"
             f" RSS {result['server_rss_before_kb']} → {result['server_rss_after_kb']}"
             f" → {result['server_rss_end_kb']} KB (start, connected, end)"
             f" ({result['kb_per_socket']} KB per socket)"
+        )
+    if "burst" in result:
+        burst = result["burst"]
+        lines.append(
+            f"burst       {burst['published']} events published in {burst['publish_s']}s;"
+            f" last delivered {burst['last_delivery_after_last_publish_s']}s after the last"
+            f" publish (p99 {burst['p99_ms']} ms from its publish);"
+            f" {burst.get('server_cpu_us_per_event', '?')} µs server CPU per event"
         )
     if result["errors"]:
         lines.append("errors      " + "; ".join(result["errors"]))

@@ -68,7 +68,7 @@ async def relay(redis_url: str) -> None:
             body = {"type": "pattern_detected", "timestamp": event.get("timestamp"), "data": event}
             await sio.emit("pattern_detected", body, room=f"patterns:{symbol}")
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
         await client.aclose()
 
 

@@ -15,7 +15,7 @@ from quart_schema import hide
 
 from tickstock.auth import CSRF_HEADER, login_required
 from tickstock.jsonutil import dumps
-from tickstock.openapi import openapi_document
+from tickstock.openapi import DETECTION_SCHEMA, openapi_document
 
 blueprint = Blueprint("docs", __name__)
 
@@ -104,14 +104,45 @@ def _responses(document: dict[str, Any], operation: dict[str, Any]) -> list[dict
         data = _resolve(document, schema.get("properties", {}).get("data", {}))
         if data.get("type") == "array":
             data = _resolve(document, data.get("items", {}))
+        if "anyOf" in data:  # a list of detections of either kind of row
+            options = [_resolve(document, option) for option in data["anyOf"]]
+            data = {
+                "properties": {k: v for o in options for k, v in o.get("properties", {}).items()}
+            }
+        fields = list(data.get("properties", {})) if status.startswith("2") else []
+        shared = _detection_fields(document)
+        detection = bool(fields) and set(shared) <= set(fields)
         responses.append(
             {
                 "status": status,
                 "description": schema.get("description") or response.get("description", ""),
-                "fields": list(data.get("properties", {})) if status.startswith("2") else [],
+                "detection": detection,
+                "fields": [f for f in fields if f not in shared] if detection else fields,
             }
         )
     return responses
+
+
+def _detection_fields(document: dict[str, Any]) -> list[str]:
+    schema = document.get("components", {}).get("schemas", {}).get(DETECTION_SCHEMA, {})
+    return list(schema.get("properties", {}))
+
+
+def _detection(document: dict[str, Any]) -> dict[str, Any]:
+    """The shared detection shape, shown once on the page: its fields and its example."""
+    schema = document["components"]["schemas"][DETECTION_SCHEMA]
+    required = set(schema.get("required", []))
+    fields = [
+        {
+            "name": name,
+            "required": name in required,
+            "type": _type(_resolve(document, prop)),
+            "description": prop.get("description", ""),
+        }
+        for name, prop in schema.get("properties", {}).items()
+    ]
+    example = dumps(schema["examples"][0]).decode()
+    return {"description": schema["description"], "fields": fields, "example": example}
 
 
 def _type(schema: dict[str, Any]) -> str:
@@ -175,6 +206,7 @@ async def docs() -> str:
         openapi_url="/openapi.json",
         csrf_header=CSRF_HEADER,
         groups=_operations(document),
+        detection=_detection(document),
     )
 
 

@@ -31,11 +31,12 @@ from tickstock.auth import (
 )
 from tickstock.errors import APIError, error_response
 from tickstock.extensions.database import get_db
+from tickstock.queries.bars import select_bar_range
 from tickstock.queries.symbols import symbol_exists
 from tickstock.queries.user_settings import select_user_settings
 from tickstock.validation import normalise_symbol
 from tickstock.vocab import DEMO_SYMBOLS, TIERS
-from tickstock.web.assets import VENDOR, load_vendor, vendor_version
+from tickstock.web.assets import VENDOR, load_vendor, missing_vendor, vendor_version
 
 blueprint = Blueprint("pages", __name__)
 
@@ -69,6 +70,17 @@ async def _settings(user_id: int) -> dict[str, Any]:
 async def _page(
     template: str, page: str, *, status: int = 200, title: str = "", **context: Any
 ) -> Response:
+    if template != "error.html" and missing_vendor():
+        return await _page(
+            "error.html",
+            "error",
+            status=503,
+            title="Not installed",
+            heading="The dashboard's libraries are not installed on this server",
+            message="An operator runs `npm ci --prefix tickstock/web` once per release"
+            " (docs/DEPLOYMENT.md, section 3). The API and live events work meanwhile.",
+            link=(request.path, "Try again"),
+        )
     identity = current_identity()
     user = identity.user
     nonce = secrets.token_urlsafe(16)
@@ -134,6 +146,21 @@ async def market() -> ResponseReturnValue:
 async def analytics() -> ResponseReturnValue:
     """How each pattern did afterwards: hit rates with intervals, returns."""
     return await _page("analytics.html", "analytics", title="Analytics")
+
+
+@blueprint.get("/backtest")
+@login_required
+async def backtest() -> ResponseReturnValue:
+    """Backtests: the form, your jobs with live progress, and a finished job's result."""
+    async with get_db().read() as conn:
+        first, last = await select_bar_range(conn)
+    bars = {
+        "first": first.isoformat() if first else None,
+        "last": last.isoformat() if last else None,
+    }
+    return await _page(
+        "backtest.html", "backtest", title="Backtest", bars=bars, boot={"bars": bars}
+    )
 
 
 @blueprint.get("/alerts")
@@ -232,6 +259,7 @@ async def vendor(name: str) -> ResponseReturnValue:
     asset = load_vendor(name)
     if asset is None:
         if name in VENDOR:
+            missing_vendor()  # the log line that tells the operator what to do
             return Response(
                 "/* front-end packages are not installed: run `npm ci` in tickstock/web */",
                 status=503,

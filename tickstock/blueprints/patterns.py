@@ -7,8 +7,8 @@ dashboard can merge history and live feed; each carries a ``priority`` from its 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import Annotated, Any, Final, Literal, cast
+from dataclasses import replace
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from quart import Blueprint, Response
@@ -19,7 +19,7 @@ from tickstock.conditional import HISTORY, REVALIDATE, conditional, etag_of
 from tickstock.errors import APIError
 from tickstock.export import CSV_MAX_ROWS, csv_response
 from tickstock.extensions.database import get_db
-from tickstock.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, paginate, success
+from tickstock.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, paginate, success
 from tickstock.queries.patterns import (
     TABLE_TIERS,
     TIER_WINDOWS,
@@ -28,6 +28,7 @@ from tickstock.queries.patterns import (
     PatternFilter,
     PatternItem,
     PatternKey,
+    resolve_pattern_names,
     select_combo_versioned,
     select_pattern_definitions,
     select_patterns_versioned,
@@ -90,7 +91,11 @@ class Exportable(QueryModel):
 
 
 class _Filters(Exportable):
-    pattern: PatternName | None = Field(None, description="Exact pattern name, e.g. Bull Flag")
+    pattern: PatternName | None = Field(
+        None,
+        description="A pattern name (GET /api/pattern-definitions), e.g. Breakout; case and"
+        " spaces do not matter (head and shoulders finds HeadAndShoulders)",
+    )
     confidence_min: Confidence | None = None
 
 
@@ -158,8 +163,8 @@ def _after(cursor: str | None) -> PatternKey | None:
     return PatternKey(detected_at, tier, ident)
 
 
-def _key(item: PatternItem | ComboItem) -> tuple[dt.datetime, str, int]:
-    return item["detected_at"], item["tier"], item["id"]
+def _key(pair: tuple[Any, tuple[dt.datetime, str, int]]) -> tuple[dt.datetime, str, int]:
+    return pair[1]
 
 
 _PATTERN_COLUMNS: Final = tuple(PatternItem.__annotations__)
@@ -183,15 +188,16 @@ async def _page(
     that already has it gets 304 before any item is built or encoded.
     """
     after = _after(cursor)
-    build: Callable[[], list[PatternItem]] | Callable[[], list[ComboItem]]
     async with get_db().read() as conn:
+        if flt.pattern is not None:
+            (name,) = await resolve_pattern_names(conn, [flt.pattern])
+            flt = replace(flt, pattern=name)
         if tier == "combo":
-            versions, build = await select_combo_versioned(conn, flt, after=after, limit=limit + 1)
+            rows = await select_combo_versioned(conn, flt, after=after, limit=limit + 1)
         else:
             tiers = TABLE_TIERS if tier is None else (tier,)
-            versions, build = await select_patterns_versioned(
-                conn, tiers, flt, after=after, limit=limit + 1
-            )
+            rows = await select_patterns_versioned(conn, tiers, flt, after=after, limit=limit + 1)
+        versions = rows.versions
         if (
             symbol is not None
             and not versions
@@ -203,14 +209,15 @@ async def _page(
         meta["symbol"] = symbol
 
     if export is not None:
-        exported: Page[Any] = paginate(cast(list[Any], build()), limit, _key)
+        exported = paginate(rows.build(), limit, _key)
         columns = _COMBO_COLUMNS if tier == "combo" else _PATTERN_COLUMNS
         more = {"X-Next-Cursor": exported.next_cursor} if exported.next_cursor else {}
-        return csv_response(export, columns, exported.items, more)
+        return csv_response(export, columns, [item for item, _ in exported.items], more)
 
     def respond() -> Response:
-        page: Page[Any] = paginate(cast(list[Any], build()), limit, _key)
-        return success(page.items, page.meta(tier=tier or "all", **meta))
+        page = paginate(rows.build(), limit, _key)
+        items = [item for item, _ in page.items]
+        return success(items, page.meta(tier=tier or "all", **meta))
 
     if not validators:
         return respond()

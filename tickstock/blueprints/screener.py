@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
@@ -14,16 +15,16 @@ from tickstock.blueprints.patterns import Exportable, TierName, tier_named
 from tickstock.export import csv_response
 from tickstock.extensions.database import get_db
 from tickstock.pagination import decode_cursor, paginate, success
-from tickstock.queries.patterns import TIER_WINDOWS
+from tickstock.queries.patterns import TIER_WINDOWS, resolve_pattern_names
 from tickstock.queries.screener import (
     SORT_FIELDS,
     ScanFilter,
     ScanItem,
     ScanKey,
+    ScanRow,
     SortField,
     select_scan,
     sort_kind,
-    sort_value,
 )
 from tickstock.validation import PageMeta, SafeText, documented
 
@@ -56,7 +57,9 @@ Figure = Annotated[float, Field(ge=-1e12, le=1e12)]
 
 class ScanQuery(Exportable):
     tier: TierName = Field("daily", description="The tier whose window is screened")
-    patterns: NameCSV | None = Field(None, description="Comma-separated pattern names")
+    patterns: NameCSV | None = Field(
+        None, description="Comma-separated pattern names (case and spaces do not matter)"
+    )
     sectors: NameCSV | None = Field(None, description="Comma-separated sector names")
     min_confidence: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     rs_min: Annotated[float, Field(ge=0.0, le=100.0)] | None = Field(
@@ -112,8 +115,8 @@ def _key(field: SortField) -> Any:
     kind, _ = sort_kind(field)
     empty = {"float": 0.0, "time": dt.datetime(1970, 1, 1, tzinfo=dt.UTC), "text": "-"}[kind]
 
-    def key(item: ScanItem) -> tuple[Any, int, int]:
-        value = sort_value(item, field)
+    def key(row: ScanRow) -> tuple[Any, int, int]:
+        item, value = row
         return (empty, 1, item["id"]) if value is None else (value, 0, item["id"])
 
     return key
@@ -152,6 +155,8 @@ async def scan(query_args: ScanQuery) -> Response:
     )
     limit = q.page_size
     async with get_db().read() as conn:
+        if flt.patterns:
+            flt = replace(flt, patterns=await resolve_pattern_names(conn, flt.patterns))
         rows = await select_scan(
             conn,
             tier,
@@ -162,10 +167,11 @@ async def scan(query_args: ScanQuery) -> Response:
             limit=limit + 1,
         )
     page = paginate(rows, limit, _key(field))
+    items = [item for item, _ in page.items]
     if q.format == "csv":
         more = {"X-Next-Cursor": page.next_cursor} if page.next_cursor else {}
-        return csv_response(f"scan-{tier}.csv", _COLUMNS, page.items, more)
+        return csv_response(f"scan-{tier}.csv", _COLUMNS, items, more)
     return success(
-        page.items,
+        items,
         page.meta(tier=tier, sort=q.sort, since=since, window_seconds=int(window.total_seconds())),
     )

@@ -112,6 +112,7 @@ async def status() -> Response:
                 "lag_ms": round(fanout.lag_ms, 2),
             },
             "alerts": hub.alerts.stats.as_dict() if hub.alerts else None,
+            "jobs": hub.jobs.stats.as_dict() if hub.jobs else None,
             "sockets": len(sio.manager.rooms.get("/", {}).get(None, {})),
             "rooms": rooms,
             "history_sizes": sizes,

@@ -14,6 +14,7 @@ from quart_schema import validate_request
 
 from tickstock.auth import check_password, current_identity, current_user, login_required
 from tickstock.auth.accounts import change_own_password, public_session_id, revoke_session
+from tickstock.auth.useragent import describe_agents
 from tickstock.errors import APIError
 from tickstock.extensions.database import get_db
 from tickstock.pagination import MAX_LIMIT, success
@@ -111,6 +112,10 @@ class SessionOut(BaseModel):
     expires_at: dt.datetime | None
     address: str | None
     user_agent: str | None
+    browser: str = Field(
+        description="The browser (or client) and its system, from the user agent,"
+        " e.g. Mobile Safari 17 on iOS 17"
+    )
     current: bool = Field(description="True for the session making this request")
 
 
@@ -220,6 +225,7 @@ async def get_sessions() -> Response:
     identity = current_identity()
     async with get_db().connection() as conn:
         sessions = await select_sessions(conn, identity.user.id)
+    browsers = await describe_agents([s.user_agent for s in sessions])
     items = [
         {
             "id": public_session_id(s.id),
@@ -228,9 +234,10 @@ async def get_sessions() -> Response:
             "expires_at": s.expires_at,
             "address": s.address,
             "user_agent": s.user_agent,
+            "browser": browser,
             "current": s.id == identity.session_id,
         }
-        for s in sessions
+        for s, browser in zip(sessions, browsers, strict=True)
     ]
     return success(items, {"count": len(items)})
 

@@ -12,7 +12,7 @@ from tickstock.cli.common import run
 
 @click.group()
 def bench() -> None:
-    """Load tests against a running tickstock (SPEC §10)."""
+    """Load tests against a running tickstock (figures and commands: docs/PERFORMANCE.md)."""
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -107,6 +107,14 @@ def _print_result(result: dict[str, Any], as_json: bool, report: str) -> None:
     show_default=True,
     help="'offer': clients offer permessage-deflate as browsers do.",
 )
+@click.option(
+    "--burst",
+    type=click.IntRange(0, 100_000),
+    default=0,
+    show_default=True,
+    help="After the steady phase, publish this many events within one second (a bar closing "
+    "across the universe) and time their delivery.",
+)
 @_json_option
 def bench_fanout(
     url: str,
@@ -125,6 +133,7 @@ def bench_fanout(
     stalled: float,
     batch_ms: int,
     compression: str,
+    burst: int,
     as_json: bool,
 ) -> None:
     """N sockets on K symbols of U; events on Redis at R/s: loss, order, latency, server cost."""
@@ -154,9 +163,25 @@ def bench_fanout(
         stalled_fraction=stalled,
         batch_ms=batch_ms,
         compression_offer=compression == "offer",
+        burst=burst,
     )
     result = run(run_fanout_bench(config, progress_printer))
     _print_result(result, as_json, format_report(result))
+
+
+@bench.command("steps")
+@click.argument("profile", type=click.File("r"))
+@click.option(
+    "--cpu-per-event",
+    type=float,
+    default=None,
+    help="The benchmark's µs of server CPU per event in the same run (scales the shares).",
+)
+def bench_steps(profile: Any, cpu_per_event: float | None) -> None:
+    """Where a node's CPU goes per event: a py-spy raw profile (--gil) attributed to steps."""
+    from tickstock.bench.steps import attribute, format_table
+
+    click.echo(format_table(attribute(profile), cpu_per_event))
 
 
 @bench.command("rest")

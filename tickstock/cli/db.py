@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import asyncpg
 import click
 
 from tickstock.cli.common import cli_settings, connect, require_database, run
@@ -36,13 +37,21 @@ async def migrate_database(dsn: str, sets: Sequence[str]) -> list[str]:
     "sets",
     multiple=True,
     type=click.Choice(["producer", "tickstock"]),
-    help="Migration set(s) to apply (default: both, or only tickstock in production).",
+    help="Migration set(s) to apply, repeatable (default: both; in production only tickstock, "
+    "as the producer owns its tables: add `--set producer --set tickstock` for a database "
+    "the producer has not set up, e.g. staging or a demo).",
 )
 def db_migrate(sets: tuple[str, ...]) -> None:
     """Apply pending migrations (idempotent)."""
     settings = cli_settings()
-    applied = run(migrate_database(require_database(settings), sets or _default_sets(settings)))
+    chosen = sets or _default_sets(settings)
+    applied = run(migrate_database(require_database(settings), chosen))
     click.echo(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m}" for m in applied))
+    if "producer" not in chosen:
+        click.echo(
+            "(production: the producer's tables are left to the producer;"
+            " `tickstock db migrate --set producer` creates them)"
+        )
 
 
 async def seed_database(dsn: str) -> dict[str, int]:
@@ -51,6 +60,11 @@ async def seed_database(dsn: str) -> dict[str, int]:
     conn = await connect(dsn)
     try:
         return await seed(conn)
+    except asyncpg.UndefinedTableError as exc:
+        raise click.ClickException(
+            f"this database has no producer tables ({exc}): create them first with"
+            " `tickstock db migrate --set producer`"
+        ) from exc
     finally:
         await conn.close()
 

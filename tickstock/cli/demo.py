@@ -25,19 +25,41 @@ from tickstock.cli.common import redact, run
     default="",
     help="Producer database: store every detection and indicator before publishing it.",
 )
+@click.option(
+    "--job-pace",
+    envvar="TICKSTOCK_DEMO_JOB_PACE",
+    type=click.FloatRange(0, 60),
+    default=0.5,
+    show_default=True,
+    help="Seconds spent on each symbol of a backtest or data load.",
+)
+@click.option(
+    "--channel-prefix",
+    default="",
+    help="Publish on the producer's channels with this prefix (e.g. `staging:`), to feed "
+    "tickstock nodes whose TICKSTOCK_INGEST_CHANNELS carry the same prefix.",
+)
 def demo_producer(
-    redis_url: str, rate: float, symbols: str, duration: float | None, database_url: str
+    redis_url: str,
+    rate: float,
+    symbols: str,
+    duration: float | None,
+    database_url: str,
+    job_pace: float,
+    channel_prefix: str,
 ) -> None:
     """Publish realistic pattern, indicator, alert and health events on the producer channels.
 
     With a database (``--database-url`` or TICKSTOCK_DATABASE_URL) every detection is first
-    written to its tier's table, as the real producer does, so history and REST show it.
+    written to its tier's table, as the real producer does, so history and REST show it, and the
+    jobs asked for on the job channels (backtests, data loads; SPEC §13) run over those tables.
     """
-    from tickstock.dev.demo_producer import DEFAULT_SYMBOLS, run_demo_producer
+    from tickstock.dev.demo_producer import DEFAULT_SYMBOLS, DemoChannels, run_demo_producer
 
     chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] or list(DEFAULT_SYMBOLS)
     if rate <= 0:
         raise click.BadParameter("must be positive", param_hint="--rate")
+    channels = DemoChannels().prefixed(channel_prefix)
 
     async def go() -> int:
         import redis.asyncio as aioredis
@@ -63,11 +85,26 @@ def demo_producer(
                 raise click.ClickException(
                     f"cannot reach the database at {redact(database_url)}: {exc}"
                 ) from exc
+        from tickstock.dev.demo_jobs import run_job_runner
+
+        jobs = asyncio.create_task(
+            run_job_runner(
+                client, store.pool if store is not None else None, stop=stop, pace=job_pace
+            )
+        )
         try:
             return await run_demo_producer(
-                client, symbols=chosen, rate=rate, duration=duration, stop=stop, store=store
+                client,
+                symbols=chosen,
+                rate=rate,
+                duration=duration,
+                stop=stop,
+                store=store,
+                channels=channels,
             )
         finally:
+            stop.set()
+            await jobs
             await client.aclose()
             if store is not None:
                 await store.close()

@@ -69,6 +69,8 @@ def serve(bind: str | None, config_path: str) -> None:
                         "demo-producer",
                         "--rate",
                         str(settings.demo_producer_rate),
+                        "--job-pace",
+                        str(settings.demo_job_pace),
                     ],
                     env=env,
                     preexec_fn=_die_with_parent(),
@@ -215,8 +217,17 @@ def _start_local_stack(settings: Settings, env: dict[str, str]) -> tuple[Any, di
     env = dict(env)
     env["TICKSTOCK_DATABASE_URL"] = urls.database_url
     env["TICKSTOCK_REDIS_URL"] = urls.redis_url
-    login = f"as {settings.demo_user} / {password} (saved in {data_dir / 'demo-login.txt'})"
-    return stack, env, login
+    return stack, env, _login_line(settings, password, data_dir)
+
+
+def _login_line(settings: Settings, password: str | None, data_dir: Path) -> str:
+    """How the ready line says to sign in: with the saved password only while it works."""
+    if password is None:
+        return (
+            f"as {settings.demo_user} with the password you set on the Account page (forgotten:"
+            f" tickstock users set-password {settings.demo_user})"
+        )
+    return f"as {settings.demo_user} / {password} (saved in {data_dir / DEMO_LOGIN_FILE})"
 
 
 def _demo_rule() -> RuleFields:
@@ -234,23 +245,42 @@ def _demo_rule() -> RuleFields:
     )
 
 
-async def _ensure_demo_user(dsn: str, settings: Settings, data_dir: Path) -> str:
+DEMO_LOGIN_FILE = "demo-login.txt"
+
+
+async def _ensure_demo_user(dsn: str, settings: Settings, data_dir: Path) -> str | None:
+    """Create the demo login on the first start; the password that signs it in, or None.
+
+    Only the first start sets the password (``TICKSTOCK_DEMO_PASSWORD``, else a random one,
+    saved in ``demo-login.txt``). Later starts change nothing on the account, so a password its
+    owner changed on the Account page, and every session, survive a restart; the saved
+    password is returned only while it still signs in (a stale file is removed).
+    """
     import secrets
 
     from tickstock.auth import ensure_user
+    from tickstock.auth.passwords import verify_password
     from tickstock.queries.alerts import insert_rule
     from tickstock.queries.user_settings import insert_first_watchlist
+    from tickstock.queries.users import select_password_hash_by_name
     from tickstock.vocab import DEMO_SYMBOLS
 
-    login_file = data_dir / "demo-login.txt"
-    password = settings.demo_password
-    if not password and login_file.exists():
-        password = login_file.read_text().split("\n", 1)[0].split(" ", 1)[-1].strip()
-    if not password:
-        password = secrets.token_urlsafe(9)
+    login_file = data_dir / DEMO_LOGIN_FILE
+    saved = None
+    if login_file.exists():
+        saved = login_file.read_text().split("\n", 1)[0].split(" ", 1)[-1].strip() or None
+    password: str | None
     conn = await connect(dsn)
     try:
-        user = await ensure_user(conn, settings.demo_user, password, role="admin")
+        found = await select_password_hash_by_name(conn, settings.demo_user)
+        if found is None:
+            password = settings.demo_password or saved or secrets.token_urlsafe(9)
+            user = await ensure_user(conn, settings.demo_user, password, role="admin")
+        else:
+            user, password_hash = found
+            candidate = saved or settings.demo_password or None
+            ok = candidate is not None and await verify_password(password_hash, candidate)
+            password = candidate if ok else None
         # The first screen is alive: the demo login starts out watching the demo producer's
         # symbols (a watchlist the user has since changed is kept), with one alert rule on them,
         # so the bell and its toasts show what alerts are from the first minute.
@@ -258,6 +288,9 @@ async def _ensure_demo_user(dsn: str, settings: Settings, data_dir: Path) -> str
             await insert_rule(conn, user.id, _demo_rule(), settings.alert_max_rules_per_user)
     finally:
         await conn.close()
+    if password is None:
+        login_file.unlink(missing_ok=True)  # it would show a password that no longer works
+        return None
     login_file.write_text(f"{settings.demo_user} {password}\n")
     login_file.chmod(0o600)
     return password

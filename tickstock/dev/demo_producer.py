@@ -1,8 +1,10 @@
 """A demo producer: realistic pattern, indicator, alert, health and session messages on Redis.
 
 It stands in for the pattern engine in development, in the local stack and in load tests. Pattern
-messages rotate through every envelope, alias and timestamp shape of SPEC §2, so whatever it
-publishes also exercises the whole ingest normaliser.
+messages rotate through every envelope, alias and timestamp shape the producer has used, so
+whatever it publishes also exercises the whole ingest normaliser. Each shape carries the whole
+detection as the demo store writes it (symbol, pattern, confidence, tier, timeframe, times,
+price, levels, indicators), each in its own spelling, so live events and REST rows agree.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tickstock import vocab
+from tickstock.detection import level_type
 from tickstock.dev.seed_data import KNOWN_SYMBOLS
 from tickstock.realtime.events import SYMBOL_RE
 
@@ -39,6 +42,7 @@ __all__ = [
     "DemoIndicator",
     "build_messages",
     "run_demo_producer",
+    "stored_data",
 ]
 
 if TYPE_CHECKING:
@@ -86,8 +90,8 @@ _TIMEFRAMES: Final = {
     "daily": ("daily", "1d"),
     "weekly": ("weekly", "1w"),
     "monthly": ("monthly", "1M"),
-    "daily_intraday": ("daily_intraday",),
-    "combo": ("combo",),
+    "daily_intraday": ("5min", "15min"),
+    "combo": ("daily",),  # pattern_detections has no timeframe column: end-of-day detections
 }
 _EXPIRY: Final = {
     "intraday": 3600.0,
@@ -96,12 +100,14 @@ _EXPIRY: Final = {
     "weekly": 14 * 86_400.0,
     "monthly": 60 * 86_400.0,
     "daily_intraday": 86_400.0,
-    "combo": 3 * 86_400.0,
 }
 _EASTERN: Final = timezone(timedelta(hours=-5))
 _MAX_PIPELINE: Final = 1000
 _HEALTH_INTERVAL: Final = 5.0
-_CRITICAL_INTERVAL: Final = 60.0
+# The demo's system alerts speak of its own state: it says when it runs this far behind its
+# schedule (a busy machine), at most once a minute.
+_LAG_ALERT_SECONDS: Final = 2.0
+_LAG_ALERT_INTERVAL: Final = 60.0
 _MAX_BACKOFF: Final = 30.0
 
 
@@ -142,6 +148,15 @@ def _dumps(message: dict[str, Any]) -> bytes:
     return orjson.dumps(message)
 
 
+def _maybe(value: float | None, spell: Callable[[float], Any]) -> Any:
+    return None if value is None else spell(value)
+
+
+def stored_data(d: DemoDetection) -> dict[str, Any]:
+    """The ``pattern_data`` the demo store writes for ``d`` (and the row-shaped message sends)."""
+    return {"price": d.price, "indicators": d.indicators}
+
+
 @dataclass(slots=True)
 class DemoDetection:
     """One generated detection, as the demo producer stores it and publishes it."""
@@ -152,10 +167,14 @@ class DemoDetection:
     tier: str
     timeframe: str
     detected_at: float
-    expires_at: float
+    expires_at: float | None
     price: float
-    levels: list[tuple[str, float]]
+    levels: list[float]
     indicators: dict[str, float]
+
+    def typed_levels(self) -> list[dict[str, Any]]:
+        """The levels as objects, typed as every view types them against the price."""
+        return [{"type": level_type(v, self.price), "value": v} for v in self.levels]
 
 
 @dataclass(slots=True)
@@ -194,6 +213,9 @@ class DemoFeed:
         self._prices = {symbol: start.get(symbol) or rng.uniform(8.0, 600.0) for symbol in chosen}
         self.detections: list[DemoDetection] = []
         self.indicator_values: list[DemoIndicator] = []
+        self.generated = 0
+        self.problem: str | None = None
+        """What stops the demo from storing what it detects, while it lasts (health says so)."""
         self._pattern_turn = 0
         self._indicator_turn = 0
         self._health_turn = 0
@@ -220,6 +242,9 @@ class DemoFeed:
             rsi = rng.uniform(70.1, 88.0)
         # Whole milliseconds: every message shape then carries exactly the stored time.
         detected_at = math.floor((now - rng.uniform(0.0, 2.0)) * 1000) / 1000
+        support = round(price * (1 - rng.uniform(0.01, 0.05)), 2)
+        resistance = round(price * (1 + rng.uniform(0.01, 0.05)), 2)
+        combo = tier == "combo"  # pattern_detections keeps no expiry and no levels
         d = DemoDetection(
             symbol=symbol,
             pattern=pattern,
@@ -227,18 +252,16 @@ class DemoFeed:
             tier=tier,
             timeframe=rng.choice(_TIMEFRAMES[tier]),
             detected_at=detected_at,
-            expires_at=detected_at + _EXPIRY[tier],
+            expires_at=None if combo else detected_at + _EXPIRY[tier],
             price=round(price, 2),
-            levels=[
-                ("support", round(price * (1 - rng.uniform(0.01, 0.05)), 2)),
-                ("resistance", round(price * (1 + rng.uniform(0.01, 0.05)), 2)),
-            ],
+            levels=[] if combo else [support, resistance],
             indicators={
                 "rsi": round(rsi, 1),
                 "volume_ratio": round(rng.uniform(0.6, 3.5), 2),
             },
         )
         self.detections.append(d)
+        self.generated += 1
         return d
 
     def _indicator(
@@ -274,9 +297,9 @@ class DemoFeed:
             "tier": d.tier,
             "timeframe": d.timeframe,
             "detected_at": _iso(d.detected_at),
-            "expires_at": _iso(d.expires_at),
+            "expires_at": _maybe(d.expires_at, _iso),
             "price": d.price,
-            "levels": [{"type": kind, "value": value} for kind, value in d.levels],
+            "levels": d.typed_levels(),
             "indicators": d.indicators,
             "source": "TickStockPL",
         }
@@ -289,9 +312,11 @@ class DemoFeed:
             "pattern_type": d.pattern,
             "confidence": d.confidence,
             "source": d.tier,  # older producers put the tier in "source"
+            "timeframe": d.timeframe,
             "detected_at": round(d.detected_at, 3),
+            "expires_at": _maybe(d.expires_at, lambda at: round(at, 3)),
             "price": d.price,
-            "levels": [value for _, value in d.levels],
+            "levels": d.levels,
             "indicators": d.indicators,
         }
         message = {"type": "pattern_detected", "timestamp": now, "data": inner}
@@ -303,10 +328,13 @@ class DemoFeed:
             "symbol": d.symbol,
             "pattern_name": d.pattern,
             "confidence": round(d.confidence * 100, 1),
+            "tier": d.tier,
             "timeframe": d.timeframe,
-            "detection_timestamp": int(d.detected_at * 1000),
+            "detection_timestamp": round(d.detected_at * 1000),
+            "expiration_timestamp": _maybe(d.expires_at, lambda at: round(at * 1000)),
             "current_price": d.price,
-            "volume": self.rng.randrange(10_000, 5_000_000),
+            "levels": d.levels,
+            "indicators": d.indicators,
         }
         message = {
             "event_type": "pattern_detected",
@@ -324,7 +352,10 @@ class DemoFeed:
             "confidence": d.confidence,
             "timeframe": d.timeframe,
             "timestamp": _iso(d.detected_at, _EASTERN),
+            "expiry": _maybe(d.expires_at, lambda at: _iso(at, _EASTERN)),
             "price": d.price,
+            "levels": d.typed_levels(),
+            "indicators": d.indicators,
             "parameters": {"lookback": self.rng.choice((5, 10, 20))},
         }
         streaming = {"type": "streaming_pattern", "detection": detection}
@@ -340,9 +371,12 @@ class DemoFeed:
             "pattern": d.pattern,
             "confidence": d.confidence,
             "tier": d.tier,
+            "timeframe": d.timeframe,
             "detected_at": _iso(d.detected_at, None),
-            "expires_at": round(d.expires_at),
-            "levels": [{"type": kind, "value": value} for kind, value in d.levels],
+            "expires_at": _maybe(d.expires_at, lambda at: round(at, 3)),
+            "price": d.price,
+            "levels": d.typed_levels(),
+            "indicators": d.indicators,
         }
         return [(self.channels.patterns, _dumps({"payload": inner}))], 1
 
@@ -357,8 +391,12 @@ class DemoFeed:
                     "symbol": d.symbol,
                     "pattern_name": d.pattern,
                     "confidence": d.confidence,
+                    "timeframe": d.timeframe,
                     "detected_at": stamp,
+                    "expires_at": _maybe(d.expires_at, _iso),
                     "price": d.price,
+                    "levels": d.levels,
+                    "indicators": d.indicators,
                 }
             )
         message = {
@@ -370,14 +408,17 @@ class DemoFeed:
         return [(self.channels.patterns, _dumps(message))], len(items)
 
     def _pattern_data(self, now: float) -> tuple[list[Message], int]:
+        # The producer's table row as it is stored: price and indicators inside pattern_data.
         d = self._detection(now)
         inner = {
             "symbol": d.symbol,
             "pattern_type": d.pattern,
             "confidence": d.confidence,
+            "timeframe": d.timeframe,
             "detection_timestamp": _iso(d.detected_at),
-            "expiration_date": _iso(d.expires_at),
-            "levels": [value for _, value in d.levels],
+            "expiration_date": _maybe(d.expires_at, _iso),
+            "levels": d.levels,
+            "pattern_data": stored_data(d),
             "metadata": {"scanner": "demo", "bars": self.rng.randint(3, 50)},
         }
         message = {
@@ -397,7 +438,9 @@ class DemoFeed:
             "confidence": str(d.confidence),
             "timeframe": d.timeframe,
             "time": f"{d.detected_at:.3f}",
+            "expires_at": _maybe(d.expires_at, lambda at: f"{at:.3f}"),
             "price": d.price,
+            "levels": d.levels,
             "indicators": d.indicators,
         }
         return [(self.channels.patterns_detected, _dumps(message))], 1
@@ -495,34 +538,31 @@ class DemoFeed:
         }
         return self.channels.indicator_alerts, _dumps(message)
 
-    def critical_alert(self, now: float) -> Message:
-        """A system-wide alert (no symbol), as the producer sends for feed problems."""
-        kind, text = self.rng.choice(
-            (
-                ("data_feed_lag", "Market data feed lagging by 4.2 s"),
-                ("provider_reconnect", "Data provider connection re-established"),
-                ("stale_symbols", "12 symbols without ticks for 60 s"),
-            )
-        )
+    def critical_alert(self, now: float, lag: float) -> Message:
+        """A system-wide alert (no symbol), in the producer's shape, about the demo's own state:
+        it is ``lag`` seconds behind its schedule. Marked as the demo's in its text and data."""
         message = {
-            "type": kind,
-            "message": text,
+            "type": "data_feed_lag",
+            "message": f"Demo producer {lag:.1f} s behind its schedule",
             "severity": "critical",
             "timestamp": _iso(now),
-            "data": {"session_id": self.session_id},
+            "data": {"session_id": self.session_id, "demo": True, "lag_seconds": round(lag, 1)},
         }
         return self.channels.critical_alerts, _dumps(message)
 
     def health(self, now: float) -> Message:
         """A producer health report, alternating between the two health channels and shapes."""
         self._health_turn += 1
-        figures = {
-            "status": "healthy",
+        # Figures of the demo itself, never made up: what it generated and what went wrong.
+        figures: dict[str, Any] = {
+            "status": "healthy" if self.problem is None else "degraded",
             "session_id": self.session_id,
+            "demo": True,
             "active_symbols": len(self.symbols),
-            "ticks_per_second": round(self.rng.uniform(50.0, 400.0), 1),
-            "patterns_detected": self._sequence,
+            "patterns_detected": self.generated,
         }
+        if self.problem is not None:
+            figures["message"] = self.problem
         if self._health_turn % 2:
             message: dict[str, Any] = {
                 "type": "streaming_health",
@@ -589,7 +629,7 @@ def build_messages(
         messages.extend(feed.indicators(now))
     messages += [
         feed.indicator_alert(now),
-        feed.critical_alert(now),
+        feed.critical_alert(now, 3.4),
         feed.health(now),
         feed.health(now),
         feed.session(False, now),
@@ -640,8 +680,10 @@ async def run_demo_producer(
 
     Runs until ``duration`` seconds have passed, ``stop`` is set or the task is cancelled. Alongside
     the patterns go indicator values (rate / 2), indicator alerts (one per 20 detections, at most
-    10/s), a critical alert a minute, health every 5 s and session started / stopped notices. When
-    Redis is unreachable it backs off (1 s doubling to 30 s) and resumes on schedule.
+    10/s), health every 5 s and session started / stopped notices. System alerts are true: a
+    critical alert when the demo falls more than 2 s behind its schedule, and a degraded health
+    report while it cannot store what it detects. When Redis is unreachable it backs off (1 s
+    doubling to 30 s) and resumes on schedule.
 
     With a ``store``, prices start from each symbol's last stored close, and every detection and
     indicator value is written to the producer tables before it is published, as the real
@@ -662,7 +704,6 @@ async def run_demo_producer(
         _Schedule(1.0 / rate, start, feed.patterns),
         _Schedule(2.0 / rate, start + 0.5 / rate, lambda now: (feed.indicators(now), 1)),
         _Schedule(max(20.0 / rate, 0.1), start + 10.0 / rate, one(feed.indicator_alert)),
-        _Schedule(_CRITICAL_INTERVAL, start + _CRITICAL_INTERVAL / 3, one(feed.critical_alert)),
         _Schedule(_HEALTH_INTERVAL, start, one(feed.health)),
     ]
     logger.info(
@@ -673,6 +714,7 @@ async def run_demo_producer(
     )
     published = 0
     backoff = 1.0
+    lag_alerted = -math.inf
     backlog = [feed.session(True, time.time())]
     try:
         while not (stop is not None and stop.is_set()):
@@ -680,6 +722,10 @@ async def run_demo_producer(
             if deadline is not None and now >= deadline:
                 break
             wall = time.time()
+            lag = now - schedules[0].due
+            if lag > _LAG_ALERT_SECONDS and now - lag_alerted >= _LAG_ALERT_INTERVAL:
+                backlog.append(feed.critical_alert(wall, lag))
+                lag_alerted = now
             for schedule in schedules:
                 while schedule.due <= now and len(backlog) < _MAX_PIPELINE:
                     messages, weight = schedule.make(wall)
@@ -690,6 +736,9 @@ async def run_demo_producer(
                 try:
                     if store is not None:
                         await store.write(*records)
+                    if feed.problem is not None:
+                        feed.problem = None
+                        backlog.append(feed.health(time.time()))  # resolved: the banner goes
                     published += await _publish(redis, backlog)
                     backoff = 1.0
                 except (
@@ -706,6 +755,11 @@ async def run_demo_producer(
                         exc,
                         backoff,
                     )
+                    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+                        # Redis may still be there: say what is wrong while it lasts.
+                        feed.problem = f"demo producer cannot store its detections ({exc})"
+                        with contextlib.suppress(Exception):
+                            await _publish(redis, [feed.health(time.time())])
                     await _pause(backoff, stop)
                     backoff = min(backoff * 2, _MAX_BACKOFF)
                     for schedule in schedules:

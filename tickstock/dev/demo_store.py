@@ -17,7 +17,7 @@ from typing import Any, Final
 import asyncpg
 import orjson
 
-from tickstock.dev.demo_producer import DemoDetection, DemoIndicator
+from tickstock.dev.demo_producer import DemoDetection, DemoIndicator, stored_data
 
 __all__ = ["DemoStore"]
 
@@ -75,7 +75,7 @@ class DemoStore:
             by_table: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
             combo: list[tuple[Any, ...]] = []
             for d in detections:
-                data = {"price": d.price, "indicators": d.indicators}
+                data = stored_data(d)
                 if d.tier == "combo":
                     pattern_id = await self._definition(conn, d.pattern)
                     combo.append(
@@ -90,7 +90,7 @@ class DemoStore:
                     )
                     continue
                 table = _PATTERN_TABLES[d.tier]
-                levels = [Decimal(f"{value:.2f}") for _, value in d.levels]
+                levels = [Decimal(f"{value:.2f}") for value in d.levels]
                 by_table.setdefault(table, []).append(
                     (
                         d.symbol,
@@ -98,7 +98,7 @@ class DemoStore:
                         d.confidence,
                         _json(data),
                         _at(d.detected_at),
-                        _at(d.expires_at),
+                        None if d.expires_at is None else _at(d.expires_at),
                         levels,
                         _METADATA,
                         d.timeframe,

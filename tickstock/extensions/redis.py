@@ -23,8 +23,11 @@ log = logging.getLogger(__name__)
 EXTENSION_KEY = "tickstock.redis"
 
 
-def make_client(settings: Settings, *, blocking: bool = False) -> aioredis.Redis:
+def make_client(settings: Settings, *, blocking: bool = False, protocol: int = 2) -> aioredis.Redis:
     """A client with bounded timeouts; ``blocking`` clients may wait indefinitely on reads.
+
+    ``protocol=3`` (RESP3) is for the node's event link (realtime/link.py), which subscribes and
+    sends commands on one connection.
 
     With ``TICKSTOCK_REDIS_SENTINELS`` set, the client asks the sentinels for the current master
     of ``TICKSTOCK_REDIS_SENTINEL_MASTER`` whenever it opens a connection, so after a failover
@@ -36,10 +39,11 @@ def make_client(settings: Settings, *, blocking: bool = False) -> aioredis.Redis
         "socket_timeout": None if blocking else settings.redis_timeout,
         "health_check_interval": 30,
         "decode_responses": False,
+        "protocol": protocol,
     }
     if not settings.redis_sentinels:
         return aioredis.Redis.from_url(settings.redis_url, **options)
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(
         sentinel_addresses(settings),
         # Sentinel queries are short even for blocking clients; one retry covers a stale
         # connection, and a sentinel that does not answer is skipped for the next one.

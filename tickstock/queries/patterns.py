@@ -9,16 +9,18 @@ an index scan bounded by the page size, and the page is merged from those few ro
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, NotRequired
+from typing import Any, Final, NotRequired
 
 import asyncpg
 from typing_extensions import TypedDict
 
+from tickstock.detection import Detection, Priority, plain_levels, priority
 from tickstock.jsonutil import raw_json
 from tickstock.queries._sql import Params
-from tickstock.vocab import TIERS, Tier
+from tickstock.vocab import TIER_TIMEFRAMES, TIERS, Tier, canonical_timeframe
 
 __all__ = [
     "TABLE_TIERS",
@@ -28,16 +30,20 @@ __all__ = [
     "PatternFilter",
     "PatternItem",
     "PatternKey",
+    "PatternRows",
     "Priority",
+    "iso_ms",
+    "json_number",
     "priority",
+    "resolve_pattern_names",
     "select_combo",
     "select_combo_versioned",
     "select_pattern_definitions",
     "select_patterns",
     "select_patterns_versioned",
+    "stored_price",
+    "timeframe_of",
 ]
-
-Priority = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]
 
 # Tiers stored as one pattern table each; "combo" is pattern_detections (another shape).
 TABLE_TIERS: Final[tuple[Tier, ...]] = tuple(t for t in TIERS if t != "combo")
@@ -61,12 +67,58 @@ _EXPIRY_COLUMN: Final[dict[Tier, str]] = {
     "hourly": "expiration_timestamp",
     "daily_intraday": "expiration_timestamp",
 }
-_COLUMNS: Final = (
-    "id, symbol, pattern_type, confidence::float8 AS confidence, detection_timestamp,"
-    " {expiry}::timestamptz AS expires_at, levels::float8[] AS levels, timeframe,"
-    " pattern_data::text AS pattern_data, metadata::text AS metadata,"
-    " '{tier}:' || id || ':' || xmin::text || ';' AS version"
+
+
+def iso_ms(column: str) -> str:
+    """SQL for ``column`` (timestamptz) as the text live events carry: ISO-8601 UTC with
+    milliseconds (truncated, as the normaliser does) and a Z, e.g. 2026-11-26T14:30:00.000Z."""
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+
+def json_number(path: str, source: str = "pattern_data") -> str:
+    """SQL for the JSON number at ``path`` of ``source`` as float8; NULL when it is no number
+    (a producer's stray string never fails a query)."""
+    return (
+        f"CASE WHEN jsonb_typeof({source} #> '{{{path}}}') = 'number'"
+        f" THEN ({source} #>> '{{{path}}}')::float8 END"
+    )
+
+
+def stored_price(source: str = "pattern_data") -> str:
+    """SQL for a stored detection's price: where the producer keeps it in ``pattern_data``
+    (``price``, else ``current_price`` or ``price_at_detection``, the names the normaliser
+    accepts on Redis too)."""
+    return (
+        f"coalesce({json_number('price', source)}, {json_number('current_price', source)},"
+        f" {json_number('price_at_detection', source)})"
+    )
+
+
+def timeframe_of(stored: str | None, tier: Tier) -> str:
+    """The timeframe in the one vocabulary (``1d`` -> ``daily`` ...), the tier's default if none."""
+    if not stored:
+        return TIER_TIMEFRAMES[tier]
+    return canonical_timeframe(stored)
+
+
+_INDICATORS: Final = (
+    "CASE WHEN jsonb_typeof(pattern_data -> 'indicators') = 'object'"
+    " THEN (pattern_data -> 'indicators')::text ELSE '{}' END"
 )
+
+
+def _columns(tier: Tier) -> str:
+    """The columns of one tier table's branch."""
+    return (
+        "id, symbol, pattern_type, confidence::float8 AS confidence, detection_timestamp,"
+        f" {iso_ms('detection_timestamp')} AS detected_at,"
+        f" {iso_ms(_EXPIRY_COLUMN[tier] + '::timestamptz')} AS expires_at,"
+        f" levels::float8[] AS levels, timeframe, {stored_price()} AS price,"
+        f" {_INDICATORS} AS indicators, pattern_data::text AS pattern_data,"
+        f" metadata::text AS metadata, '{tier}:' || id || ':' || xmin::text || ';' AS version"
+    )
+
+
 # JSON columns are read as text and passed through to the response as they are (raw_json): no
 # decode into Python objects and encode again for every row of every page.
 _LINK_COLUMNS: Final = (
@@ -77,21 +129,10 @@ _NO_LINK_COLUMNS: Final = (
     " NULL::text AS intraday_signal"
 )
 _OUTER_COLUMNS: Final = (
-    "tier, id, symbol, pattern_type, confidence, detection_timestamp, expires_at, levels,"
-    " timeframe, pattern_data, metadata, daily_pattern_id, daily_pattern_timestamp,"
-    " intraday_signal, version"
+    "tier, id, symbol, pattern_type, confidence, detection_timestamp, detected_at, expires_at,"
+    " levels, timeframe, price, indicators, pattern_data, metadata, daily_pattern_id,"
+    " daily_pattern_timestamp, intraday_signal, version"
 )
-
-
-def priority(confidence: float) -> Priority:
-    """CRITICAL >= 0.9, HIGH >= 0.8, MEDIUM >= 0.7, else LOW."""
-    if confidence >= 0.9:
-        return "CRITICAL"
-    if confidence >= 0.8:
-        return "HIGH"
-    if confidence >= 0.7:
-        return "MEDIUM"
-    return "LOW"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,19 +159,11 @@ class PatternKey:
 # from the SQL rows here, serialised as they are, and described to OpenAPI by the blueprints.
 
 
-class PatternItem(TypedDict):
-    """A detection from one of the tier tables, as the API returns it."""
+class PatternItem(Detection):
+    """A detection from one of the tier tables: the Detection every view carries, its row id,
+    and the producer's stored pattern_data and metadata as they are."""
 
     id: int
-    tier: Tier
-    symbol: str
-    pattern: str
-    confidence: float
-    priority: Priority
-    timeframe: str | None
-    detected_at: dt.datetime
-    expires_at: dt.datetime | None
-    levels: list[float | None] | None
     pattern_data: Any
     metadata: Any
     daily_pattern_id: NotRequired[int | None]
@@ -138,24 +171,31 @@ class PatternItem(TypedDict):
     intraday_signal: NotRequired[Any]
 
 
-class ComboItem(TypedDict):
-    """A detection of the combo tier (pattern_detections) with its later outcomes."""
+class ComboItem(Detection):
+    """A detection of the combo tier (pattern_detections) with its later outcomes: the
+    Detection every view carries (no expiry and no levels: the table keeps none)."""
 
     id: int
-    tier: Literal["combo"]
-    symbol: str
-    pattern: str
     pattern_id: int
     category: str | None
-    confidence: float
-    priority: Priority
-    detected_at: dt.datetime
-    price: float | None
     volume: int | None
     pattern_data: Any
     outcome_1d: float | None
     outcome_5d: float | None
     outcome_30d: float | None
+
+
+Key = tuple[dt.datetime, str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class PatternRows:
+    """A query's rows: each one's version (for an ETag), and the items with their exact sort
+    keys (the items' times are text to the millisecond; a cursor needs the stored instant),
+    built only when needed."""
+
+    versions: list[str]
+    build: Callable[[], list[tuple[Any, Key]]]
 
 
 def _filters(
@@ -189,27 +229,31 @@ def _where(conditions: list[str]) -> str:
     return f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
-def _item(row: asyncpg.Record) -> PatternItem:
+def _item(row: asyncpg.Record) -> tuple[PatternItem, Key]:
     confidence: float = row["confidence"]
+    tier: Tier = row["tier"]
+    price: float | None = row["price"]
     item: PatternItem = {
         "id": row["id"],
-        "tier": row["tier"],
+        "tier": tier,
         "symbol": row["symbol"],
         "pattern": row["pattern_type"],
         "confidence": confidence,
         "priority": priority(confidence),
-        "timeframe": row["timeframe"],
-        "detected_at": row["detection_timestamp"],
+        "timeframe": timeframe_of(row["timeframe"], tier),
+        "detected_at": row["detected_at"],
         "expires_at": row["expires_at"],
-        "levels": row["levels"],
+        "price": price,
+        "levels": plain_levels(row["levels"] or (), price),
+        "indicators": raw_json(row["indicators"]),  # type: ignore[typeddict-item]
         "pattern_data": raw_json(row["pattern_data"]),
         "metadata": raw_json(row["metadata"]),
     }
-    if item["tier"] == "daily_intraday":
+    if tier == "daily_intraday":
         item["daily_pattern_id"] = row["daily_pattern_id"]
         item["daily_pattern_timestamp"] = row["daily_pattern_timestamp"]
         item["intraday_signal"] = raw_json(row["intraday_signal"])
-    return item
+    return item, (row["detection_timestamp"], tier, row["id"])
 
 
 def build_patterns_query(
@@ -239,7 +283,7 @@ def build_patterns_query(
         conditions = list(common)
         if after is not None:
             conditions.append(_after(tier, after, at, ident))
-        columns = _COLUMNS.format(expiry=_EXPIRY_COLUMN[tier], tier=tier)
+        columns = _columns(tier)
         links = _LINK_COLUMNS if tier == "daily_intraday" else _NO_LINK_COLUMNS
         branches.append(
             f"SELECT '{tier}'::text AS tier, {columns}, {links} FROM {tier}_patterns"
@@ -265,8 +309,8 @@ async def select_patterns(
     limit: int,
 ) -> list[PatternItem]:
     """Up to ``limit`` detections from the tables of ``tiers``, newest first, after ``after``."""
-    _, items = await select_patterns_versioned(conn, tiers, flt, after=after, limit=limit)
-    return items()
+    rows = await select_patterns_versioned(conn, tiers, flt, after=after, limit=limit)
+    return [item for item, _ in rows.build()]
 
 
 async def select_patterns_versioned(
@@ -276,15 +320,14 @@ async def select_patterns_versioned(
     *,
     after: PatternKey | None = None,
     limit: int,
-) -> tuple[list[str], Callable[[], list[PatternItem]]]:
+) -> PatternRows:
     """Each row's ``tier:id:xmin;`` (built by PostgreSQL), and how to build the items when needed.
 
     The versions make an ETag; a client that already has the page never costs the items.
     """
     sql, args = build_patterns_query(tiers, flt, after=after, limit=limit)
     rows = await conn.fetch(sql, *args)
-    versions = [row["version"] for row in rows]
-    return versions, lambda: [_item(row) for row in rows]
+    return PatternRows([row["version"] for row in rows], lambda: [_item(row) for row in rows])
 
 
 def build_combo_query(
@@ -303,7 +346,11 @@ def build_combo_query(
     sql = (
         "SELECT d.id, d.symbol, pd.name AS pattern, d.pattern_id, pd.category,"
         " d.confidence::float8 AS confidence, d.detected_at,"
-        " d.price_at_detection::float8 AS price, d.volume_at_detection AS volume,"
+        f" {iso_ms('d.detected_at')} AS detected_text,"
+        f" coalesce(d.price_at_detection::float8, {stored_price('d.pattern_data')}) AS price,"
+        " d.volume_at_detection AS volume,"
+        " CASE WHEN jsonb_typeof(d.pattern_data -> 'indicators') = 'object'"
+        " THEN (d.pattern_data -> 'indicators')::text ELSE '{}' END AS indicators,"
         " d.pattern_data::text AS pattern_data, d.outcome_1d::float8 AS outcome_1d,"
         " d.outcome_5d::float8 AS outcome_5d, d.outcome_30d::float8 AS outcome_30d,"
         " d.id || ':' || d.xmin::text || '.' || pd.xmin::text || ';' AS version"
@@ -322,8 +369,8 @@ async def select_combo(
     limit: int,
 ) -> list[ComboItem]:
     """Combo-tier detections of enabled pattern definitions, newest first, after ``after``."""
-    _, items = await select_combo_versioned(conn, flt, after=after, limit=limit)
-    return items()
+    rows = await select_combo_versioned(conn, flt, after=after, limit=limit)
+    return [item for item, _ in rows.build()]
 
 
 async def select_combo_versioned(
@@ -332,33 +379,37 @@ async def select_combo_versioned(
     *,
     after: PatternKey | None = None,
     limit: int,
-) -> tuple[list[str], Callable[[], list[ComboItem]]]:
+) -> PatternRows:
     """:func:`select_combo` and each row's ``id:xmin.xmin;`` (detection's and definition's)."""
     sql, args = build_combo_query(flt, after=after, limit=limit)
     rows = await conn.fetch(sql, *args)
-    versions = [row["version"] for row in rows]
-    return versions, lambda: [_combo_item(row) for row in rows]
+    return PatternRows([row["version"] for row in rows], lambda: [_combo_item(r) for r in rows])
 
 
-def _combo_item(row: asyncpg.Record) -> ComboItem:
+def _combo_item(row: asyncpg.Record) -> tuple[ComboItem, Key]:
     confidence: float = row["confidence"]
-    return {
+    item: ComboItem = {
         "id": row["id"],
         "tier": "combo",
         "symbol": row["symbol"],
         "pattern": row["pattern"],
-        "pattern_id": row["pattern_id"],
-        "category": row["category"],
         "confidence": confidence,
         "priority": priority(confidence),
-        "detected_at": row["detected_at"],
+        "timeframe": TIER_TIMEFRAMES["combo"],
+        "detected_at": row["detected_text"],
+        "expires_at": None,
         "price": row["price"],
+        "levels": [],
+        "indicators": raw_json(row["indicators"]),  # type: ignore[typeddict-item]
+        "pattern_id": row["pattern_id"],
+        "category": row["category"],
         "volume": row["volume"],
         "pattern_data": raw_json(row["pattern_data"]),
         "outcome_1d": row["outcome_1d"],
         "outcome_5d": row["outcome_5d"],
         "outcome_30d": row["outcome_30d"],
     }
+    return item, (row["detected_at"], "combo", row["id"])
 
 
 class PatternDefinition(TypedDict):
@@ -410,3 +461,18 @@ async def select_pattern_definitions(
         }
         for row in await conn.fetch(sql, *params.values)
     ]
+
+
+_NAME_NOISE: Final = re.compile(r"[^0-9a-z]")
+
+
+def _folded(name: str) -> str:
+    return _NAME_NOISE.sub("", name.lower())
+
+
+async def resolve_pattern_names(conn: asyncpg.Connection, names: Sequence[str]) -> list[str]:
+    """Each name as the producer spells it, found case- and space-insensitively among the
+    pattern definitions ("head and shoulders" -> HeadAndShoulders); unknown names as given."""
+    rows = await conn.fetch("SELECT name FROM pattern_definitions")
+    known = {_folded(row["name"]): row["name"] for row in rows}
+    return [known.get(_folded(name), name) for name in names]

@@ -11,8 +11,8 @@ Where the figures come from:
   (``value_data.value``). ``RS`` is the producer's relative strength rating (1-99, the
   percentile rank of the symbol's three-month return); ``RelVolume`` the day's volume over its
   20-session average.
-- ``price``: the detection's price (``pattern_data.price``; ``price_at_detection`` for the
-  combo tier), else the symbol's latest close in ``ohlcv_daily``.
+- ``price``: the detection's price (as every view of a detection reads it: ``pattern_data.price``,
+  ``price_at_detection`` for the combo tier), else the symbol's latest close in ``ohlcv_daily``.
 - ``change_pct``: the latest daily bar's close against the bar before it, in percent.
 
 Sorting is keyset-paginated on (sort value, id); rows without a value for the sort column come
@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 import asyncpg
-from typing_extensions import TypedDict
 
+from tickstock.detection import Detection, plain_levels, priority
+from tickstock.jsonutil import raw_json
 from tickstock.pagination import CursorKind
 from tickstock.queries._sql import Params
-from tickstock.queries.patterns import Priority, priority
+from tickstock.queries.patterns import iso_ms, json_number, stored_price, timeframe_of
 from tickstock.vocab import Tier
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "ScanFilter",
     "ScanItem",
     "ScanKey",
+    "ScanRow",
     "SortField",
     "build_scan_query",
     "select_scan",
@@ -57,7 +59,7 @@ SORT_FIELDS: Final[tuple[SortField, ...]] = (
 # Sort field -> (column of the result, the kind of its cursor value, may it be NULL).
 _SORT_COLUMNS: Final[dict[SortField, tuple[str, CursorKind, bool]]] = {
     "confidence": ("confidence", "float", False),
-    "detected": ("detected_at", "time", False),
+    "detected": ("detection_timestamp", "time", False),
     "rs": ("rs", "float", True),
     "rel_volume": ("rel_volume", "float", True),
     "rsi": ("rsi", "float", True),
@@ -66,19 +68,14 @@ _SORT_COLUMNS: Final[dict[SortField, tuple[str, CursorKind, bool]]] = {
 }
 
 
-class ScanItem(TypedDict):
-    """One screener row: a symbol's latest detection of one pattern, with its market figures."""
+class ScanItem(Detection):
+    """One screener row: a symbol's latest detection of one pattern (the Detection every view
+    carries; a detection stored without a price shows the latest close), with its market
+    figures."""
 
     id: int
-    symbol: str
     name: str | None
     sector: str | None
-    pattern: str
-    tier: Tier
-    confidence: float
-    priority: Priority
-    detected_at: dt.datetime
-    price: float | None
     change_pct: float | None
     rs: float | None
     rel_volume: float | None
@@ -110,11 +107,8 @@ class ScanKey:
     id: int
 
 
-def sort_value(item: ScanItem, field: SortField) -> float | dt.datetime | str | None:
-    """The value a row is sorted by (what a cursor carries)."""
-    column = _SORT_COLUMNS[field][0].split(" ")[0]
-    value: float | dt.datetime | str | None = item[column]  # type: ignore[literal-required]
-    return value
+ScanRow = tuple[ScanItem, float | dt.datetime | str | None]
+"""A row and the value it is sorted by (the exact stored time for ``detected``)."""
 
 
 def sort_kind(field: SortField) -> tuple[CursorKind, bool]:
@@ -123,12 +117,7 @@ def sort_kind(field: SortField) -> tuple[CursorKind, bool]:
     return kind, nullable
 
 
-def _number(path: str, source: str = "pattern_data") -> str:
-    # Only JSON numbers become figures: a producer's stray string never fails the query.
-    return (
-        f"CASE WHEN jsonb_typeof({source} #> '{{{path}}}') = 'number'"
-        f" THEN ({source} #>> '{{{path}}}')::float8 END"
-    )
+_number = json_number
 
 
 def _latest_indicator(kind: str) -> str:
@@ -143,12 +132,25 @@ def _detections(tier: Tier, params: Params, flt: ScanFilter) -> str:
     """The latest detection per (symbol, pattern) of ``tier`` since ``flt.since``."""
     conditions: list[str] = []
     if tier == "combo":
-        time, pattern, price = "d.detected_at", "pd.name", "d.price_at_detection::float8"
+        time, pattern = "d.detected_at", "pd.name"
+        price = f"coalesce(d.price_at_detection::float8, {stored_price('d.pattern_data')})"
         source = "pattern_detections AS d JOIN pattern_definitions AS pd ON pd.id = d.pattern_id"
         conditions.append("pd.enabled")
+        shape = "NULL::text AS timeframe, NULL::text AS expires_at, NULL::float8[] AS levels"
     else:
-        time, pattern, price = "d.detection_timestamp", "d.pattern_type", _number("price")
+        time, pattern, price = (
+            "d.detection_timestamp",
+            "d.pattern_type",
+            stored_price("d.pattern_data"),
+        )
         source = f"{tier}_patterns AS d"
+        expiry = (
+            "expiration_date" if tier in ("daily", "weekly", "monthly") else "expiration_timestamp"
+        )
+        shape = (
+            f"d.timeframe, {iso_ms(f'd.{expiry}::timestamptz')} AS expires_at,"
+            " d.levels::float8[] AS levels"
+        )
     conditions.append(f"{time} >= {params.add(flt.since)}")
     if flt.patterns:
         conditions.append(f"{pattern} = ANY({params.add(list(flt.patterns), '::text[]')})")
@@ -156,7 +158,10 @@ def _detections(tier: Tier, params: Params, flt: ScanFilter) -> str:
         conditions.append(f"d.confidence >= {params.add(flt.min_confidence, '::float8')}")
     return (
         f"SELECT DISTINCT ON (d.symbol, {pattern}) d.id, d.symbol, {pattern} AS pattern,"
-        f" d.confidence::float8 AS confidence, {time} AS detected_at, {price} AS price,"
+        f" d.confidence::float8 AS confidence, {time} AS detection_timestamp,"
+        f" {iso_ms(time)} AS detected_at, {shape}, {price} AS stored_price, {price} AS price,"
+        " CASE WHEN jsonb_typeof(d.pattern_data -> 'indicators') = 'object'"
+        " THEN (d.pattern_data -> 'indicators')::text ELSE '{}' END AS indicators,"
         f" {_number('indicators,rsi')} AS rsi, {_number('indicators,rs')} AS rs,"
         f" {_number('indicators,rel_volume')} AS rel_volume"
         f" FROM {source} WHERE {' AND '.join(conditions)}"
@@ -230,16 +235,18 @@ def build_scan_query(
         "         ORDER BY o.date DESC LIMIT 2) AS b"
         "  ) AS bars ON true),"
         " r AS ("
-        "  SELECT d.id, d.symbol, sy.name, sy.sector, d.pattern, d.confidence, d.detected_at,"
-        "   coalesce(d.price, l.close) AS price,"
+        "  SELECT d.id, d.symbol, sy.name, sy.sector, d.pattern, d.confidence,"
+        "   d.detection_timestamp, d.detected_at, d.timeframe, d.expires_at, d.levels,"
+        "   d.indicators, d.stored_price, coalesce(d.price, l.close) AS price,"
         "   CASE WHEN l.prev_close > 0 THEN (l.close / l.prev_close - 1.0) * 100.0 END"
         "    AS change_pct,"
         "   coalesce(d.rs, l.rs) AS rs, coalesce(d.rel_volume, l.rel_volume) AS rel_volume,"
         "   coalesce(d.rsi, l.rsi) AS rsi"
         "  FROM d JOIN latest AS l ON l.symbol = d.symbol"
         f"  LEFT JOIN symbols AS sy ON sy.symbol = d.symbol{joined_where})"
-        " SELECT id, symbol, name, sector, pattern, confidence, detected_at, price, change_pct,"
-        f" rs, rel_volume, rsi FROM r{where}"
+        " SELECT id, symbol, name, sector, pattern, confidence, detection_timestamp,"
+        " detected_at, timeframe, expires_at, levels, indicators, stored_price, price,"
+        f" change_pct, rs, rel_volume, rsi FROM r{where}"
         f" ORDER BY {column} {direction} NULLS LAST, id {direction}"
         f" LIMIT {params.add(limit, '::int')}"
     )
@@ -255,30 +262,34 @@ async def select_scan(
     descending: bool = True,
     after: ScanKey | None = None,
     limit: int,
-) -> list[ScanItem]:
-    """Up to ``limit`` screener rows in ``sort`` order after ``after``."""
+) -> list[ScanRow]:
+    """Up to ``limit`` screener rows in ``sort`` order after ``after``, each with its sort value."""
     sql, args = build_scan_query(
         tier, flt, sort=sort, descending=descending, after=after, limit=limit
     )
-    items: list[ScanItem] = []
+    sort_column = _SORT_COLUMNS[sort][0].split(" ")[0]
+    rows: list[ScanRow] = []
     for row in await conn.fetch(sql, *args):
         confidence: float = row["confidence"]
-        items.append(
-            {
-                "id": row["id"],
-                "symbol": row["symbol"],
-                "name": row["name"],
-                "sector": row["sector"],
-                "pattern": row["pattern"],
-                "tier": tier,
-                "confidence": confidence,
-                "priority": priority(confidence),
-                "detected_at": row["detected_at"],
-                "price": row["price"],
-                "change_pct": row["change_pct"],
-                "rs": row["rs"],
-                "rel_volume": row["rel_volume"],
-                "rsi": row["rsi"],
-            }
-        )
-    return items
+        item: ScanItem = {
+            "id": row["id"],
+            "symbol": row["symbol"],
+            "name": row["name"],
+            "sector": row["sector"],
+            "pattern": row["pattern"],
+            "tier": tier,
+            "confidence": confidence,
+            "priority": priority(confidence),
+            "timeframe": timeframe_of(row["timeframe"], tier),
+            "detected_at": row["detected_at"],
+            "expires_at": row["expires_at"],
+            "price": row["price"],
+            "levels": plain_levels(row["levels"] or (), row["stored_price"]),
+            "indicators": raw_json(row["indicators"]),  # type: ignore[typeddict-item]
+            "change_pct": row["change_pct"],
+            "rs": row["rs"],
+            "rel_volume": row["rel_volume"],
+            "rsi": row["rsi"],
+        }
+        rows.append((item, row[sort_column]))
+    return rows

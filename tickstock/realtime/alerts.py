@@ -35,7 +35,8 @@ from tickstock.queries.alerts import (
     update_rules_paused,
 )
 from tickstock.realtime.auth import user_room
-from tickstock.realtime.history import EventStore, stored_from_fanout
+from tickstock.realtime.fanout import FanoutReader, offset_after
+from tickstock.realtime.history import EventStore, StoredEvent, stored_from_fanout
 from tickstock.realtime.wire import encode_envelope
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,6 @@ RELOAD_ALL_S = 60.0
 # Redis or PostgreSQL away: matching pauses and resumes from the cursor (a warning, no trace).
 PAUSING: tuple[type[Exception], ...] = (*REDIS_DOWN, ServiceUnavailable)
 STEADY_S = 30.0  # matching this long after taking the lease resets the retry backoff
-BATCH_PAUSE_S = 0.02  # between reads: at most ~50 reads a second, each taking what arrived
 READ_COUNT = 500
 MATCH_SAMPLES = 10_000
 MAX_COOLDOWN_S = 86_400
@@ -409,6 +409,12 @@ class Matcher:
         return found
 
 
+def _drain(feed: deque[tuple[str, str, StoredEvent]]) -> list[tuple[str, str, StoredEvent]]:
+    items = list(feed)
+    feed.clear()
+    return items
+
+
 def _condition(op: str, threshold: float, previous: float | None, value: float) -> bool:
     if op == "above":
         return value > threshold
@@ -471,6 +477,7 @@ class AlertMatcher:
         database: Any,
         store: Callable[[aioredis.Redis], EventStore],
         backoff_cap: float = 10.0,
+        reader: FanoutReader,
         retention_days: int = 0,
         limits: AlertLimits | None = None,
         inbox_max: int = 10_000,
@@ -491,6 +498,9 @@ class AlertMatcher:
         self.stats = AlertStats()
         self.index = RuleIndex()
         self.matcher = Matcher(self.index, self.limits)
+        self.reader = reader
+        self.cursor = ""  # the last entry matched (committed with the lease every second)
+        self._busy = False  # a batch is being matched and stored
         self._pending_users: set[int] = set()
         self._reload_all = False
         self._changes = asyncio.Event()
@@ -533,9 +543,20 @@ class AlertMatcher:
         self.stats.leader_since = None
 
     async def release(self) -> None:
-        """Give the lease up (on shutdown), so another node takes over at once."""
+        """Commit the cursor and give the lease up (on shutdown), so another node takes over at
+        once where this one stopped."""
         client = self.make_client()
         try:
+            if self.cursor:
+                await client.eval(
+                    RENEW_SCRIPT,
+                    2,
+                    self.lease_key,
+                    self.cursor_key,
+                    self.node_id,
+                    LEASE_MS,
+                    self.cursor,
+                )
             await client.eval(RELEASE_SCRIPT, 1, self.lease_key, self.node_id)
         except Exception as exc:
             log.debug("could not release the alert matcher lease: %r", exc)
@@ -610,47 +631,111 @@ class AlertMatcher:
             raise LostLease()
 
     async def _match_loop(self, client: aioredis.Redis, store: EventStore, cursor: str) -> None:
-        renewed = time.monotonic()
-        while True:
-            block = max(1, int((RENEW_S - (time.monotonic() - renewed)) * 1000))
-            reply: Any = await client.xread(
-                {self.fanout_key: cursor}, count=READ_COUNT, block=block
-            )
-            entries = reply[0][1] if reply else []
-            if entries:
-                await self._process(entries, store)
-                cursor = entries[-1][0].decode()
-                await self._renew(client, cursor)
-                renewed = time.monotonic()
-                await asyncio.sleep(BATCH_PAUSE_S)
-            elif time.monotonic() - renewed >= RENEW_S:
-                await self._renew(client)
-                renewed = time.monotonic()
+        """Match every fan-out entry after ``cursor``: first those in the stream, then those the
+        node's fan-out reader delivers (in stream order), as they come. The cursor is committed
+        with the lease every second; a node that takes over after a failure matches again what
+        came after it, and the unique (rule, event) index stores none of it twice."""
+        feed: deque[tuple[str, str, StoredEvent]] = deque()
+        loop = asyncio.get_running_loop()
+        wake: asyncio.Future[None] = loop.create_future()
+        live = False  # caught up with the stream: entries that cannot match move the cursor
 
-    async def _process(self, entries: list[Any], store: EventStore) -> None:
+        def take(entry_id: str, room: str, event: StoredEvent) -> None:
+            nonlocal wake
+            if live and not feed and not self._busy:
+                # Nothing before it is waiting: an entry no rule can match only moves the cursor
+                # (no wake-up). Indicator values are kept for crossings, so those are matched.
+                kind = event.event_type
+                if kind not in MATCHED_TYPES or (
+                    kind == "pattern_detected"
+                    and not self.index.candidates("pattern", room.partition(":")[2])
+                ):
+                    self.cursor = entry_id
+                    return
+            feed.append((entry_id, room, event))
+            if not wake.done():
+                wake.set_result(None)
+
+        self.reader.consumers.append(take)
+        try:
+            self.cursor = await self._catch_up(client, store, cursor)
+            live = True
+            renewed = time.monotonic()
+            while True:
+                if not feed:
+                    if wake.done():
+                        wake = loop.create_future()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(
+                            max(0.0, RENEW_S - (time.monotonic() - renewed))
+                        ):
+                            await wake
+                if feed:
+                    cursor = self.cursor
+                    batch = [item for item in _drain(feed) if offset_after(item[0], cursor)]
+                    if batch:
+                        self._busy = True
+                        try:
+                            await self._process(batch, store)
+                        finally:
+                            self._busy = False
+                        if offset_after(batch[-1][0], self.cursor):
+                            self.cursor = batch[-1][0]
+                if time.monotonic() - renewed >= RENEW_S:
+                    await self._renew(client, self.cursor)
+                    renewed = time.monotonic()
+        finally:
+            self.reader.consumers.remove(take)
+
+    async def _catch_up(self, client: aioredis.Redis, store: EventStore, cursor: str) -> str:
+        """The entries after ``cursor`` already in the stream (the reader feeds the rest)."""
+        while True:
+            entries: Any = await client.xrange(self.fanout_key, min=f"({cursor}", count=READ_COUNT)
+            if not entries:
+                return cursor
+            batch = []
+            for entry_id, fields in entries:
+                try:
+                    room, stored = stored_from_fanout(entry_id, fields)
+                except (KeyError, ValueError):
+                    log.warning("alert matcher skipped malformed fan-out entry %r", entry_id)
+                    continue
+                batch.append((entry_id.decode(), room, stored))
+            await self._process(batch, store)
+            cursor = entries[-1][0].decode()
+            await self._renew(client, cursor)
+            if len(entries) < READ_COUNT:
+                return cursor
+
+    async def _process(self, batch: list[tuple[str, str, StoredEvent]], store: EventStore) -> None:
         """Match a batch, store its alerts and fan them out; state is committed only after."""
         matcher = self.matcher
         stats = self.stats
+        index = self.index
         matcher.begin()
         now = time.time()
         found: list[tuple[Match, bytes, str]] = []
-        for entry_id, fields in entries:
-            event_type = fields.get(b"t", b"").decode()
+        for entry_id, room, stored in batch:
+            event_type = stored.event_type
             if event_type not in MATCHED_TYPES:
                 continue
             started = time.perf_counter()
-            try:
-                _, stored = stored_from_fanout(entry_id, fields)
-                data = loads(stored.payload)
-                matches = matcher.match(event_type, data, now)
-            except (KeyError, ValueError):
-                log.warning("alert matcher skipped malformed fan-out entry %r", entry_id)
-                continue
+            if event_type == "pattern_detected" and not index.candidates(
+                "pattern", room.partition(":")[2]
+            ):
+                matches: list[Match] = []  # no rule could match: not even decoded
+            else:
+                try:
+                    data = loads(stored.payload)
+                    matches = matcher.match(event_type, data, now)
+                except ValueError:
+                    log.warning("alert matcher skipped malformed fan-out entry %r", entry_id)
+                    continue
             stats.match_us.append((time.perf_counter() - started) * 1e6)
             stats.events += 1
             if matches:
                 stats.matched += 1
-                event_id = str(data.get("event_id") or entry_id.decode())
+                event_id = str(data.get("event_id") or entry_id)
                 envelope = encode_envelope(stored)  # what the feed got, once per event
                 found.extend((match, envelope, event_id) for match in matches)
         if found:
@@ -772,7 +857,7 @@ class AlertMatcher:
                 await asyncio.sleep(1)
             finally:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pubsub.aclose(), 2)  # type: ignore[no-untyped-call]
+                    await asyncio.wait_for(pubsub.aclose(), 2)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(client.aclose(), 2)
 

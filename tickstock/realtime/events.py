@@ -29,19 +29,33 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-from tickstock.vocab import CHANNEL_KINDS, DEFAULT_CHANNELS, TIERS, Tier
+from tickstock.detection import Detection, Level, level_type
+from tickstock.vocab import (
+    CHANNEL_KINDS,
+    DEFAULT_CHANNELS,
+    TIER_TIMEFRAMES,
+    TIERS,
+    Tier,
+    canonical_timeframe,
+)
 
 __all__ = [
     "CHANNEL_KINDS",
     "DEFAULT_CHANNELS",
+    "JOB_MESSAGE_MAX_BYTES",
     "MAX_MESSAGE_BYTES_DEFAULT",
     "REJECT_REASONS",
     "SYMBOL_RE",
     "TIERS",
     "Event",
+    "JobResults",
+    "JobTrade",
+    "JobUpdate",
+    "LiveDetection",
     "NormaliseResult",
     "Reject",
     "channel_kind",
+    "is_job_channel",
     "normalise",
 ]
 
@@ -84,6 +98,8 @@ _SAMPLE_CHARS: Final = 200
 _DETAIL_CHARS: Final = 200
 _MAX_ENVELOPE_DEPTH: Final = 5
 _TIER_SET: Final = frozenset(TIERS)
+_TIMEFRAME_SPELLINGS: Final[dict[str, str]] = {}
+_TIER_TIMEFRAMES: Final[dict[str, str]] = {str(k): v for k, v in TIER_TIMEFRAMES.items()}
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE: Final = datetime(1970, 1, 1)
 
@@ -186,6 +202,7 @@ _KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
     | {"alert_type", "alert", *_MESSAGE, "severity", "value", *_INDICATOR_NAME, *_ALERT_TIME},
     "health": _COMMON_KEYS | {"status", *_HEALTH_TIME},
     "session": _COMMON_KEYS | {"session_id", *_SESSION_TIME},
+    "job": frozenset({"job_id", "jobId", "status", "progress", "results", "error", "timestamp"}),
 }
 # Keys whose presence says "this dict is the event itself", so a nested "data" is a detail field.
 _EVENT_KEYS: Final[dict[str, frozenset[str]]] = {
@@ -194,6 +211,7 @@ _EVENT_KEYS: Final[dict[str, frozenset[str]]] = {
     "alert": frozenset({*_SYMBOL, "alert_type", *_MESSAGE, "severity"}),
     "health": frozenset({"status"}),
     "session": frozenset({"session_id", "status"}),
+    "job": frozenset({"job_id", "jobId"}),
 }
 _ENVELOPE_KEYS: Final = tuple(
     [
@@ -214,6 +232,7 @@ _BATCH_KEYS: Final[dict[str, tuple[str, ...]]] = {
     "alert": ("alerts", "events"),
     "health": (),
     "session": (),
+    "job": (),
 }
 _WRAPPER_KEYS: Final = frozenset(_ENVELOPE_KEYS).union(*_BATCH_KEYS.values())
 # Envelope "type" / "event_type" values that only name the message kind: not worth keeping.
@@ -417,10 +436,19 @@ def channel_kind(channel: str) -> str | None:
         ("alert", "alert"),
         ("indicator", "indicator"),
         ("pattern", "pattern"),
+        ("backtest", "job"),
+        ("job", "job"),
     ):
         if keyword in name:
             return inferred
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def is_job_channel(channel: str) -> bool:
+    """Whether a channel carries the producer's job reports (SPEC §13), which ingest hands to the
+    job updater instead of the event path."""
+    return channel_kind(channel) == "job"
 
 
 @functools.lru_cache(maxsize=256)
@@ -432,6 +460,8 @@ def _channel_profile(channel: str) -> tuple[str, str, str] | None:
     name = channel.lower()
     if kind == "alert":
         event_type = "critical_alert" if "critical" in name else "indicator_alert"
+    elif kind == "job":
+        event_type = "job_results" if "result" in name else "job_progress"
     else:
         event_type = {
             "pattern": "pattern_detected",
@@ -512,7 +542,8 @@ def _v_confidence(value: Any) -> float:
         raise _err(
             "invalid_field", f"confidence must be a number in 0..1 or 0..100, got {_short(value)}"
         )
-    return number / 100.0 if number > 1.0 else number
+    # A percentage: 87.3 reads as 0.873, not the float division's 0.8729999999999999.
+    return round(number / 100.0, 12) if number > 1.0 else number
 
 
 def _number_validator(field: str, *, minimum: float | None = None) -> BeforeValidator:
@@ -642,15 +673,9 @@ Source = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_v_nesting)]
 
 
-class Level(TypedDict):
-    """A price level: ``type`` is support, resistance, target, ... or plain ``level``."""
-
-    type: str
-    value: float
-
-
 class PatternData(TypedDict):
-    """``data`` of a ``pattern_detected`` event (SPEC §2), before the history step adds offset."""
+    """What a pattern message is validated against: :class:`LiveDetection` without
+    ``priority`` (derived from the confidence after), each field with its coercion."""
 
     event_id: EventId
     symbol: Symbol
@@ -726,6 +751,17 @@ class SessionData(TypedDict):
     timestamp: Annotated[str, _timestamp_validator("timestamp")]
     metadata: Metadata
     source: Source
+    channel: str
+    received_at: str
+
+
+class LiveDetection(Detection):
+    """``data`` of a ``pattern_detected`` event: the detection (:class:`Detection`, as REST rows
+    carry it) and where it came from. ``offset`` is added by the history step."""
+
+    event_id: str
+    metadata: dict[str, Any]
+    source: str
     channel: str
     received_at: str
 
@@ -870,28 +906,58 @@ def _tier_fields(data: dict[str, Any], ctx: _Context) -> tuple[Any, Any, Any]:
             else None
         )
         tier = source_tier or timeframe_tier or ctx.default_tier
-    if isinstance(timeframe, str):
-        timeframe = timeframe.strip() or tier
-    elif timeframe is None:
-        timeframe = tier
+    if type(timeframe) is str:
+        spelled = _TIMEFRAME_SPELLINGS.get(timeframe)
+        if spelled is None and len(timeframe) <= 32:
+            spelled = _TIMEFRAME_SPELLINGS[timeframe] = canonical_timeframe(timeframe)
+            if len(_TIMEFRAME_SPELLINGS) > 256:  # producers use a handful; junk must not pile up
+                _TIMEFRAME_SPELLINGS.clear()
+        timeframe = spelled or (timeframe if spelled is None else None)
+    if timeframe is None:
+        timeframe = _TIER_TIMEFRAMES.get(tier, tier) if isinstance(tier, str) else tier
     return tier, timeframe, source
 
 
 # --- per-kind builders --------------------------------------------------------------------------
 
 
+def _typed_levels(levels: list[Any], price: Any) -> list[Any]:
+    """Plain numbers (a list of them, as the producer's tables keep levels) typed by their
+    place against the price, as every view of a detection types them
+    (:func:`tickstock.detection.level_type`); anything else is left to the schema."""
+    at = _number(price)
+    return [
+        item
+        if (number := _number(item)) is None
+        else {"type": level_type(number, at), "value": number}
+        for item in levels
+    ]
+
+
 def _build_pattern(data: dict[str, Any], ctx: _Context) -> Event:
     tier, timeframe, source = _tier_fields(data, ctx)
     detected = _pick(data, _DETECTED)
+    price = _pick(data, _PRICE)
+    levels = data.get("levels")
+    indicators = data.get("indicators")
+    stored = data.get("pattern_data")
+    if type(stored) is dict:
+        # A producer table row as published: its price and indicators live in pattern_data.
+        if price is None:
+            price = _pick(stored, _PRICE)
+        if indicators is None:
+            indicators = stored.get("indicators")
+    if type(levels) is list and levels and type(levels[0]) is not dict:
+        levels = _typed_levels(levels, price)
     candidate: dict[str, Any] = {
         "event_id": _pick(data, _ID),
         "tier": tier,
         "timeframe": timeframe,
         "detected_at": ctx.received_at if detected is None else detected,
         "expires_at": _pick(data, _EXPIRES),
-        "price": _pick(data, _PRICE),
-        "levels": data.get("levels"),
-        "indicators": data.get("indicators"),
+        "price": price,
+        "levels": levels,
+        "indicators": indicators,
         "metadata": _metadata(data, "pattern"),
         "source": source,
         "channel": ctx.channel,
@@ -910,6 +976,16 @@ def _build_pattern(data: dict[str, Any], ctx: _Context) -> Event:
         event["event_id"] = _event_hash(
             "pattern", event["symbol"], event["pattern"], event["tier"], event["detected_at"]
         )
+    confidence = event["confidence"]  # the priority, inline: this runs for every event
+    event["priority"] = (
+        "CRITICAL"
+        if confidence >= 0.9
+        else "HIGH"
+        if confidence >= 0.8
+        else "MEDIUM"
+        if confidence >= 0.7
+        else "LOW"
+    )
     return Event("pattern", ctx.event_type, event["symbol"], event["event_id"], event)
 
 
@@ -1045,12 +1121,371 @@ def _build_session(data: dict[str, Any], ctx: _Context) -> Event:
     return Event("session", ctx.event_type, None, event["event_id"], event)
 
 
+# --- jobs (SPEC §13): the producer's progress and results reports -------------------------------
+#
+# Job reports are not events for the feed: ingest hands them to the job updater (realtime/jobs.py),
+# which stores each state change once. They are cleaned rather than refused wherever that keeps a
+# job's state right: text is stripped of control characters and clipped, numbers that are not
+# finite become null, malformed trades and curve points are dropped (and counted), because a
+# refused results message would leave the job to stall. Python producers write NaN into JSON,
+# which is not JSON; job messages are read leniently for that (_lenient_job_json).
+
+JOB_MESSAGE_MAX_BYTES: Final = 8 * 1024 * 1024
+"""Largest job report read: a results message carries every trade and the equity curve."""
+JOB_MAX_TRADES: Final = 10_000
+JOB_MAX_CURVE_POINTS: Final = 20_000
+JOB_MAX_METRICS: Final = 64
+JOB_MAX_PATTERNS: Final = 200
+JOB_MESSAGE_CHARS: Final = 500
+JOB_ERROR_CHARS: Final = 2000
+
+_JOB_ID: Final = ("job_id", "jobId", "job")
+_JOB_PERCENT: Final = ("percent", "percentage", "progress_pct", "progress_percent", "pct")
+_JOB_DONE: Final = ("symbols_completed", "completed_symbols", "completed", "processed", "done")
+_JOB_TOTAL: Final = ("symbols_total", "total_symbols", "total")
+_JOB_SYMBOL: Final = ("current_symbol", "symbol", "ticker")
+_JOB_ERROR: Final = ("error", "error_message", "reason")
+_JOB_ETA: Final = ("estimated_completion", "eta", "estimated_completion_at")
+_JOB_RESULTS: Final = ("results", "result")
+_PATTERN_METRICS: Final = ("pattern_metrics", "per_pattern", "by_pattern", "pattern_performance")
+_CURVE: Final = ("equity_curve", "equity")
+_JOB_STATUS_WORDS: Final = {
+    **dict.fromkeys(
+        ("running", "started", "start", "processing", "in_progress", "progress", "active"),
+        "running",
+    ),
+    **dict.fromkeys(("queued", "pending", "accepted", "received"), "running"),
+    **dict.fromkeys(
+        ("completed", "complete", "done", "finished", "success", "succeeded"), "completed"
+    ),
+    **dict.fromkeys(("failed", "failure", "error", "errored"), "failed"),
+    **dict.fromkeys(("cancelled", "canceled", "aborted", "stopped"), "cancelled"),
+}
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]+")
+_DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+# One trade of a backtest; ``return`` is a fraction (0.05 is 5 %), after costs. (The functional
+# form: "return" is a Python keyword.)
+JobTrade = TypedDict(
+    "JobTrade",
+    {
+        "symbol": str,
+        "pattern": str | None,
+        "entry_date": str | None,
+        "entry_price": float | None,
+        "exit_date": str | None,
+        "exit_price": float | None,
+        "exit_reason": str | None,
+        "shares": float | None,
+        "pnl": float | None,
+        "return": float | None,
+    },
+)
+
+
+class JobResults(TypedDict):
+    """A backtest's outcome as stored and served: figures by name (returns and rates are
+    fractions), the same per pattern, the equity curve as ``[date, value]`` and the trades."""
+
+    metrics: dict[str, float | None]
+    pattern_metrics: dict[str, dict[str, float | None]]
+    equity_curve: list[tuple[str, float]]
+    trades: list[JobTrade]
+    trades_total: int
+    dropped: int
+
+
+class JobUpdate(TypedDict):
+    """``data`` of a job report: what the producer says about one job, normalised."""
+
+    job_id: str
+    status: str
+    progress: float | None
+    current_symbol: str | None
+    message: str | None
+    error: str | None
+    estimated_completion: str | None
+    results: JobResults | None
+    timestamp: str
+    channel: str
+    received_at: str
+
+
+def _lenient_job_json(raw: bytes | str) -> Any:
+    """A job report with NaN or Infinity in it (Python's json writes them): read with the
+    standard library, which accepts them; None when it is not JSON even so."""
+    import json
+
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _job_text(value: Any, limit: int) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    text = _CONTROL.sub(" ", value[: limit * 2]).strip()[:limit]
+    return text.encode("utf-8", "replace").decode("utf-8") or None
+
+
+def _job_number(value: Any) -> float | None:
+    if isinstance(value, str) and value.strip().endswith("%"):
+        number = _number(value.strip()[:-1])
+        return None if number is None else number / 100.0
+    return _number(value)
+
+
+def _job_date(value: Any) -> str | None:
+    """A date (YYYY-MM-DD) from an ISO date or time, or epoch seconds/milliseconds."""
+    if isinstance(value, str) and _DATE_RE.fullmatch(value.strip()):
+        text = value.strip()
+        try:
+            datetime.strptime(text, "%Y-%m-%d")
+        except ValueError:
+            return None
+        return text
+    try:
+        epoch = _epoch(value, "date")
+    except PydanticCustomError:
+        return None
+    if not -2_208_988_800 <= epoch <= MAX_EXPIRY_TIMESTAMP:  # 1900 .. 2100
+        return None
+    return time.strftime("%Y-%m-%d", time.gmtime(epoch))
+
+
+def _job_progress(data: dict[str, Any]) -> float | None:
+    """Progress as a fraction from ``progress`` (0-1, or 0-100 when above 1), a percent field,
+    or done/total counts; None when the message has none. Exactly 1 reads as complete."""
+    raw = data.get("progress")
+    if isinstance(raw, dict):  # {"progress": {"completed": 3, "total": 10}}
+        return _job_progress(raw)
+    percent = False
+    if raw is None:
+        raw = _pick(data, _JOB_PERCENT)
+        percent = raw is not None
+    if raw is None:
+        done, total = _number(_pick(data, _JOB_DONE)), _number(_pick(data, _JOB_TOTAL))
+        if done is None or total is None or total <= 0 or not 0 <= done <= total:
+            return None
+        return done / total
+    if isinstance(raw, str) and raw.strip().endswith("%"):
+        raw, percent = raw.strip()[:-1], True
+    number = _number(raw)
+    if number is None or not 0.0 <= number <= 100.0:
+        raise _Rejected(
+            "invalid_field", f"progress must be a number in 0..1 or 0..100, got {_short(raw)}"
+        )
+    if percent or number > 1.0:
+        number /= 100.0
+    return min(number, 1.0)
+
+
+def _job_status(data: dict[str, Any], ctx: _Context, has_results: bool, has_error: bool) -> str:
+    status = data.get("status") or data.get("state")
+    word = _JOB_STATUS_WORDS.get(status.strip().lower()) if isinstance(status, str) else None
+    if ctx.event_type == "job_results":
+        if word in ("completed", "failed", "cancelled"):
+            return word
+        if has_error and not has_results:
+            return "failed"
+        return "completed"
+    return word or "running"
+
+
+def _job_figures(value: Any, limit: int = JOB_MAX_METRICS) -> tuple[dict[str, float | None], int]:
+    """Named figures (non-finite or non-numeric values are null); (figures, dropped)."""
+    if not isinstance(value, dict):
+        return {}, 0 if value is None else 1
+    figures: dict[str, float | None] = {}
+    dropped = 0
+    for key, item in value.items():
+        name = _job_text(key, 64)
+        if name is None or len(figures) >= limit or isinstance(item, dict | list):
+            dropped += 1
+            continue
+        figures[name] = None if isinstance(item, bool) else _job_number(item)
+    return figures, dropped
+
+
+def _job_pattern_metrics(value: Any) -> tuple[dict[str, dict[str, float | None]], int]:
+    if isinstance(value, list):  # [{"pattern": "Doji", "win_rate": 0.5, ...}, ...]
+        value = {
+            item.get("pattern"): {k: v for k, v in item.items() if k != "pattern"}
+            for item in value
+            if isinstance(item, dict)
+        }
+    if not isinstance(value, dict):
+        return {}, 0 if value is None else 1
+    patterns: dict[str, dict[str, float | None]] = {}
+    dropped = 0
+    for key, figures in value.items():
+        name = _job_text(key, 100)
+        if name is None or len(patterns) >= JOB_MAX_PATTERNS or not isinstance(figures, dict):
+            dropped += 1
+            continue
+        patterns[name], lost = _job_figures(figures)
+        dropped += lost
+    return patterns, dropped
+
+
+def _job_curve(value: Any) -> tuple[list[tuple[str, float]], int]:
+    if not isinstance(value, list):
+        return [], 0 if value is None else 1
+    curve: list[tuple[str, float]] = []
+    dropped = 0
+    for point in value[:JOB_MAX_CURVE_POINTS]:
+        if isinstance(point, list | tuple) and len(point) >= 2:
+            day, amount = _job_date(point[0]), _number(point[1])
+        elif isinstance(point, dict):
+            day = _job_date(_pick(point, ("date", "day", "timestamp", "time")))
+            amount = _number(_pick(point, ("value", "equity", "portfolio_value")))
+        else:
+            day, amount = None, None
+        if day is None or amount is None:
+            dropped += 1
+        else:
+            curve.append((day, amount))
+    return curve, dropped + max(0, len(value) - JOB_MAX_CURVE_POINTS)
+
+
+def _job_trade(item: Any) -> JobTrade | None:
+    if not isinstance(item, dict):
+        return None
+    symbol = _pick(item, _SYMBOL)
+    if not isinstance(symbol, str) or len(symbol) > 32:
+        return None
+    symbol = symbol.strip().upper()
+    if SYMBOL_RE.fullmatch(symbol) is None:
+        return None
+    ret = _number(_pick(item, ("return", "return_fraction", "trade_return")))
+    if ret is None:
+        percent = _number(_pick(item, ("return_pct", "return_percent", "pnl_pct")))
+        ret = None if percent is None else percent / 100.0
+    trade: dict[str, Any] = {
+        "symbol": symbol,
+        "pattern": _job_text(_pick(item, _PATTERN_NAME), 100),
+        "entry_date": _job_date(_pick(item, ("entry_date", "entry_time", "entered_at", "entry"))),
+        "entry_price": _number(item.get("entry_price")),
+        "exit_date": _job_date(_pick(item, ("exit_date", "exit_time", "exited_at", "exit"))),
+        "exit_price": _number(item.get("exit_price")),
+        "exit_reason": _job_text(_pick(item, ("exit_reason", "reason")), 64),
+        "shares": _number(_pick(item, ("shares", "quantity", "qty", "size"))),
+        "pnl": _number(_pick(item, ("pnl", "profit", "profit_loss"))),
+        "return": ret,
+    }
+    return cast(JobTrade, trade)
+
+
+def _job_results(value: Any, data: dict[str, Any]) -> JobResults | None:
+    """The results of a report: ``results`` (or the report itself when it carries the figures
+    at its top level)."""
+    if not isinstance(value, dict):
+        if not ({"metrics", "trades", "equity_curve"} & data.keys()):
+            return None
+        value = data
+    metrics, dropped = _job_figures(value.get("metrics"))
+    patterns, lost = _job_pattern_metrics(_pick(value, _PATTERN_METRICS))
+    dropped += lost
+    curve, lost = _job_curve(_pick(value, _CURVE))
+    dropped += lost
+    raw_trades = value.get("trades")
+    trades: list[JobTrade] = []
+    total = 0
+    if isinstance(raw_trades, list):
+        total = len(raw_trades)
+        for item in raw_trades[:JOB_MAX_TRADES]:
+            trade = _job_trade(item)
+            if trade is None:
+                dropped += 1
+            else:
+                trades.append(trade)
+    elif raw_trades is not None:
+        dropped += 1
+    return {
+        "metrics": metrics,
+        "pattern_metrics": patterns,
+        "equity_curve": curve,
+        "trades": trades,
+        "trades_total": total,
+        "dropped": dropped,
+    }
+
+
+def _build_job(data: dict[str, Any], ctx: _Context) -> Event:
+    job_id = _pick(data, _JOB_ID)
+    if isinstance(job_id, dict):  # {"job": {"id": ...}}
+        job_id = job_id.get("id")
+    if type(job_id) is int:
+        job_id = str(job_id)
+    if not isinstance(job_id, str) or not job_id.strip():
+        raise _Rejected("missing_field", "a job report needs a job_id")
+    job_id = job_id.strip()
+    if len(job_id) > 128 or _CONTROL.search(job_id):
+        raise _Rejected("invalid_field", "job_id must be at most 128 printable characters")
+    raw_results = _pick(data, _JOB_RESULTS)
+    if raw_results is None and isinstance(data.get("data"), dict):
+        raw_results = data["data"]
+    error = _job_text(_pick(data, _JOB_ERROR), JOB_ERROR_CHARS)
+    if isinstance(raw_results, str):  # "results": "error text"
+        error, raw_results = error or _job_text(raw_results, JOB_ERROR_CHARS), None
+    results = _job_results(raw_results, data) if ctx.event_type == "job_results" else None
+    status = _job_status(data, ctx, results is not None, error is not None)
+    progress = _job_progress(data)
+    if status == "completed":
+        progress = 1.0
+    symbol = _job_text(_pick(data, _JOB_SYMBOL), 32)
+    if symbol is not None:
+        symbol = symbol.upper()
+        if SYMBOL_RE.fullmatch(symbol) is None:
+            symbol = None
+    eta = _pick(data, _JOB_ETA)
+    try:
+        eta_epoch = None if eta is None else _epoch(eta, "estimated_completion")
+    except PydanticCustomError:
+        eta_epoch = None
+    # An estimate outside 1990..2100 is a unit mix-up: left out rather than stored.
+    eta_iso = (
+        _iso(eta_epoch)
+        if eta_epoch is not None and MIN_TIMESTAMP <= eta_epoch <= MAX_EXPIRY_TIMESTAMP
+        else None
+    )
+    stamp = data.get("timestamp")
+    try:
+        stamp_epoch = ctx.received_at if stamp is None else _epoch(stamp, "timestamp")
+        if not MIN_TIMESTAMP <= stamp_epoch <= ctx.received_at + MAX_FUTURE_SKEW:
+            stamp_epoch = ctx.received_at
+    except PydanticCustomError:
+        stamp_epoch = ctx.received_at
+    update: JobUpdate = {
+        "job_id": job_id,
+        "status": status,
+        "progress": progress,
+        "current_symbol": symbol,
+        "message": _job_text(data.get("message") or data.get("msg"), JOB_MESSAGE_CHARS),
+        "error": error if status == "failed" else None,
+        "estimated_completion": eta_iso,
+        "results": results if status == "completed" else None,
+        "timestamp": _iso(stamp_epoch),
+        "channel": ctx.channel,
+        "received_at": ctx.received_iso,
+    }
+    event_id = _event_hash("job", ctx.channel, job_id, status, repr(progress), update["timestamp"])
+    return Event("job", ctx.event_type, None, event_id, cast(dict[str, Any], update))
+
+
 _BUILDERS: Final = {
     "pattern": _build_pattern,
     "indicator": _build_indicator,
     "alert": _build_alert,
     "health": _build_health,
     "session": _build_session,
+    "job": _build_job,
 }
 
 
@@ -1127,7 +1562,9 @@ def _normalise(
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return _reject("invalid_json", str(exc), _sample(raw))
+        obj = _lenient_job_json(raw) if kind == "job" else None
+        if obj is None:
+            return _reject("invalid_json", str(exc), _sample(raw))
 
     received = time.time() if received_at is None else _datetime_epoch(received_at)
     ctx = _Context(

@@ -14,15 +14,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import engineio.packet
-import redis.asyncio as aioredis
 import socketio
 
 from tickstock import metrics
-from tickstock.errors import REDIS_DOWN
 from tickstock.realtime.history import (
     StoredEvent,
     live_channel,
@@ -30,6 +28,7 @@ from tickstock.realtime.history import (
     stored_from_fanout,
     stored_from_live,
 )
+from tickstock.realtime.link import RedisLink, pairs
 from tickstock.realtime.wire import (
     encode_batch_frame,
     encode_batch_item,
@@ -45,7 +44,8 @@ NAMESPACE = "/"
 ALL_PATTERNS_ROOM = "patterns:*"
 # Sockets that connected with ``batch_ms`` get coalesced ``events`` frames (encode_batch_frame).
 BATCH_MAX_EVENTS = 500  # a frame is sent early when it holds this many events
-SLOW_CONSUMER_ABORT_S = 2.0  # a dropped slow consumer's connection is cut if still open by then
+SLOW_CONSUMER_ABORT_S = 2.0
+LAG_SAMPLES = 100  # publish-to-delivery lags observed into the histogram per second, at most  # a dropped slow consumer's connection is cut if still open by then
 
 Since = Callable[[str, str], Awaitable[tuple[list[StoredEvent], bool]]]
 
@@ -59,6 +59,21 @@ class FanoutStats:
     connected: bool = False
     last_event_at: float | None = None
     lag_ms: float = 0.0
+    # Publish-to-delivery lags of recent events, observed into the histogram once a second.
+    lags: list[float] = field(default_factory=list)
+    published_deliveries: int = 0
+
+    def publish_metrics(self) -> None:
+        """Bring the delivery metrics up to date (called once a second, not once per event)."""
+        lags, self.lags = self.lags, []
+        observe = metrics.INGEST_TO_EMIT.observe
+        # At most LAG_SAMPLES a second, evenly spread: the histogram is of the lag, and a
+        # sample of it costs a fraction of observing every event.
+        for lag in lags[:: max(1, len(lags) // LAG_SAMPLES)]:
+            observe(lag)
+        if self.deliveries != self.published_deliveries:
+            metrics.DELIVERIES.inc(self.deliveries - self.published_deliveries)
+            self.published_deliveries = self.deliveries
 
 
 def offset_after(offset: str, other: str) -> bool:
@@ -157,7 +172,6 @@ class Delivery:
             if self.send_packet(sid, eio_sid, frame):
                 sent += 1
         self.stats.deliveries += sent
-        metrics.DELIVERIES.inc(sent)
         return sent
 
     async def join(self, sid: str, room: str, offset: str, since: Since) -> tuple[bool, int]:
@@ -304,55 +318,75 @@ class Delivery:
             timer.cancel()
 
 
-class FanoutReader:
-    """The node's reader of the fan-out stream: live entries by subscription, gaps from the stream."""
+EntryConsumer = Callable[[str, str, StoredEvent], None]
 
-    def __init__(
-        self,
-        make_client: Any,
-        key: str,
-        delivery: Delivery,
-        *,
-        backoff_cap: float = 10.0,
-    ) -> None:
-        self.make_client = make_client
+
+class FanoutReader:
+    """The node's reader of the fan-out stream: live entries pushed on the node's event link
+    (link.py), gaps and reconnects read from the stream itself, each entry delivered once and in
+    stream order. Consumers (the alert matcher) see every entry delivered, in the same order."""
+
+    def __init__(self, key: str, delivery: Delivery) -> None:
         self.key = key
         self.channel = live_channel(key)
         self.delivery = delivery
-        self.backoff_cap = backoff_cap
         self.last_id: str | None = None
         self.ready = asyncio.Event()
+        self.consumers: list[EntryConsumer] = []
+        # Told the payload of every live entry (the ingest consumer's calls in flight).
+        self.appended: Callable[[bytes], None] | None = None
+        self._link: RedisLink | None = None
+        # Live entries that arrived while the stream is being read (after a reconnect or a gap),
+        # delivered in order once it has been; None when live entries are delivered as they come.
+        self._held: list[bytes] | None = []
+        self._catching_up: asyncio.Task[None] | None = None
 
-    async def run(self) -> None:
+    # --- the event link's side -------------------------------------------------------------
+
+    def connecting(self) -> None:
+        """The link is (re)connecting: hold live entries until the stream is read."""
+        if self._held is None:
+            self._held = []
+
+    async def connected(self, link: RedisLink) -> None:
+        """Subscribed again: read what was missed from the stream, then go live."""
+        self._link = link
+        await self._resume_point(link)
+        await self._catch_up(link)
+        self._release_held(link)
         stats = self.delivery.stats
-        backoff = 0.5
-        while True:
-            client: aioredis.Redis = self.make_client()
-            try:
-                await self._resume_point(client)
-                stats.connected = True
-                self.ready.set()
-                backoff = 0.5
-                await self._read(client)
-            except asyncio.CancelledError:
-                raise
-            except REDIS_DOWN as exc:
-                if stats.connected:
-                    log.warning("fan-out reader lost Redis (%r); reconnecting", exc)
-                stats.connected = False
-                stats.reconnects += 1
-                metrics.REDIS_RECONNECTS.labels("fanout").inc()
-            except Exception:
-                log.exception("fan-out reader failed; restarting")
-                stats.connected = False
-            finally:
-                await _close_quietly(client)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.backoff_cap)
+        stats.connected = True
+        self.ready.set()
 
-    async def _resume_point(self, client: aioredis.Redis) -> None:
-        newest: Any = await client.xrevrange(self.key, count=1)
-        newest_id = newest[0][0].decode() if newest else "0-0"
+    def disconnected(self, exc: BaseException) -> None:
+        stats = self.delivery.stats
+        if stats.connected:
+            log.warning("fan-out reader lost Redis (%r); reconnecting", exc)
+            stats.reconnects += 1
+            metrics.REDIS_RECONNECTS.labels("fanout").inc()
+        stats.connected = False
+        self._link = None
+        self.connecting()
+        if self._catching_up is not None:
+            self._catching_up.cancel()
+            self._catching_up = None
+
+    def on_live(self, message: bytes) -> None:
+        """A live entry pushed on the link (history.APPEND_SCRIPT publishes each as appended)."""
+        held = self._held
+        if held is not None:
+            held.append(message)
+        elif not self._deliver_live(message):
+            # A gap: entries before this one were appended without a live message. Read them
+            # from the stream; this one and those after it wait their turn.
+            self._held = [message]
+            self._start_catch_up()
+
+    # --- reading the stream ----------------------------------------------------------------
+
+    async def _resume_point(self, link: RedisLink) -> None:
+        newest: Any = await link.command("XREVRANGE", self.key, "+", "-", "COUNT", 1)
+        newest_id = _text(newest[0][0]) if newest else "0-0"
         if self.last_id is None:
             self.last_id = newest_id  # start with live events
         elif offset_after(self.last_id, newest_id):
@@ -365,39 +399,43 @@ class FanoutReader:
                 self.last_id,
             )
 
-    async def _read(self, client: aioredis.Redis) -> None:
-        # Live entries are pushed on the stream's channel (history.APPEND_SCRIPT publishes each as
-        # it is appended), so a quiet node costs nothing and a busy one reads without asking:
-        # no command is written per event. Subscribed first, then caught up from the stream
-        # itself, so nothing between the last position and the subscription is missed; entries
-        # that come both ways are told apart by their ids.
-        pubsub = client.pubsub()
-        try:
-            await pubsub.subscribe(self.channel)
-            async with asyncio.timeout(10):
-                while True:
-                    confirmation = await pubsub.get_message(timeout=10)
-                    if confirmation is not None and confirmation["type"] == "subscribe":
-                        break
-            await self._catch_up(client)
-            while True:
-                message = await pubsub.get_message(timeout=5.0)
-                if message is None:
-                    await pubsub.ping()  # a dead connection shows here, not only on the next event
-                    continue
-                if message["type"] == "message" and not self._deliver_live(message["data"]):
-                    await self._catch_up(client)  # a gap: read it from the stream
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(pubsub.aclose(), 2)  # type: ignore[no-untyped-call]
-
-    async def _catch_up(self, client: aioredis.Redis) -> None:
+    async def _catch_up(self, link: RedisLink) -> None:
         while True:
             assert self.last_id is not None
-            entries: Any = await client.xrange(self.key, min=f"({self.last_id}", count=500)
+            entries: Any = await link.command(
+                "XRANGE", self.key, f"({self.last_id}", "+", "COUNT", 500
+            )
             if not entries:
                 return
             self._deliver(entries)
+
+    def _start_catch_up(self) -> None:
+        link = self._link
+        if link is None or self._catching_up is not None:
+            return  # reconnecting: connected() reads the stream and releases what is held
+        self._catching_up = asyncio.create_task(self._fill_gap(link), name="tickstock-fanout-gap")
+
+    async def _fill_gap(self, link: RedisLink) -> None:
+        try:
+            await self._catch_up(link)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The link is going down; its reconnect reads the stream again.
+            log.debug("fan-out gap not read (%r); the reconnect will", exc)
+            return
+        finally:
+            self._catching_up = None
+        self._release_held(link)
+
+    def _release_held(self, link: RedisLink) -> None:
+        held = self._held or []
+        self._held = None
+        for index, message in enumerate(held):
+            if not self._deliver_live(message):
+                self._held = held[index:]
+                self._start_catch_up()
+                return
 
     def _deliver_live(self, message: bytes) -> bool:
         """Deliver a live entry; False when entries before it are missing here (a gap)."""
@@ -406,40 +444,42 @@ class FanoutReader:
         except ValueError:
             log.warning("skipping malformed live fan-out message %r", message[:80])
             return True
+        if self.appended is not None:
+            self.appended(event.payload)
         last = self.last_id
-        if last is not None and not offset_after(entry_id, last):
-            return True  # already delivered from the stream while catching up
-        if last is not None and prev != last and offset_after(prev, last):
-            metrics.FANOUT_GAPS.inc()
-            return False
+        if prev != last and last is not None:  # (the next entry names the last one: in order)
+            if not offset_after(entry_id, last):
+                return True  # already delivered from the stream while catching up
+            if offset_after(prev, last):
+                metrics.FANOUT_GAPS.inc()
+                return False
         self.last_id = entry_id
-        self._delivered(room, event, time.time())
+        self._delivered(entry_id, room, event, time.time())
         return True
 
-    def _delivered(self, room: str, event: StoredEvent, now: float) -> None:
+    def _delivered(self, entry_id: str, room: str, event: StoredEvent, now: float) -> None:
         stats = self.delivery.stats
         self.delivery.deliver(room, event)
+        for consumer in self.consumers:
+            consumer(entry_id, room, event)
         stats.events += 1
         stats.last_event_at = now
         with contextlib.suppress(ValueError):
             lag = max(0.0, now - float(event.timestamp))
             stats.lag_ms = lag * 1000
-            metrics.INGEST_TO_EMIT.observe(lag)
+            stats.lags.append(lag)
 
     def _deliver(self, entries: list[Any]) -> None:
         now = time.time()
         for entry_id, fields in entries:
-            self.last_id = entry_id.decode()
+            self.last_id = _text(entry_id)
             try:
-                room, event = stored_from_fanout(entry_id, fields)
-            except (KeyError, ValueError):
+                room, event = stored_from_fanout(entry_id, pairs(fields))
+            except (KeyError, ValueError, TypeError):
                 log.warning("skipping malformed fan-out entry %s", self.last_id)
                 continue
-            self._delivered(room, event, now)
+            self._delivered(self.last_id, room, event, now)
 
 
-async def _close_quietly(client: aioredis.Redis) -> None:
-    try:
-        await asyncio.wait_for(client.aclose(), 2)
-    except Exception as exc:
-        log.debug("closing redis client: %r", exc)
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

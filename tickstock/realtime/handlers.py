@@ -140,6 +140,7 @@ class SubscriptionHandlers:
             )
         recovered: dict[str, bool] = {}
         replayed = 0
+        baselines = await self._baselines(symbols, rooms, since)
         for symbol, room in zip(symbols, rooms, strict=True):
             offset = since.get(symbol)
             if offset is not None and symbol != "*":
@@ -162,9 +163,35 @@ class SubscriptionHandlers:
             "type": kind,
             "recovered": recovered,
             "replayed": replayed,
+            "offsets": baselines,
         }
         await self.sio.emit("subscribed", body, to=sid, ignore_queue=True)
         return body
+
+    async def _baselines(
+        self, symbols: list[str], rooms: list[str], since: dict[str, str]
+    ) -> dict[str, str]:
+        """Per symbol, the offset to resume from when no event of it has arrived yet.
+
+        Taken before joining: every event after it reaches this socket (live, or replayed from
+        ``since``), so a client that resumes with the last offset it received, or else this one,
+        misses nothing, also for a symbol that had no event before it lost its connection.
+        """
+        store = self.hub.store
+        wanted = [(s, r) for s, r in zip(symbols, rooms, strict=True) if s != "*"]
+        if store is None or not wanted:
+            return {}
+        positions = await store.positions([room for _, room in wanted])
+        baselines = {}
+        for symbol, room in wanted:
+            position = positions[room]
+            given = since.get(symbol)
+            if given is not None and (parse_offset(given) or (0, 0)) > (
+                parse_offset(position) or (0, 0)
+            ):
+                position = given
+            baselines[symbol] = position
+        return baselines
 
     async def _join_with_replay(self, sid: str, room: str, offset: str) -> tuple[bool, int]:
         """Send history after ``offset``, then join the room with no gap and no duplicate."""

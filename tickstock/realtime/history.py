@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -81,9 +80,10 @@ def parse_offset(offset: str) -> tuple[int, int] | None:
     return int(ms), int(seq)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """An event as kept in history and on the fan-out stream (payload is JSON without offset)."""
+class StoredEvent(NamedTuple):
+    """An event as kept in history and on the fan-out stream (payload is JSON without offset).
+
+    A named tuple: one is made per event on every node, and a tuple is the cheapest to make."""
 
     offset: str
     event_type: str
@@ -112,6 +112,7 @@ class EventStore:
         self.dedupe_seconds = dedupe_seconds or max(history_max_age_seconds, 60)
         self.fanout_key = f"{prefix}:fanout"
         self.live_channel = live_channel(self.fanout_key)
+        self.script = APPEND_SCRIPT
         self._sha = hashlib.sha1(APPEND_SCRIPT.encode()).hexdigest()
 
     def history_key(self, room: str) -> str:
@@ -142,6 +143,47 @@ class EventStore:
             keys.append(self.history_key(room))
             args += [self.history_max_events, self.history_max_age_seconds]
         return keys, args
+
+    def script_args(
+        self, event_type: str, symbol: str | None, event_id: str, data: dict[str, Any]
+    ) -> tuple[Any, ...]:
+        """The EVALSHA command that stores one event (the event link sends it itself): the
+        same call as ``_script_call`` builds, put together in one go (once per event)."""
+        kind = ROOM_KIND.get(event_type)
+        prefix = self.prefix
+        if kind is None or not symbol:
+            return (
+                "EVALSHA",
+                self._sha,
+                2,
+                f"{prefix}:seen:{event_id}",
+                self.fanout_key,
+                event_type,
+                dumps(data),
+                f"{time.time():.3f}",
+                self.dedupe_seconds,
+                self.fanout_max_events,
+                SYSTEM_ROOM,
+                self.live_channel,
+            )
+        room = f"{kind}:{symbol}"
+        return (
+            "EVALSHA",
+            self._sha,
+            3,
+            f"{prefix}:seen:{event_id}",
+            self.fanout_key,
+            f"{prefix}:history:{room}",
+            event_type,
+            dumps(data),
+            f"{time.time():.3f}",
+            self.dedupe_seconds,
+            self.fanout_max_events,
+            room,
+            self.live_channel,
+            self.history_max_events,
+            self.history_max_age_seconds,
+        )
 
     async def append(
         self, event_type: str, symbol: str | None, event_id: str, data: dict[str, Any]
@@ -250,6 +292,25 @@ class EventStore:
                 pipe.xlen(self.history_key(room))
             sizes = await pipe.execute()
         return dict(zip(rooms, (int(s) for s in sizes), strict=True))
+
+    async def positions(self, rooms: Sequence[str]) -> dict[str, str]:
+        """Each room's history position now: an offset every later event of the room is after.
+
+        The newest entry's id, or (with no entry, or an old one) the millisecond before Redis'
+        clock, so the position is never older than the replay window.
+        """
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.time()
+            for room in rooms:
+                pipe.xrevrange(self.history_key(room), count=1)
+            now, *newest = await pipe.execute()
+        floor = (int(now[0]) * 1000 + int(now[1]) // 1000 - 1, 0)
+        result = {}
+        for room, entries in zip(rooms, newest, strict=True):
+            last = parse_offset(_text(entries[0][0])) if entries else None
+            ms, seq = max(floor, last or floor)
+            result[room] = f"{ms}-{seq}"
+        return result
 
 
 def _reaches_back(info: dict[Any, Any], offset: tuple[int, int]) -> bool:

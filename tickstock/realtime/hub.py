@@ -32,6 +32,8 @@ from tickstock.realtime.alerts import AlertLimits, AlertMatcher
 from tickstock.realtime.fanout import Delivery, FanoutReader
 from tickstock.realtime.history import EventStore
 from tickstock.realtime.ingest import ErrorLogWriter, IngestConsumer
+from tickstock.realtime.jobs import JobUpdater
+from tickstock.realtime.link import EventLink
 from tickstock.realtime.wsdirect import DirectWrites
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,9 @@ class RealtimeHub:
         self.errors: ErrorLogWriter | None = None
         self.recorder: SubscriptionRecorder | None = None
         self.alerts: AlertMatcher | None = None
+        self.reader: FanoutReader | None = None
+        self.link: EventLink | None = None
+        self.jobs: JobUpdater | None = None
         self.started_at = time.time()
         self.draining = False
         self.disconnects = 0  # sockets gone since start (see _collect_after_churn)
@@ -162,17 +167,27 @@ class RealtimeHub:
         self.store = self.make_store(command_client)
         self.errors = ErrorLogWriter(database, settings.error_log_max_per_minute, self.node_id)
         self.recorder = SubscriptionRecorder(database, self.node_id)
+        self.jobs = JobUpdater(settings, database, self.store, command_client.publish)
         self.ingest = IngestConsumer(
             settings,
             lambda: make_client(settings, blocking=True),
             self.make_store,
             self.errors,
             node_id=self.node_id,
+            jobs=self.jobs,
         )
-        reader = FanoutReader(
-            lambda: make_client(settings, blocking=True),
-            f"{settings.key_prefix}:fanout",
-            self.delivery,
+        self.reader = reader = FanoutReader(f"{settings.key_prefix}:fanout", self.delivery)
+        pubsub = settings.ingest_mode != "stream"
+        if pubsub:
+            self.ingest.store = self.store
+            reader.appended = self.ingest.appended
+        self.link = EventLink(
+            lambda: make_client(settings, blocking=True, protocol=3),
+            reader=reader,
+            ingest=self.ingest if pubsub else None,
+            ingest_channels=settings.ingest_channels,
+            script=self.store.script,
+            timeout=settings.redis_timeout,
         )
         self.alerts = AlertMatcher(
             prefix=settings.key_prefix,
@@ -180,13 +195,16 @@ class RealtimeHub:
             make_client=lambda: make_client(settings, blocking=True),
             database=database,
             store=self.make_store,
+            reader=reader,
             retention_days=settings.alert_retention_days,
             limits=AlertLimits.of(settings),
             inbox_max=settings.alert_inbox_max_per_user,
         )
-        self._spawn(self.ingest.run(), "ingest")
+        self._spawn(self.link.run(), "event-link")
+        if not pubsub:
+            self._spawn(self.ingest.run(), "ingest")
         self._spawn(self.alerts.run(), "alerts")
-        self._spawn(reader.run(), "fanout")
+        self._spawn(self.jobs.run(), "jobs")
         self._spawn(self.errors.run(), "error-log")
         self._spawn(self.recorder.run(), "subscriptions")
         self._spawn(self._gauges(), "gauges")
@@ -240,6 +258,9 @@ class RealtimeHub:
                         counts[kind] += len(members)
             for kind, count in counts.items():
                 metrics.SUBSCRIPTIONS.labels(kind).set(count)
+            if self.ingest is not None:
+                self.ingest.stats.publish_metrics()
+            self.delivery.stats.publish_metrics()
             pool = database.pool
             if pool is not None:
                 metrics.DB_POOL_SIZE.labels("total").set(pool.get_size())
@@ -261,7 +282,9 @@ class RealtimeHub:
             return
         self.draining = True
         sockets = list(self.sio.eio.sockets.values())
-        log.warning("draining: %d socket(s) asked to reconnect to another node", len(sockets))
+        if sockets:
+            # Not a warning: draining is what an operator asked for (also on every Ctrl-C).
+            log.info("draining: %d socket(s) asked to reconnect to another node", len(sockets))
         self._spawn(self._close_transports(sockets), "drain")
 
     async def _close_transports(self, sockets: list[Any]) -> None:

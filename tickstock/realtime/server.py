@@ -20,6 +20,7 @@ from tickstock.headers import SecurityHeaders
 from tickstock.jsonutil import SocketJSON, dumps
 from tickstock.metrics import MALFORMED_PACKETS
 from tickstock.realtime.auth import make_client_manager, register_connect_handler
+from tickstock.realtime.drain import DrainGate
 from tickstock.realtime.limits import SocketLimits, TooManySockets
 
 log = logging.getLogger(__name__)
@@ -80,14 +81,21 @@ class RealtimeServer:
     def asgi_app(self) -> Any:
         """The served ASGI app: Socket.IO on ``/socket.io/``, everything else to Quart.
 
-        In front of both: the security headers and the long-polling body limits.
+        In front of both: the security headers, the long-polling body limits and the drain gate
+        (503 to new Socket.IO connections while the node drains).
         """
         assert self.app is not None and self.sio is not None
         settings: Settings = self.app.config["SETTINGS"]
         served: Any = SecurityHeaders(
             BoundedBodies(
                 PollingPayloads(
-                    MalformedFrames(socketio.ASGIApp(self.sio, other_asgi_app=self.app)),
+                    MalformedFrames(
+                        DrainGate(
+                            socketio.ASGIApp(self.sio, other_asgi_app=self.app),
+                            self.hub,
+                            self.sio.eio.sockets,
+                        )
+                    ),
                     self.sio.eio,
                 ),
                 max_bytes=settings.max_request_bytes,

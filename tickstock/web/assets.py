@@ -27,6 +27,7 @@ __all__ = [
     "VendorFile",
     "ensure_frontend",
     "load_vendor",
+    "missing_vendor",
     "needs_install",
     "vendor_path",
     "vendor_version",
@@ -104,6 +105,29 @@ def vendor_path(name: str, web_dir: Path = WEB_DIR) -> Path | None:
         return None
     path = web_dir / "node_modules" / entry.package / entry.file
     return path if path.is_file() else None
+
+
+def missing_vendor(web_dir: Path | None = None) -> list[str]:
+    """The allow-listed files that are not installed; logged once per process and folder.
+
+    Without them the API and Socket.IO work, but no page can load its libraries: the
+    operator has to run ``npm ci`` (``tickstock serve`` does it by itself; hypercorn does not).
+    """
+    folder = web_dir or WEB_DIR
+    missing = [name for name in VENDOR if vendor_path(name, folder) is None]
+    if missing:
+        _log_missing(folder)
+    return missing
+
+
+@cache
+def _log_missing(web_dir: Path) -> None:
+    log.error(
+        "front-end packages are not installed in %s: the dashboard cannot load until an"
+        " operator runs `npm ci --prefix %s` (Node 20); the API and Socket.IO work meanwhile",
+        web_dir / "node_modules",
+        web_dir,
+    )
 
 
 @cache

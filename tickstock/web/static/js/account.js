@@ -7,16 +7,22 @@ import { h, timeElement } from "./format.js";
 startShell();
 const $ = (id) => document.getElementById(id);
 
+// The result speaks of the last attempt: once the fields change (or the browser refuses them)
+// it no longer applies.
+$("password-form").addEventListener("input", () => showError($("password-result"), null));
+$("password-form").addEventListener("invalid", () => showError($("password-result"), null), true);
+
 $("password-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const body = { current_password: $("current-password").value, new_password: $("new-password").value };
   try {
     const { data } = await api("/api/user/password", { method: "PUT", body });
-    showError($("password-result"), null);
     const n = data.other_sessions_revoked;
-    $("password-result").replaceChildren(
+    const result = $("password-result");
+    result.replaceChildren(
       h("p", { className: "note" }, `Password changed. ${n} other session${n === 1 ? "" : "s"} and token${n === 1 ? "" : "s"} signed out.`),
     );
+    result.hidden = false;
     event.target.reset();
     loadSessions();
     loadTokens();
@@ -24,12 +30,6 @@ $("password-form").addEventListener("submit", async (event) => {
     showError($("password-result"), error);
   }
 });
-
-function browserName(agent) {
-  if (!agent) return "Unknown browser";
-  const match = agent.match(/(Firefox|Edg|Chrome|Safari|curl|python-requests|aiohttp)[/ ]?([\d.]*)/);
-  return match ? `${match[1] === "Edg" ? "Edge" : match[1]} ${match[2].split(".")[0]}`.trim() : agent.slice(0, 60);
-}
 
 async function loadSessions() {
   try {
@@ -40,7 +40,7 @@ async function loadSessions() {
         h(
           "tr",
           { dataset: { session: s.id, current: String(s.current) } },
-          h("td", { title: s.user_agent || "" }, browserName(s.user_agent), s.current ? h("span", { className: "muted" }, " (this browser)") : null),
+          h("td", { title: s.user_agent || "" }, s.browser, s.current ? h("span", { className: "muted" }, " (this browser)") : null),
           h("td", {}, s.address || "—"),
           h("td", { className: "time" }, timeElement(s.created_at, { withDate: true })),
           h("td", { className: "time" }, timeElement(s.last_seen_at, { withDate: true })),

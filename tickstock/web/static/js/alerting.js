@@ -135,6 +135,8 @@ export class Bell extends EventTarget {
     this.link = link;
     this.badge = link?.querySelector(".bell-count") || null;
     this.count = 0;
+    // Entries the shell adds besides unread alerts (finished jobs not yet seen: jobs.js).
+    this.extra = 0;
     this.loading = null;
     this.bumpedWhileLoading = false;
     try {
@@ -179,16 +181,24 @@ export class Bell extends EventTarget {
     this.dispatchEvent(new CustomEvent("change", { detail: { unread: this.count } }));
   }
 
+  setExtra(extra) {
+    this.extra = Math.max(0, Math.floor(extra));
+    this.render();
+  }
+
   render() {
     if (!this.link) return;
-    const text = this.count > 99 ? "99+" : String(this.count);
+    const total = this.count + this.extra;
+    const text = total > 99 ? "99+" : String(total);
     this.link.dataset.unread = String(this.count);
+    this.link.dataset.extra = String(this.extra);
     if (this.badge) {
       this.badge.textContent = text;
-      this.badge.hidden = this.count === 0;
+      this.badge.hidden = total === 0;
     }
-    this.link.setAttribute("aria-label", this.count ? `Alerts: ${this.count} unread` : "Alerts: none unread");
-    this.link.title = this.count ? `${this.count} unread alert${this.count === 1 ? "" : "s"}` : "Alerts";
+    const jobs = this.extra ? `, ${this.extra} finished job${this.extra === 1 ? "" : "s"}` : "";
+    this.link.setAttribute("aria-label", this.count || this.extra ? `Alerts: ${this.count} unread${jobs}` : "Alerts: none unread");
+    this.link.title = this.count || this.extra ? `${this.count} unread alert${this.count === 1 ? "" : "s"}${jobs}` : "Alerts";
   }
 }
 

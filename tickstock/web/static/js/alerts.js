@@ -252,6 +252,11 @@ editor.addEventListener("rules", (event) => {
   }
   select.value = wanted;
 });
+// The patterns the producer knows, offered as choices (matched without regard to case).
+api("/api/pattern-definitions", { params: { enabled: true } })
+  .then(({ data }) => $("pattern-names").replaceChildren(...data.map((d) => h("option", { value: d.name }))))
+  .catch(() => {}); // only suggestions: the field works without them
+
 editor.addEventListener("saved", (event) => toast(`Rule "${event.detail.rule.name}" saved.`, { timeout: 3000 }));
 
 live.addEventListener("alert", (event) => {

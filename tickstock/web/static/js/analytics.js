@@ -109,8 +109,31 @@ function render() {
       );
     }),
   );
-  $("analytics-status").hidden = items.length > 0;
-  $("analytics-status").textContent = items.length ? "" : "No pattern has detections for these filters.";
+  const status = emptyReason(horizon);
+  $("analytics-status").hidden = !status;
+  $("analytics-status").textContent = status;
+}
+
+const HORIZON_DAYS = { d1: 1, d5: 5, d30: 30 };
+
+/** Why the view shows nothing (or only dashes), and what to change; "" when it has data. */
+function emptyReason(horizon) {
+  const filters = readQuery(FILTERS);
+  if (!items.length) {
+    const narrowed = [filters.sector && "the sector", filters.min_samples && "the minimum samples"].filter(Boolean);
+    return (
+      `No pattern has detections in ${filters.tier ? `the ${filters.tier} tier` : "any tier"}${filters.sector ? ` for ${filters.sector}` : ""}. ` +
+      (narrowed.length ? `Clear ${narrowed.join(" or ")}, or choose another tier.` : "Choose another tier.")
+    );
+  }
+  if (items.every((item) => !item[horizon] || !item[horizon].samples)) {
+    const days = HORIZON_DAYS[horizon] || 5;
+    return (
+      `No detection has an outcome at +${days} trading day${days === 1 ? "" : "s"} yet: a detection counts once ${days}` +
+      ` daily bar${days === 1 ? "" : "s"} follow it, and these are all more recent. Choose a shorter horizon, or a tier with older detections (weekly, monthly).`
+    );
+  }
+  return "";
 }
 
 async function load() {

@@ -4,6 +4,7 @@
 import { Bell, onLiveAlert, onSystemEvent } from "./alerting.js";
 import { api, ApiError, boot, csrfHeaders } from "./api.js";
 import { isTyping } from "./format.js";
+import { attachJobsToBell, onJobEvent } from "./jobs.js";
 import { LiveConnection } from "./socket.js";
 
 const THEME_KEY = "tickstock.theme";
@@ -170,6 +171,8 @@ export function startShell() {
   bell.refresh();
   live.addEventListener("alert", (event) => onLiveAlert(bell, event.detail));
   live.addEventListener("system", (event) => onSystemEvent(event.detail));
+  attachJobsToBell(bell, boot.page);
+  live.addEventListener("job", (event) => onJobEvent(bell, boot.page, event.detail));
   shell = { live, boot, bell };
   // A handle for people poking at the page from the console (and for the browser tests).
   window.tickstock = shell;

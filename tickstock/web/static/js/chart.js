@@ -7,7 +7,7 @@ import {
   createSeriesMarkers,
   HistogramSeries,
 } from "lightweight-charts";
-import { priority, toDate } from "./format.js";
+import { formatDay, priority, toDate } from "./format.js";
 
 
 function cssVar(name) {
@@ -44,6 +44,8 @@ export class PriceChart {
       rightPriceScale: { borderVisible: false },
       timeScale: { borderVisible: false, rightOffset: 3 },
       crosshair: { mode: 1 },
+      // Days written as the tables write them (the crosshair's label and the tip alike).
+      localization: { timeFormatter: (time) => formatDay(time) },
     });
     this.candles = this.chart.addSeries(CandlestickSeries, { priceLineVisible: !compact });
     this.volume = this.chart.addSeries(HistogramSeries, {
@@ -56,7 +58,8 @@ export class PriceChart {
     this.candles.priceScale().applyOptions({ scaleMargins: { top: 0.08, bottom: 0.22 } });
     this.markers = createSeriesMarkers(this.candles, []);
     this.byDay = new Map();
-    // Labels never pile up: a marker shows at most a count; the names show on hover.
+    // Labels never pile up: markers carry no text (neighbouring counts ran together, "4644");
+    // a bar with several detections gets a bigger marker, and the names show on hover.
     this.tip = document.createElement("div");
     this.tip.className = "chart-tip";
     this.tip.hidden = true;
@@ -159,8 +162,8 @@ export class PriceChart {
           position: "aboveBar",
           shape: name === "CRITICAL" || name === "HIGH" ? "arrowDown" : "circle",
           color: this.colors[name],
-          text: m.count > 1 ? String(m.count) : "",
-          size: name === "CRITICAL" ? 1.4 : 1,
+          text: "",
+          size: Math.min(2, (name === "CRITICAL" ? 1.4 : 1) + 0.2 * (m.count - 1)),
         };
       }),
     );
@@ -176,7 +179,8 @@ export class PriceChart {
       return;
     }
     const shown = entry.names.slice(0, 6);
-    this.tip.textContent = `${entry.time}: ${shown.join(", ")}${entry.names.length > shown.length ? ` +${entry.names.length - shown.length} more` : ""}`;
+    const what = entry.count === 1 ? "1 detection" : `${entry.count} detections`;
+    this.tip.textContent = `${formatDay(entry.time)} · ${what}: ${shown.join(", ")}${entry.names.length > shown.length ? ` +${entry.names.length - shown.length} more` : ""}`;
     this.tip.hidden = false;
     const width = this.container.clientWidth;
     // Kept inside the chart: near the right edge the tip opens to the left of the cursor.

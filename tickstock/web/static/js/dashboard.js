@@ -75,13 +75,18 @@ live.addEventListener("resubscribed", async (event) => {
   symbolPanel.retry();
   const note = $("feed-note");
   note.hidden = false;
-  note.textContent =
-    replayed > 0 ? `Reconnected: ${replayed} missed event${replayed === 1 ? "" : "s"} recovered.` : "Reconnected: no events were missed.";
-  if (notRecovered.length) {
-    note.textContent += ` History did not reach back for ${notRecovered.join(", ")}: reloading recent patterns.`;
-    await Promise.all(notRecovered.map(reloadSymbol));
-  }
+  note.textContent = reconnectNote(replayed, notRecovered);
+  if (notRecovered.length) await Promise.all(notRecovered.map(reloadSymbol));
 });
+
+/** One statement about the reconnect: what was recovered, and which symbols may have missed
+ * events (their history no longer reached back) instead of "nothing was missed". */
+function reconnectNote(replayed, notRecovered) {
+  const recovered = `${replayed} missed event${replayed === 1 ? "" : "s"} recovered`;
+  if (!notRecovered.length) return replayed > 0 ? `Reconnected: ${recovered}.` : "Reconnected: no events were missed.";
+  const gap = `history did not reach back for ${notRecovered.join(", ")}, so events may have been missed there: reloading their recent patterns`;
+  return replayed > 0 ? `Reconnected: ${recovered}; ${gap}.` : `Reconnected: ${gap}.`;
+}
 
 /** Live history no longer covers the gap: fetch the symbol's recent detections over REST. */
 async function reloadSymbol(symbol) {

@@ -1,6 +1,6 @@
 // Formatting and small DOM helpers shared by the pages.
 
-/** CRITICAL ≥ 0.9, HIGH ≥ 0.8, MEDIUM ≥ 0.7, else LOW (SPEC §5). */
+/** CRITICAL ≥ 0.9, HIGH ≥ 0.8, MEDIUM ≥ 0.7, else LOW (as the API's ``priority``). */
 export function priority(confidence) {
   if (confidence >= 0.9) return "CRITICAL";
   if (confidence >= 0.8) return "HIGH";
@@ -14,10 +14,13 @@ const timeFormat = new Intl.DateTimeFormat(undefined, {
   second: "2-digit",
   hour12: false,
 });
+// One way to write a day everywhere (tables, chart hover, tips): the user's locale, day, short
+// month and full year; with the time, the same day then hh:mm.
+const DAY = { year: "numeric", month: "short", day: "2-digit" };
+const dayFormat = new Intl.DateTimeFormat(undefined, DAY);
+const dayUtcFormat = new Intl.DateTimeFormat(undefined, { ...DAY, timeZone: "UTC" });
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
-  year: "numeric",
-  month: "short",
-  day: "2-digit",
+  ...DAY,
   hour: "2-digit",
   minute: "2-digit",
   hour12: false,
@@ -45,6 +48,17 @@ export function timeElement(value, { withDate = false } = {}) {
   element.textContent = (withDate ? dateTimeFormat : timeFormat).format(date);
   element.title = `${date.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z").replace("Z", " UTC")}`;
   return element;
+}
+
+/** A day as every page writes it. A trading day ("2026-01-28", a chart bar) is that calendar
+ * day wherever the reader is; an instant is its local day. */
+export function formatDay(value) {
+  if (typeof value === "string" && /^\d{4}-\d{2}-\d{2}$/.test(value)) return dayUtcFormat.format(new Date(`${value}T00:00:00Z`));
+  if (value && typeof value === "object" && "year" in value && "month" in value && "day" in value) {
+    return dayUtcFormat.format(new Date(Date.UTC(value.year, value.month - 1, value.day)));
+  }
+  const date = toDate(value);
+  return date ? dayFormat.format(date) : "—";
 }
 
 export function formatPrice(value) {
@@ -116,7 +130,7 @@ export function isTyping(event) {
   return target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName);
 }
 
-/** A symbol as SPEC §6 allows it (upper-cased), or null. */
+/** A symbol as the API accepts it (upper-cased), or null. */
 export function normaliseSymbol(raw) {
   const symbol = String(raw || "").trim().toUpperCase();
   return /^[A-Z0-9][A-Z0-9.-]{0,9}$/.test(symbol) ? symbol : null;

@@ -39,6 +39,19 @@ form.addEventListener("submit", (event) => {
 
 const pager = cursorPager(load);
 
+/** Why the list is empty and what to change: the filters that narrow it, named. */
+function emptyReason(filters) {
+  if (readQuery(["cursor"]).cursor) return "No older detections: this is the end of the history.";
+  const named = [
+    filters.tier && `tier ${filters.tier}`,
+    filters.symbols && `symbols ${filters.symbols}`,
+    filters.pattern && `pattern “${filters.pattern}”`,
+    filters.confidence_min && `confidence ≥ ${filters.confidence_min}`,
+  ].filter(Boolean);
+  if (!named.length) return `No detections stored yet. ${suggestion()}`.trim();
+  return `No detections match ${named.join(", ")}: clear or widen one of them. ${suggestion()}`.trim();
+}
+
 async function load() {
   const filters = fillForm();
   const cursor = readQuery(["cursor"]).cursor || null;
@@ -51,7 +64,7 @@ async function load() {
     showError($("history-error"), null);
     $("history-rows").replaceChildren(...data.map(row));
     pager.setNext(meta.next_cursor);
-    $("history-status").textContent = data.length ? "" : `No detections match these filters. ${suggestion()}`.trim();
+    $("history-status").textContent = data.length ? "" : emptyReason(filters);
     $("history-status").hidden = data.length > 0;
     $("next-page").disabled = !pager.next;
     $("prev-page").disabled = !cursor;

@@ -4,11 +4,21 @@
 
 import { formatNumber, h, timeElement } from "./format.js";
 
+// The lines of a multi-line indicator in the order traders read them, whatever order the JSON
+// came in (stored values and live updates order their keys differently); others by name.
+const LINE_ORDER = ["upper", "middle", "lower", "macd", "signal", "histogram", "k", "d", "value"];
+
+function lineRank(key) {
+  const rank = LINE_ORDER.indexOf(key.toLowerCase());
+  return rank === -1 ? LINE_ORDER.length : rank;
+}
+
 /** A value as a trader reads it: ``71.25``, or ``macd 1.25, signal 0.5`` for several lines. */
 export function formatIndicator(value) {
   if (value && typeof value === "object") {
     if ("value" in value && Object.keys(value).length === 1) return formatNumber(value.value);
     return Object.entries(value)
+      .sort(([a], [b]) => lineRank(a) - lineRank(b) || a.localeCompare(b))
       .map(([key, v]) => `${key} ${formatNumber(v)}`)
       .join(", ");
   }

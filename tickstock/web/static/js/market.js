@@ -4,7 +4,7 @@
 import { ColorType, createChart, HistogramSeries, LineSeries } from "lightweight-charts";
 import { api, showError } from "./api.js";
 import { startShell } from "./app.js";
-import { formatPrice, h, readQuery, writeQuery } from "./format.js";
+import { formatDay, formatPrice, h, readQuery, writeQuery } from "./format.js";
 
 startShell();
 const $ = (id) => document.getElementById(id);
@@ -23,6 +23,7 @@ const chart = createChart($("breadth-chart"), {
   rightPriceScale: { borderVisible: false },
   leftPriceScale: { visible: true, borderVisible: false },
   timeScale: { borderVisible: false },
+  localization: { timeFormatter: (time) => formatDay(time) },
 });
 const net = chart.addSeries(HistogramSeries, { priceScaleId: "left", priceLineVisible: false });
 const above50 = chart.addSeries(LineSeries, { lineWidth: 2, priceLineVisible: false });
@@ -86,7 +87,7 @@ function moverRow(m) {
     "tr",
     {},
     h("td", { className: "sym" }, h("a", { href: `/symbols/${encodeURIComponent(m.symbol)}` }, m.symbol)),
-    h("td", { className: "name" }, m.name || "—"),
+    h("td", { className: "name", title: m.name || undefined }, m.name || "—"),
     h("td", { className: "num" }, formatPrice(m.close)),
     h("td", { className: `num ${m.change_pct > 0 ? "up" : "down"}` }, `${m.change_pct > 0 ? "+" : ""}${m.change_pct.toFixed(2)}%`),
   );
@@ -96,7 +97,7 @@ async function loadOverview() {
   try {
     const { data } = await api("/api/market/overview");
     showError($("market-error"), null);
-    $("market-date").textContent = data.date ? `· ${data.date}` : "· no bars yet";
+    $("market-date").textContent = data.date ? `· ${formatDay(data.date)}` : "· no bars yet";
     const m = data.market;
     if (m) {
       $("market-stats").replaceChildren(

@@ -87,7 +87,7 @@ function row(item) {
     "tr",
     { dataset: { symbol: item.symbol, id: String(item.id) }, className: "clickable" },
     h("td", { className: "sym" }, h("a", { href: `/symbols/${encodeURIComponent(item.symbol)}` }, item.symbol)),
-    h("td", { className: "name" }, item.name || "—"),
+    h("td", { className: "name", title: item.name || undefined }, item.name || "—"),
     h("td", {}, item.sector || "—"),
     h("td", {}, item.pattern),
     h("td", { className: "num" }, formatConfidence(item.confidence)),
@@ -112,6 +112,17 @@ $("screener-rows").addEventListener("click", (event) => {
   location.assign(`/symbols/${encodeURIComponent(tr.dataset.symbol)}`);
 });
 
+/** Why the table is empty and what to change: the tier's window and the filters that narrow it. */
+function emptyReason(filters, meta) {
+  const hours = Math.round((meta.window_seconds || 0) / 3600);
+  const window = hours >= 48 ? `${Math.round(hours / 24)} days` : `${hours} hours`;
+  const narrowing = Object.entries(filters).filter(([key, value]) => value && !["tier", "sort"].includes(key));
+  const where = `No ${meta.tier || filters.tier || "daily"} detections in the last ${window}`;
+  if (!narrowing.length) return `${where}. Choose a tier with a longer window (weekly, monthly).`;
+  const names = narrowing.map(([key]) => key.replace(/_/g, " ")).join(", ");
+  return `${where} match these filters (${names}): widen or clear one, or choose a tier with a longer window.`;
+}
+
 async function load() {
   const filters = fillForm();
   markSort(filters.sort || DEFAULT_SORT);
@@ -127,7 +138,7 @@ async function load() {
     showError($("screener-error"), null);
     $("screener-rows").replaceChildren(...data.map(row));
     pager.setNext(meta.next_cursor);
-    $("screener-status").textContent = data.length ? "" : "No detections match these filters.";
+    $("screener-status").textContent = data.length ? "" : emptyReason(filters, meta);
     $("screener-status").hidden = data.length > 0;
     $("next-page").disabled = !pager.next;
     $("prev-page").disabled = !cursor;

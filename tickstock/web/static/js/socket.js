@@ -91,6 +91,9 @@ export class LiveConnection extends EventTarget {
         if (message?.data) this.emit("system", { type, data: message.data, timestamp: message.timestamp });
       });
     }
+    for (const type of ["job_progress", "job_finished"]) {
+      this.socket.on(type, (message) => this.emit("job", { type, message }));
+    }
     this.socket.on("error", (body) => this.emit("failure", { message: body?.message || "subscription refused" }));
     this.socket.io.on("reconnect_attempt", () => this.setAttempt());
     window.addEventListener("offline", () => this.setState("offline", this.attempt, "the browser is offline"));

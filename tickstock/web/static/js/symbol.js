@@ -4,7 +4,7 @@
 import { api, boot, showError } from "./api.js";
 import { startShell } from "./app.js";
 import { PriceChart } from "./chart.js";
-import { formatCompact, formatConfidence, formatPrice, h, priorityBadge, timeElement } from "./format.js";
+import { formatCompact, formatConfidence, formatDay, formatPrice, h, priorityBadge, timeElement } from "./format.js";
 import { LiveIndicators } from "./indicators.js";
 import { SeenSet } from "./socket.js";
 
@@ -22,7 +22,7 @@ async function loadDetail() {
     $("symbol-name").textContent = data.name || "";
     const facts = [data.exchange, data.sector, data.industry].filter(Boolean);
     if (data.market_cap) facts.push(`market cap ${formatCompact(data.market_cap)}`);
-    if (data.last_bar) facts.push(`last close ${formatPrice(data.last_bar.close)} (${data.last_bar.date})`);
+    if (data.last_bar) facts.push(`last close ${formatPrice(data.last_bar.close)} (${formatDay(data.last_bar.date)})`);
     $("symbol-facts").textContent = facts.join(" · ");
   } catch (error) {
     $("symbol-facts").textContent = error.message;
@@ -66,19 +66,8 @@ async function loadIndicators() {
   }
 }
 
-/** The detection's price: live events carry it, stored rows keep it in pattern_data. */
-function priceOf(item) {
-  if (typeof item.price === "number") return item.price;
-  const data = item.pattern_data;
-  for (const key of ["price", "current_price", "price_at_detection"]) {
-    const value = data && typeof data === "object" ? Number(data[key]) : NaN;
-    if (Number.isFinite(value)) return value;
-  }
-  return null;
-}
-
 function detectionRow(item, { live: isLive = false } = {}) {
-  const price = priceOf(item);
+  const price = typeof item.price === "number" ? item.price : null;
   return h(
     "tr",
     { className: isLive ? "flash" : "" },
