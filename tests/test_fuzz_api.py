@@ -509,6 +509,10 @@ async def test_no_csv_export_hands_a_spreadsheet_a_formula(
     seen_symbol = False
     for path in exports:
         url = path.replace("{symbol}", formula_rows).replace("{tier}", "daily")
+        if "{" in url:
+            # An export of one stored object (a job's trades): its rows are not producer text,
+            # and it goes through the same writer (tests/test_export.py).
+            continue
         response = await client.get(url, headers=auth_headers, query_string={"format": "csv"})
         assert response.status_code == 200, (path, await response.get_data(as_text=True))
         for row in csv.reader(io.StringIO(await response.get_data(as_text=True))):
