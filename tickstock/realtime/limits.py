@@ -50,6 +50,9 @@ class SocketLimits:
         self.settings = settings
         self.joined = joined  # engine.io sid -> has it joined the namespace?
         self.end_session = end_session
+        # Called when a session that never joined the namespace ends: its objects sit in
+        # reference cycles as a socket's do, so the hub's collection after churn counts it.
+        self.on_unjoined_close: Callable[[], None] = lambda: None
         self.by_address: Counter[str] = Counter()
         self.sessions: dict[str, tuple[str, asyncio.TimerHandle]] = {}
         self._ending: set[asyncio.Task[None]] = set()
@@ -74,6 +77,8 @@ class SocketLimits:
             return
         key, deadline = entry
         deadline.cancel()
+        if not self.joined(eio_sid):
+            self.on_unjoined_close()
         self.by_address[key] -= 1
         if self.by_address[key] <= 0:
             del self.by_address[key]

@@ -76,6 +76,12 @@ class RealtimeServer:
 
         self.hub = RealtimeHub(app, self.sio)
         self.handlers = SubscriptionHandlers(self.sio, self.hub)
+        hub = self.hub
+
+        def unjoined_session_closed() -> None:
+            hub.disconnects += 1  # counted towards the collection after churn, as sockets are
+
+        sio.limits.on_unjoined_close = unjoined_session_closed
         register_health_check(app, "realtime", self.hub.health)
 
     def asgi_app(self) -> Any:
