@@ -69,6 +69,14 @@ def test_production_refuses_default_secret(monkeypatch: pytest.MonkeyPatch) -> N
     assert load_settings(env="production", secret_key="k" * 40).is_production
 
 
+def test_production_refuses_cookies_without_secure() -> None:
+    """The README promises Secure cookies in production: TICKSTOCK_COOKIE_SECURE=false is refused."""
+    with pytest.raises(ConfigError, match="TICKSTOCK_COOKIE_SECURE"):
+        load_settings(env="production", secret_key="k" * 40, cookie_secure=False)
+    assert load_settings(env="production", secret_key="k" * 40, cookie_secure=True).secure_cookies
+    assert not load_settings(env="development", cookie_secure=False).secure_cookies
+
+
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TICKSTOCK_INGEST_CHANNELS", "a.b, c:d")
     monkeypatch.setenv("TICKSTOCK_DB_POOL_MAX", "7")

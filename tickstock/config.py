@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     history_max_events: int = Field(1000, ge=1)
     history_max_age_seconds: int = Field(3600, ge=1)
     max_symbols_per_client: int = Field(200, ge=1)
+    max_sockets_per_address: int = Field(200, ge=1)
+    max_sockets_per_user: int = Field(50, ge=1)
+    socket_connect_timeout_seconds: float = Field(10.0, gt=0)
     client_queue_size: int = Field(1000, ge=1)
     client_buffer_bytes: int = Field(256 * 1024, ge=4096)
     ws_compression: Literal["off", "on"] = "off"
@@ -76,6 +79,10 @@ class Settings(BaseSettings):
     error_log_max_per_minute: int = Field(60, ge=0)
     alert_max_rules_per_user: int = Field(100, ge=1, le=10_000)
     alert_retention_days: int = Field(90, ge=0, le=36_500)  # 0: alerts are kept for ever
+    alert_min_cooldown_seconds: int = Field(60, ge=0, le=86_400)
+    alert_rate_per_user_per_minute: int = Field(60, ge=1)
+    alert_pause_seconds: int = Field(600, ge=1, le=86_400)
+    alert_inbox_max_per_user: int = Field(10_000, ge=10)
     # Jobs the producer runs (SPEC §13).
     job_pickup_seconds: int = Field(60, ge=1, le=86_400)
     job_stall_seconds: int = Field(300, ge=1, le=86_400)
@@ -86,6 +93,8 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(5, ge=1)
     login_lockout_seconds: int = Field(15 * 60, ge=1)
     login_rate_per_minute: int = Field(20, ge=1)
+    login_account_failures_before_delay: int = Field(10, ge=1)
+    login_account_max_delay_seconds: int = Field(30, ge=1)
     cookie_name: str = "tickstock_session"
     cookie_secure: bool | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -142,7 +151,13 @@ class Settings(BaseSettings):
         return self.env == "production"
 
     def check_secrets(self) -> None:
-        """Refuse to run production with a missing or default secret key."""
+        """Refuse to run production with a missing or default secret key, or plain cookies."""
+        if self.is_production and self.cookie_secure is False:
+            raise ConfigError(
+                "TICKSTOCK_COOKIE_SECURE=false is refused when TICKSTOCK_ENV=production: session"
+                " cookies must be Secure (serve over HTTPS, or behind a TLS proxy with"
+                " TICKSTOCK_PROXY_HOPS); leave it unset"
+            )
         if self.is_production and (
             not self.secret_key
             or self.secret_key == DEFAULT_SECRET_KEY

@@ -3,6 +3,10 @@
 Cells hold what the JSON response holds: numbers as JSON writes them, times as ISO-8601 UTC,
 JSON objects and lists as JSON text, nulls as empty cells. Nested objects (the analytics
 horizons) are flattened into ``parent.child`` columns.
+
+Text that a spreadsheet would run as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab
+or a carriage return: OWASP's CSV injection rule) gets a leading ``'``, so it is shown as the
+text it is; numbers are never text here, so they stay numbers.
 """
 
 from __future__ import annotations
@@ -21,14 +25,15 @@ __all__ = ["CSV_MAX_ROWS", "csv_cell", "csv_response", "flatten"]
 
 CSV_MAX_ROWS: Final = 10_000
 _CHUNK_ROWS: Final = 500
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_cell(value: Any) -> str:
-    """One cell: empty for null, text as is, anything else as its JSON text."""
+    """One cell: empty for null, text as is (formulas neutralised), else its JSON text."""
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return "'" + value if value.startswith(_FORMULA_STARTS) else value
     text = dumps(value).decode()
     if isinstance(value, dt.date | dt.datetime):
         return text.strip('"')

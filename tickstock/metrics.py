@@ -86,6 +86,20 @@ MALFORMED_PACKETS = Counter(
     "Malformed packets from Socket.IO clients, dropped, by protocol layer",
     ["layer"],
 )
+SOCKETS_REFUSED = Counter(
+    "tickstock_sockets_refused_total",
+    "Socket.IO connections refused over a cap, by cap (address, user)",
+    ["limit"],
+)
+SOCKET_CONNECT_TIMEOUTS = Counter(
+    "tickstock_socket_connect_timeouts_total",
+    "engine.io sessions closed for not joining the Socket.IO namespace in time",
+)
+ENGINEIO_SESSIONS = Gauge(
+    "tickstock_engineio_sessions",
+    "Open engine.io sessions, connected to the namespace or not",
+    multiprocess_mode="livesum",
+)
 REDIS_RECONNECTS = Counter(
     "tickstock_redis_reconnects_total", "Redis reconnects of the background readers", ["reader"]
 )

@@ -24,6 +24,7 @@ from tickstock.realtime.events import SYMBOL_RE
 
 __all__ = [
     "BIGINT_MAX",
+    "MAX_JSON_DEPTH",
     "MAX_SYMBOLS",
     "ErrorBody",
     "PageMeta",
@@ -106,23 +107,42 @@ def _no_control_chars(value: str) -> str:
     return value
 
 
-def _control_char_field(value: Any, where: str) -> str | None:
-    """Where in a decoded JSON document or form a string holds a control character, or None."""
-    if isinstance(value, str):
-        return where if has_control_chars(value) else None
-    if isinstance(value, dict):
-        items: Iterable[tuple[Any, Any]] = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for key, item in items:
-        name = f"{where}.{key}" if where else str(key)
-        if isinstance(key, str) and has_control_chars(key):
-            return where or "body"
-        found = _control_char_field(item, name)
-        if found is not None:
-            return found
+MAX_JSON_DEPTH: Final = 32
+NESTING_MESSAGE: Final = f"nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+class _TooDeep(Exception):
+    """A decoded document nested deeper than ``MAX_JSON_DEPTH``."""
+
+
+def _control_char_field(document: Any, where: str) -> str | None:
+    """Where in a decoded JSON document or form a string holds a control character, or None.
+
+    Walked with an explicit stack, not recursion: a body of a thousand nested lists must be a
+    400, not a ``RecursionError``; deeper than ``MAX_JSON_DEPTH`` raises :class:`_TooDeep`
+    (no request of this API nests more than a few levels).
+    """
+    stack: list[tuple[Any, str, int]] = [(document, where, 0)]
+    while stack:
+        value, name, depth = stack.pop()
+        if isinstance(value, str):
+            if has_control_chars(value):
+                return name
+            continue
+        if isinstance(value, dict):
+            items: Iterable[tuple[Any, Any]] = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            raise _TooDeep
+        children: list[tuple[Any, str, int]] = []
+        for key, item in items:
+            if isinstance(key, str) and has_control_chars(key):
+                return name or "body"
+            children.append((item, f"{name}.{key}" if name else str(key), depth + 1))
+        stack.extend(reversed(children))  # first field first, as the message names one
     return None
 
 
@@ -145,7 +165,10 @@ async def reject_control_characters() -> None:
             document = await request.get_json(silent=True)
         except UnicodeDecodeError:
             return  # answered by the error handler when the route reads the body
-        field = _control_char_field(document, "")
+        try:
+            field = _control_char_field(document, "")
+        except _TooDeep:
+            raise APIError(400, "validation_error", f"body: {NESTING_MESSAGE}") from None
         if field is not None:
             raise _refuse(field or "body")
     elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -161,7 +184,13 @@ def _check_fields(fields: MultiDict[str, str], what: str) -> None:
 
 
 class BigintConverter(IntegerConverter):
-    """``<int:...>`` path segments within PostgreSQL's bigint: a larger id names nothing (404)."""
+    """``<int:...>`` path segments within PostgreSQL's bigint: a larger id names nothing (404).
+
+    ASCII digits only: werkzeug's ``\\d+`` and Python's ``int()`` also take fullwidth,
+    Devanagari or Arabic-Indic digits, which would give one id many spellings.
+    """
+
+    regex = "[0-9]+"
 
     def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", BIGINT_MAX)

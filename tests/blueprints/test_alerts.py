@@ -322,12 +322,23 @@ async def test_inbox_pages_filters_and_read_state(
     status, body = await api("GET", "/api/user/alerts")
     assert body["meta"] == {"count": 21, "next_cursor": None, "limit": 50, "unread": 21}
     alert = body["data"][0]
-    assert set(alert) == {"id", "rule_id", "rule_name", "symbol", "event", "created_at", "read_at"}
+    assert set(alert) == {
+        "id",
+        "rule_id",
+        "rule_name",
+        "rule_ids",
+        "rule_names",
+        "symbol",
+        "event",
+        "created_at",
+        "read_at",
+    }
     assert (alert["rule_id"], alert["rule_name"], alert["read_at"]) == (
         second["id"],
         "second",
         None,
     )
+    assert (alert["rule_ids"], alert["rule_names"]) == ([second["id"]], ["second"])
     assert alert["event"]["type"] == "pattern_detected"
     status, body = await api("GET", f"/api/user/alerts/{alert['id']}")
     assert (status, body["data"]) == (200, alert)

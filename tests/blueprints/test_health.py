@@ -23,6 +23,18 @@ async def test_health_reports_components(client: Any) -> None:
         assert body["components"][name]["latency_ms"] >= 0
 
 
+async def test_public_health_shows_no_internals(client: Any, admin_headers: dict[str, str]) -> None:
+    """Pool sizes, consumer lag and event ages are for operators (``/api/health``), not anyone."""
+    body = await (await client.get("/health")).get_json()
+    assert set(body) == {"status", "version", "components"}
+    assert {"database", "redis", "realtime"} <= set(body["components"])
+    for component in body["components"].values():
+        assert set(component) <= {"status", "latency_ms"}, component
+    detailed = (await (await client.get("/api/health", headers=admin_headers)).get_json())["data"]
+    assert detailed["components"]["database"]["pool_max"] >= 1
+    assert "lag_ms" in detailed["components"]["realtime"]
+
+
 @pytest.mark.fault
 async def test_health_is_unhealthy_fast_when_database_unreachable(
     settings_overrides: dict[str, Any],

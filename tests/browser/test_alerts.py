@@ -95,7 +95,8 @@ def _start(
     user named ``name.<hex>`` with an API token, and that many seeded symbols."""
 
     async def start(name: str, symbols: int = 0) -> Scene:
-        served = await serve_app()
+        # The rules here have no cooldown and see several events of one symbol.
+        served = await serve_app(alert_min_cooldown_seconds=0)
         user = await make_user(username=f"{name}.{secrets.token_hex(2)}")
         call = await api_as(served, user)
         picked = await pick_symbols(symbols) if symbols else []
@@ -621,3 +622,27 @@ async def test_the_feed_follows_the_users_settings(
         await expect(row(page, message)).to_be_visible()
     for message in (shown[0], low, weekly):
         await expect(row(page, message)).to_have_count(0)
+
+
+async def test_a_paused_rule_says_so_on_the_alerts_page(
+    start: Start, open_tab: OpenTab, conn: Any
+) -> None:
+    """A rule paused for going over the per-user alert rate shows it, and editing resumes it."""
+    served, user, call, (symbol,) = await start("paused", symbols=1)
+    status, created = await call("POST", RULES, _rule(symbol, _unique_pattern()))
+    assert status == 201
+    rule_id = created["data"]["id"]
+    await conn.execute(
+        "UPDATE alert_rules SET paused_until = now() + interval '10 minutes' WHERE id = $1",
+        rule_id,
+    )
+    page = await _signed_in(served, open_tab, user, "/alerts")
+    row_of_rule = page.locator(f'#rule-rows tr[data-rule-id="{rule_id}"]')
+    await expect(row_of_rule.locator(".rule-paused")).to_contain_text(
+        "Alerts paused for this rule until"
+    )
+    status, edited = await call("PATCH", f"{RULES}/{rule_id}", {"name": "calmer"})
+    assert status == 200 and edited["data"]["paused"] is False
+    await page.reload()
+    await expect(page.locator(f'#rule-rows tr[data-rule-id="{rule_id}"]')).to_contain_text("calmer")
+    await expect(page.locator(".rule-paused")).to_have_count(0)

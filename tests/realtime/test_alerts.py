@@ -48,6 +48,13 @@ Connect = Callable[..., Awaitable[Recorder]]
 Armed = Callable[[RuleFields], Awaitable[tuple[Rule, Recorder]]]
 
 
+@pytest.fixture(name="settings_overrides")
+def _settings_overrides(settings_overrides: dict[str, Any]) -> dict[str, Any]:
+    """These tests use rules without cooldown; the minimum cooldown has tests of its own
+    (test_alert_limits.py)."""
+    return {**settings_overrides, "alert_min_cooldown_seconds": 0}
+
+
 @pytest.fixture(name="announce")
 async def _announce(redis_url: str, key_prefix: str) -> Any:
     client = aioredis.Redis.from_url(redis_url)

@@ -101,3 +101,10 @@ async def test_an_invalid_batch_window_is_refused_with_the_reason(
     finally:
         await client.disconnect()
     assert refused and "batch_ms" in str(refused[0])
+
+
+@pytest.mark.parametrize("offset", ["\uff11-0", "1-\u0661", "\u00b2-0", "1700000000000-\u0966"])
+def test_offsets_are_ascii_digits_only(offset: str) -> None:
+    """A ``since`` offset in other digits is invalid, as any other bad offset (not a crash)."""
+    assert parse_offset(offset) is None
+    assert parse_offset("1700000000000-0") == (1700000000000, 0)

@@ -177,3 +177,41 @@ async def test_malformed_frames_are_counted_and_logged_once_without_a_traceback(
     assert len(malformed) == 1, [r.getMessage() for r in records]
     assert malformed[0].levelno == logging.WARNING
     assert not [r for r in records if r.levelno >= logging.ERROR]
+
+
+async def _ack(ws: aiohttp.ClientWebSocketResponse, ack_id: int) -> dict[str, Any]:
+    while True:
+        answer = await next_packet(ws)
+        if answer.startswith(f"43{ack_id}["):
+            [body] = json.loads(answer[2 + len(str(ack_id)) :])
+            assert isinstance(body, dict)
+            return body
+
+
+@pytest.mark.parametrize("event", ["disconnect", "connect"])
+async def test_reserved_events_from_a_client_are_dropped(
+    served: ServedApp,
+    socket_auth: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    event: str,
+) -> None:
+    """``disconnect`` must not forget a live socket's subscriptions (the cap held 50 times over)."""
+    caplog.set_level(logging.INFO)
+    cap = served.app.config["SETTINGS"].max_symbols_per_client
+    async with raw_socket(served) as ws:
+        await ws.send_str("40" + json.dumps(socket_auth))
+        assert (await next_packet(ws)).startswith("40{")
+        for round_ in range(3):
+            symbols = [f"R{round_}X{i}" for i in range(cap)]
+            payload = ["subscribe_patterns", {"symbols": symbols}]
+            await ws.send_str(f"42{round_}" + json.dumps(payload))
+            ack = await _ack(ws, round_)
+            assert ack["status"] == ("success" if round_ == 0 else "error"), ack
+            await ws.send_str("42" + json.dumps([event]))
+            await ws.send_str("42" + json.dumps([event, {"x": 1}]))
+        sio = served.app.extensions["tickstock.sio"].sio
+        [sid] = sio.manager.rooms["/"][None]
+        rooms = sio.manager.get_rooms(sid, "/")
+        assert len([r for r in rooms if r.startswith("patterns:")]) == cap
+        assert live_sockets(served) == 1
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]

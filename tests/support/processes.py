@@ -6,6 +6,7 @@ Fixtures (a pytest plugin loaded by ``tests/conftest.py``):
 - ``private_redis``: a private redis-server (``RedisServer``) that a test may stop.
 - ``start_node``: factory, ``node = await start_node(env, workers=1)``: a hypercorn process serving
   ``tickstock.asgi:app`` (``Node``), healthy when returned; every node is stopped afterwards.
+  ``nofile=256`` runs it under that open-file limit (``ulimit -n``).
 - ``sentinel_setup``: a Redis master, its replica and one sentinel (``SentinelSetup``).
 """
 
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import pwd
+import resource
 import shutil
 import signal
 import sys
@@ -243,8 +245,13 @@ async def _start_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[N
     """Factory: ``node = await start_node(env, workers=1)``, healthy when returned."""
     nodes: list[Node] = []
 
-    async def start(env: dict[str, str], *, workers: int = 1) -> Node:
+    async def start(env: dict[str, str], *, workers: int = 1, nofile: int | None = None) -> Node:
         port = free_port()
+
+        def limits() -> None:
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         log = tmp_path / f"node-{port}.log"
         with log.open("wb") as out:
             process = await asyncio.create_subprocess_exec(
@@ -267,6 +274,7 @@ async def _start_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[N
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=limits,
             )
         node = Node(port, process, log)
         nodes.append(node)

@@ -19,6 +19,7 @@ from quart_auth import Action, login_user, logout_user
 
 from tickstock.auth.models import Identity, Role, User
 from tickstock.auth.passwords import hash_password, needs_rehash, verify_password
+from tickstock.auth.ratelimit import address_key
 from tickstock.auth.sessions import (
     SessionAuthUser,
     client_address,
@@ -108,9 +109,16 @@ async def authenticate_password(username: str, password: str) -> User:
     if not username or len(username) > 150 or not password or len(password) > 1024:
         await verify_password(None, password[:1024])
         raise failed
-    address = client_address()
+    address = address_key(client_address())  # an IPv6 client is locked out by its /64
     async with auth.db.connection() as conn:
-        found = await select_credentials_by_name(conn, username, address)
+        found = await select_credentials_by_name(
+            conn, username, address, settings.login_lockout_seconds
+        )
+    if found is not None and not found.locked:
+        assert auth.account_brake is not None
+        if not await auth.account_brake.take_turn(found.user.id, found.account_failures):
+            await verify_password(None, password)  # the same work as any other refusal
+            raise failed
     ok = await verify_password(found.password_hash if found else None, password)
     if found is None or found.locked or not found.user.active:
         raise failed
@@ -146,7 +154,7 @@ async def login(username: str, password: str, *, remember: bool = True) -> Ident
     previous = auth.quart_auth.load_user().auth_id
     lifetime = dt.timedelta(seconds=auth.settings.session_lifetime_seconds)
     async with auth.db.write() as conn:
-        await update_login_success(conn, user.id, client_address())
+        await update_login_success(conn, user.id, address_key(client_address()))
         if previous:
             # The cookie being replaced names a session nobody can use any more.
             await update_session_revoked(conn, previous, kind="cookie")

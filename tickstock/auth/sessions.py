@@ -27,7 +27,7 @@ from quart_auth import AuthUser, QuartAuth
 from tickstock.auth.csrf import csrf_ok
 from tickstock.auth.models import Identity, SessionKind, SessionState
 from tickstock.auth.passwords import secret_hash
-from tickstock.auth.ratelimit import LoginRateLimit
+from tickstock.auth.ratelimit import AccountBrake, LoginRateLimit
 from tickstock.config import Settings
 from tickstock.errors import APIError
 from tickstock.extensions.database import Database, get_db
@@ -142,6 +142,7 @@ class Auth:
         self._settings: Settings | None = None
         self.quart_auth: QuartAuth | None = None
         self.rate_limit: LoginRateLimit | None = None
+        self.account_brake: AccountBrake | None = None
         self._db: Database | None = None
         self._cache: dict[str, _CacheEntry] = {}
         self._sessions_ended: list[SessionsEnded] = []
@@ -153,6 +154,7 @@ class Auth:
         self.app = app
         self._settings = settings
         self.rate_limit = LoginRateLimit(settings)
+        self.account_brake = AccountBrake(settings)
         self.quart_auth = _QuartAuth(
             app,
             cookie_name=settings.cookie_name,

@@ -77,6 +77,7 @@ class AlertsConfig:
     duration: float = 30.0
     warmup: float = 3.0
     grace: float = 3.0
+    attack_rules: int = 0  # one more user, without a socket, with this many "*" rules
     server_pids: list[int] = field(default_factory=list)
     processes: int = 1
     keep: bool = False
@@ -177,6 +178,24 @@ def plan_user(config: AlertsConfig, index: int, prefix: str, universe: list[str]
                 )
             )
     return PlannedUser(f"{prefix}{index:05d}", watchlist, rules)
+
+
+def plan_attacker(config: AlertsConfig, prefix: str) -> PlannedUser:
+    """The flooding user: ``attack_rules`` rules on every symbol, any confidence, no cooldown."""
+    rules = [
+        RuleFields(
+            name=f"everything {n}",
+            symbols="*",
+            patterns=[],
+            tiers=[],
+            min_confidence=0.0,
+            indicator=None,
+            cooldown_seconds=0,
+            enabled=True,
+        )
+        for n in range(config.attack_rules)
+    ]
+    return PlannedUser(f"{prefix}attacker", [], rules)
 
 
 def plan_events(
@@ -386,6 +405,8 @@ async def run_alerts_bench(
     prefix = f"alertbench-{run_id}-"
     universe = universe_symbols(config.universe)
     planned = [plan_user(config, i, prefix, universe) for i in range(config.users)]
+    if config.attack_rules:
+        planned.append(plan_attacker(config, prefix))
     events = plan_events(config, run_id, universe)
     rule_mix = Counter(
         "indicator"
@@ -412,7 +433,10 @@ async def run_alerts_bench(
         index_of = {uid: i for i, uid in enumerate(user_ids)}
         measured_from = int(config.warmup * config.rate)
         sampled = set(sampled_users(config))
-        expected_window = sum(len(users) for users in alerted[measured_from:])
+        others = set(user_ids[: config.users])  # everyone but the attacker
+        expected_window = sum(
+            1 for users in alerted[measured_from:] for uid in users if uid in others
+        )
         expected_connected = sum(
             1 for users in alerted for uid in users if index_of[uid] in sampled
         )
@@ -526,7 +550,14 @@ async def run_alerts_bench(
         for proc in procs:
             proc.join(10)
 
-        stored_window = await count_alerts_between(conn, user_ids, window_start, window_end)
+        stored_window = await count_alerts_between(
+            conn, user_ids[: config.users], window_start, window_end
+        )
+        attacker_window = (
+            await count_alerts_between(conn, user_ids[config.users :], window_start, window_end)
+            if config.attack_rules
+            else 0
+        )
         connected_users = {
             user_ids[socket // config.sockets_per_user]: socket // config.sockets_per_user
             for socket in connected
@@ -587,6 +618,8 @@ async def run_alerts_bench(
         "expected_alerts_per_s": round(expected_window / config.duration, 1),
         "alerts_window": stored_window,
         "alerts_per_s": round(stored_window / measured_s, 1) if measured_s else 0.0,
+        "attack_rules": config.attack_rules,
+        "attacker_alerts_window": attacker_window,
         "deliveries_expected": expected,
         "delivered": delivered,
         "lost": lost,
@@ -638,6 +671,11 @@ def format_report(result: dict[str, Any]) -> str:
         f"latency ms  publish → alert p50 {result['p50_ms']}  p90 {result['p90_ms']}"
         f"  p99 {result['p99_ms']}  max {result['max_ms']} ({result['latency_samples']} alerts)",
     ]
+    if result["attack_rules"]:
+        lines.append(
+            f"attack      one user with {result['attack_rules']} every-symbol rules stored"
+            f" {result['attacker_alerts_window']} alerts in the window (not counted above)"
+        )
     if "server_cpu_us_per_event" in result:
         lines.append(
             f"server      {result['server_cpu_us_per_event']} µs CPU per event"

@@ -71,7 +71,13 @@ async def run_churn(config: ChurnConfig, say: Callable[[str], None]) -> list[tup
     from tickstock.realtime.server import get_realtime
 
     # A channel of its own: no other producer's events reach these sockets while they churn.
-    overrides = {"demo_producer": False, "ingest_channels": ["tickstock.bench.churn"]}
+    # One account on one address opens every socket: the caps per user and address make room.
+    overrides = {
+        "demo_producer": False,
+        "ingest_channels": ["tickstock.bench.churn"],
+        "max_sockets_per_user": config.sockets + 10,
+        "max_sockets_per_address": config.sockets + 10,
+    }
     app: Any = get_realtime(create_app(overrides)).asgi_app()
     tune_gc()  # as the served app (tickstock/asgi.py) does
     hypercorn = Config()

@@ -280,6 +280,11 @@ class RuleOut(BaseModel):
     updated_at: dt.datetime
     alerts: int = Field(description="How many alerts the rule has made (all in the inbox)")
     last_alert_at: dt.datetime | None = Field(description="When it last made one")
+    paused: bool = Field(
+        description="Alerts paused for this rule: your alerts went over the per-user rate while"
+        " it fired (it resumes by itself at paused_until, or when you edit it)"
+    )
+    paused_until: dt.datetime | None = Field(description="When a paused rule resumes")
 
 
 class RulesMeta(BaseModel):
@@ -332,8 +337,12 @@ class PreviewBody(BaseModel):
 
 class AlertOut(BaseModel):
     id: int
-    rule_id: int | None = Field(description="None once the rule was deleted")
+    rule_id: int | None = Field(
+        description="The first of your rules that matched the event; None once it was deleted"
+    )
     rule_name: str
+    rule_ids: list[int] = Field(description="Every rule of yours that matched the event")
+    rule_names: list[str]
     symbol: str | None
     event: dict[str, Any] = Field(description="The normalised event that matched")
     created_at: dt.datetime

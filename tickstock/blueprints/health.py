@@ -14,11 +14,19 @@ from tickstock.version import __version__
 blueprint = Blueprint("health", __name__)
 
 
+# What anyone may see of a component; pool sizes, lag and event ages are in /api/health.
+_PUBLIC_FIELDS = ("status", "latency_ms")
+
+
 @blueprint.get("/health")
 async def health() -> tuple[Response, int]:
     """Service health: healthy, degraded, unhealthy or draining (503), per-component latency."""
     status, components = await run_health_checks()
-    body = {"status": status, "version": __version__, "components": components}
+    public = {
+        name: {key: result[key] for key in _PUBLIC_FIELDS if key in result}
+        for name, result in components.items()
+    }
+    body = {"status": status, "version": __version__, "components": public}
     return jsonify(body), 503 if status in ("unhealthy", "draining") else 200
 
 

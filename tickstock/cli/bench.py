@@ -312,6 +312,14 @@ def bench_churn(
     show_default=True,
     help="Seconds to wait for the last alerts before accounting.",
 )
+@click.option(
+    "--attack-rules",
+    type=click.IntRange(0, 10_000),
+    default=0,
+    show_default=True,
+    help='One more user (no socket) with this many rules {"symbols": "*", "min_confidence": 0,'
+    ' "cooldown_seconds": 0}: what the others\' alerts cost while one user floods.',
+)
 @_load_options(
     duration=30.0, processes=1, server_pid_help="Server process id(s) for CPU per event."
 )
@@ -334,6 +342,7 @@ def bench_alerts(
     duration: float,
     warmup: float,
     grace: float,
+    attack_rules: int,
     server_pids: tuple[int, ...],
     processes: int,
     keep: bool,
@@ -364,6 +373,7 @@ def bench_alerts(
         duration=duration,
         warmup=warmup,
         grace=grace,
+        attack_rules=attack_rules,
         server_pids=list(server_pids),
         processes=processes,
         keep=keep,

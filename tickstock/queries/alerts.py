@@ -31,6 +31,7 @@ __all__ = [
     "count_preview_patterns",
     "count_unread",
     "delete_alerts_before",
+    "delete_alerts_over_bound",
     "delete_rule",
     "insert_alerts",
     "insert_rule",
@@ -43,6 +44,7 @@ __all__ = [
     "select_rule",
     "select_rules",
     "update_rule",
+    "update_rules_paused",
 ]
 
 Scope = Literal["list", "watchlist", "all"]
@@ -70,6 +72,13 @@ class Rule:
     # How often it has fired: the alerts in the inbox from it, and when the last one was made.
     alerts: int = 0
     last_alert_at: dt.datetime | None = None
+    # Its user went over the alert rate while it fired: no alerts from it until then.
+    paused_until: dt.datetime | None = None
+
+    def paused(self, now: dt.datetime | None = None) -> bool:
+        return self.paused_until is not None and self.paused_until > (
+            now or dt.datetime.now(dt.UTC)
+        )
 
     @property
     def symbols(self) -> list[str] | str:
@@ -94,6 +103,8 @@ class Rule:
             "updated_at": self.updated_at,
             "alerts": self.alerts,
             "last_alert_at": self.last_alert_at,
+            "paused": self.paused(),
+            "paused_until": self.paused_until if self.paused() else None,
         }
 
 
@@ -122,7 +133,7 @@ class RuleFields:
 
 _RULE_COLUMNS = (
     "id, user_id, name, scope, symbols, patterns, tiers, min_confidence, indicator,"
-    " cooldown_seconds, enabled, created_at, updated_at"
+    " cooldown_seconds, enabled, created_at, updated_at, paused_until"
 )
 
 
@@ -144,18 +155,22 @@ def _rule(row: asyncpg.Record) -> Rule:
         enabled=row["enabled"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        paused_until=row["paused_until"],
     )
 
 
 async def _with_alert_counts(conn: asyncpg.Connection, rules: list[Rule]) -> list[Rule]:
-    """The rules with how many alerts each has stored and when the last one was (one query over
-    the (rule, event) index)."""
+    """The rules with how many alerts list each (as the first match or another) and when the
+    last one was: one pass over their user's inbox, which ``alert_inbox_max_per_user`` bounds."""
     if not rules:
         return rules
     rows = await conn.fetch(
-        "SELECT rule_id, count(*) AS alerts, max(created_at) AS last_alert_at FROM alerts"
-        " WHERE rule_id = ANY($1::bigint[]) GROUP BY rule_id",
+        "SELECT r.id AS rule_id, count(*) AS alerts, max(a.created_at) AS last_alert_at"
+        " FROM alerts a CROSS JOIN LATERAL unnest(CASE WHEN cardinality(a.rule_ids) > 0"
+        " THEN a.rule_ids ELSE ARRAY[a.rule_id] END) AS r(id)"
+        " WHERE a.user_id = ANY($2::bigint[]) AND r.id = ANY($1::bigint[]) GROUP BY r.id",
         [rule.id for rule in rules],
+        sorted({rule.user_id for rule in rules}),
     )
     counts = {row["rule_id"]: (row["alerts"], row["last_alert_at"]) for row in rows}
     return [
@@ -250,7 +265,7 @@ async def update_rule(
     row = await conn.fetchrow(
         "UPDATE alert_rules SET name = $3, scope = $4, symbols = $5::text[],"
         " patterns = $6::text[], tiers = $7::text[], min_confidence = $8, indicator = $9::jsonb,"
-        " cooldown_seconds = $10, enabled = $11, updated_at = now()"
+        " cooldown_seconds = $10, enabled = $11, updated_at = now(), paused_until = NULL"
         f" WHERE user_id = $1 AND id = $2 RETURNING {_RULE_COLUMNS}",
         user_id,
         rule_id,
@@ -283,12 +298,17 @@ class AlertRow:
     event: dict[str, Any]
     created_at: dt.datetime
     read_at: dt.datetime | None
+    # Every rule of the user that matched the event, the first one (rule_id) first.
+    rule_ids: tuple[int, ...] = ()
+    rule_names: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "rule_id": self.rule_id,
             "rule_name": self.rule_name,
+            "rule_ids": list(self.rule_ids),
+            "rule_names": list(self.rule_names),
             "symbol": self.symbol,
             "event": self.event,
             "created_at": self.created_at,
@@ -313,7 +333,16 @@ def _alert(row: asyncpg.Record) -> AlertRow:
         event=loads(event) if isinstance(event, str) else event,
         created_at=row["created_at"],
         read_at=row["read_at"],
+        # Alerts stored before one alert per event listed its rules name only their first.
+        rule_ids=tuple(row["rule_ids"] or ([row["rule_id"]] if row["rule_id"] else [])),
+        rule_names=tuple(row["rule_names"] or [row["rule_name"]]),
     )
+
+
+_ALERT_COLUMNS = (
+    "id, rule_id, rule_name, event_id, symbol, event::text AS event, created_at, read_at,"
+    " rule_ids, rule_names"
+)
 
 
 async def select_alerts(
@@ -347,14 +376,14 @@ async def select_alerts(
             conditions.append(f"(read_at IS NULL, id) < (${len(args) - 1}::boolean, ${len(args)})")
     if rule_id is not None:
         args.append(rule_id)
-        conditions.append(f"rule_id = ${len(args)}")
+        conditions.append(f"(rule_id = ${len(args)} OR ${len(args)} = ANY(rule_ids))")
     if symbol is not None:
         args.append(symbol)
         conditions.append(f"symbol = ${len(args)}")
     args.append(limit)
     ordering = "id DESC" if order == "newest" else "(read_at IS NULL) DESC, id DESC"
     rows = await conn.fetch(
-        "SELECT id, rule_id, rule_name, event_id, symbol, event::text AS event, created_at, read_at"
+        f"SELECT {_ALERT_COLUMNS}"
         f" FROM alerts WHERE {' AND '.join(conditions)} ORDER BY {ordering} LIMIT ${len(args)}",
         *args,
     )
@@ -363,8 +392,7 @@ async def select_alerts(
 
 async def select_alert(conn: asyncpg.Connection, user_id: int, alert_id: int) -> AlertRow | None:
     row = await conn.fetchrow(
-        "SELECT id, rule_id, rule_name, event_id, symbol, event::text AS event, created_at, read_at"
-        " FROM alerts WHERE user_id = $1 AND id = $2",
+        f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE user_id = $1 AND id = $2",
         user_id,
         alert_id,
     )
@@ -438,6 +466,8 @@ async def select_matching_rules(
 
 @dataclass(frozen=True, slots=True)
 class NewAlert:
+    """One alert for one user and event; ``rule_id`` is the first of the rules that matched."""
+
     user_id: int
     rule_id: int
     rule_name: str
@@ -445,6 +475,8 @@ class NewAlert:
     symbol: str | None
     event: bytes  # the normalised event as JSON
     created_at: dt.datetime
+    rule_ids: tuple[int, ...] = ()  # every matching rule of the user, rule_id first
+    rule_names: tuple[str, ...] = ()
 
 
 async def insert_alerts(
@@ -455,19 +487,22 @@ async def insert_alerts(
     alert that was stored."""
     if not alerts:
         return []
+    # The rule lists travel as JSON text: PostgreSQL arrays cannot be ragged.
     rows = await conn.fetch(
-        "INSERT INTO alerts (user_id, rule_id, rule_name, event_id, symbol, event, created_at)"
+        "INSERT INTO alerts (user_id, rule_id, rule_name, event_id, symbol, event, created_at,"
+        " rule_ids, rule_names)"
         " SELECT a.user_id, a.rule_id, a.rule_name, a.event_id, a.symbol, a.event::jsonb,"
-        " a.created_at"
+        " a.created_at,"
+        " ARRAY(SELECT jsonb_array_elements_text(a.rule_ids::jsonb)::bigint),"
+        " ARRAY(SELECT jsonb_array_elements_text(a.rule_names::jsonb))"
         " FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],"
-        " $7::timestamptz[]) WITH ORDINALITY AS a(user_id, rule_id, rule_name, event_id, symbol,"
-        " event, created_at, n)"
+        " $7::timestamptz[], $8::text[], $9::text[]) WITH ORDINALITY AS a(user_id, rule_id,"
+        " rule_name, event_id, symbol, event, created_at, rule_ids, rule_names, n)"
         " JOIN alert_rules r ON r.id = a.rule_id AND r.user_id = a.user_id AND r.enabled"
         " JOIN users u ON u.id = a.user_id AND u.active"
         " ORDER BY a.n"  # ids follow the events' order
         " ON CONFLICT (rule_id, event_id) DO NOTHING"
-        " RETURNING id, rule_id, rule_name, event_id, symbol, event::text AS event, created_at, read_at,"
-        " user_id",
+        f" RETURNING {_ALERT_COLUMNS}, user_id",
         [a.user_id for a in alerts],
         [a.rule_id for a in alerts],
         [a.rule_name for a in alerts],
@@ -475,8 +510,43 @@ async def insert_alerts(
         [a.symbol for a in alerts],
         [a.event.decode() for a in alerts],
         [a.created_at for a in alerts],
+        [dumps(list(a.rule_ids or (a.rule_id,))).decode() for a in alerts],
+        [dumps(list(a.rule_names or (a.rule_name,))).decode() for a in alerts],
     )
     return sorted(((row["user_id"], _alert(row)) for row in rows), key=lambda pair: pair[1].id)
+
+
+async def delete_alerts_over_bound(
+    conn: asyncpg.Connection, user_ids: Sequence[int], keep: int
+) -> int:
+    """Keep these users' newest ``keep`` alerts and remove the older ones (the inbox bound);
+    how many were removed. One index range per user (alerts_user_idx)."""
+    if not user_ids:
+        return 0
+    removed = await conn.fetchval(
+        "WITH edge AS (SELECT u.user_id, (SELECT a.id FROM alerts a WHERE a.user_id = u.user_id"
+        " ORDER BY a.id DESC OFFSET $2 LIMIT 1) AS id FROM unnest($1::bigint[]) AS u(user_id)),"
+        " gone AS (DELETE FROM alerts a USING edge"
+        " WHERE edge.id IS NOT NULL AND a.user_id = edge.user_id AND a.id <= edge.id RETURNING 1)"
+        " SELECT count(*) FROM gone",
+        sorted(set(user_ids)),
+        keep,
+    )
+    return int(removed or 0)
+
+
+async def update_rules_paused(
+    conn: asyncpg.Connection, pauses: Sequence[tuple[int, dt.datetime]]
+) -> None:
+    """Mark rules paused until the given times (their user went over the alert rate)."""
+    if not pauses:
+        return
+    await conn.execute(
+        "UPDATE alert_rules r SET paused_until = p.until"
+        " FROM unnest($1::bigint[], $2::timestamptz[]) AS p(id, until) WHERE r.id = p.id",
+        [rule_id for rule_id, _ in pauses],
+        [until for _, until in pauses],
+    )
 
 
 async def delete_alerts_before(conn: asyncpg.Connection, before: dt.datetime, limit: int) -> int:

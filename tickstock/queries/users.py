@@ -77,6 +77,7 @@ class Credentials:
     user: User
     password_hash: str
     locked: bool
+    account_failures: int = 0  # failed passwords on the account from every address, recently
 
 
 @dataclass(slots=True)
@@ -152,21 +153,29 @@ async def select_user_by_name(conn: asyncpg.Connection, username: str) -> User |
 
 
 async def select_credentials_by_name(
-    conn: asyncpg.Connection, username: str, address: str
+    conn: asyncpg.Connection, username: str, address: str, window_seconds: int = 900
 ) -> Credentials | None:
-    """The account, its password hash, and whether it is locked for logins from ``address``."""
+    """The account, its password hash, whether it is locked for logins from ``address``, and
+    its failed passwords from all addresses within ``window_seconds``."""
     record = await conn.fetchrow(
         f"""SELECT {_USER_COLUMNS}, password_hash,
                    EXISTS (SELECT 1 FROM login_failures f
                            WHERE f.user_id = users.id AND f.address = $2
-                             AND f.locked_until > now()) AS locked
+                             AND f.locked_until > now()) AS locked,
+                   (SELECT coalesce(sum(f.failures), 0) FROM login_failures f
+                    WHERE f.user_id = users.id
+                      AND f.last_failure_at > now() - make_interval(secs => $3))
+                       AS account_failures
             FROM users WHERE lower(username) = lower($1)""",
         username,
         address,
+        window_seconds,
     )
     if record is None:
         return None
-    return Credentials(_user(record), record["password_hash"], record["locked"])
+    return Credentials(
+        _user(record), record["password_hash"], record["locked"], int(record["account_failures"])
+    )
 
 
 async def select_password_hash_by_name(

@@ -28,9 +28,11 @@ from tickstock.queries.alerts import (
     MatchingRule,
     NewAlert,
     delete_alerts_before,
+    delete_alerts_over_bound,
     insert_alerts,
     select_matching_rules,
     select_recent_alert_times,
+    update_rules_paused,
 )
 from tickstock.realtime.auth import user_room
 from tickstock.realtime.fanout import FanoutReader, offset_after
@@ -133,6 +135,7 @@ class CompiledRule:
     op: str
     value: float
     cooldown: float
+    paused_until: float = 0.0  # epoch s; the rule makes no alerts before
 
     @classmethod
     def of(cls, matching: MatchingRule) -> CompiledRule:
@@ -158,6 +161,7 @@ class CompiledRule:
             op=str(condition.get("op", "")),
             value=float(condition.get("value", 0.0)),
             cooldown=float(rule.cooldown_seconds),
+            paused_until=rule.paused_until.timestamp() if rule.paused_until else 0.0,
         )
 
 
@@ -234,54 +238,131 @@ def indicator_value(data: dict[str, Any], name: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+@dataclass(frozen=True, slots=True)
+class AlertLimits:
+    """What one user's rules may make (SPEC-like rules in docs/ARCHITECTURE.md, "Alerts")."""
+
+    min_cooldown: float = 60.0  # a rule fires at most once per symbol within this
+    rate_per_minute: float = 60.0  # alerts one user may get per minute, from all rules
+    pause_seconds: float = 600.0  # how long a rule that fired over the rate stays paused
+
+    @classmethod
+    def of(cls, settings: Any) -> AlertLimits:
+        return cls(
+            min_cooldown=float(settings.alert_min_cooldown_seconds),
+            rate_per_minute=float(settings.alert_rate_per_user_per_minute),
+            pause_seconds=float(settings.alert_pause_seconds),
+        )
+
+
 @dataclass(slots=True)
 class Match:
+    """One alert to make: one user, one event; ``rule`` is the first (lowest id) of ``rules``,
+    every rule of the user that matched it."""
+
     rule: CompiledRule
     symbol: str
+    rules: list[CompiledRule] = field(default_factory=list)
 
 
 class Matcher:
-    """Matching proper: events in stream order against a RuleIndex, with cooldowns and the last
-    value of each indicator (for crossings). No I/O: a batch's state changes are kept aside and
-    committed only once its alerts are stored, so a batch that fails is matched again afresh."""
+    """Matching proper: events in stream order against a RuleIndex, with cooldowns, each user's
+    alert rate and the last value of each indicator (for crossings). No I/O: a batch's state
+    changes are kept aside and committed only once its alerts are stored, so a batch that fails
+    is matched again afresh.
 
-    def __init__(self, index: RuleIndex) -> None:
+    Per event, a user gets at most one alert, listing the user's rules that matched. A rule
+    fires at most once per symbol per cooldown (at least ``min_cooldown``). A user over
+    ``rate_per_minute`` (a token bucket: the rate per minute, refilled continuously) gets no
+    alert; each rule that matched then is paused for ``pause_seconds`` (skipped at once after)."""
+
+    def __init__(self, index: RuleIndex, limits: AlertLimits | None = None) -> None:
         self.index = index
+        self.limits = limits or AlertLimits()
         self.last_alert: dict[tuple[int, str], float] = {}  # (rule, symbol) -> epoch s
         self.last_value: dict[tuple[str, str], float] = {}  # (symbol, indicator) -> value
+        self.budget: dict[int, tuple[float, float]] = {}  # user -> (alerts left, at epoch s)
+        self.paused: list[tuple[int, float]] = []  # (rule, until) paused by committed batches
         self._alert_overlay: dict[tuple[int, str], float] = {}
         self._value_overlay: dict[tuple[str, str], float] = {}
+        self._budget_overlay: dict[int, tuple[float, float]] = {}
+        self._pause_overlay: dict[int, tuple[CompiledRule, float]] = {}
 
     def begin(self) -> None:
         self._alert_overlay = {}
         self._value_overlay = {}
+        self._budget_overlay = {}
+        self._pause_overlay = {}
 
     def commit(self) -> None:
         self.last_alert.update(self._alert_overlay)
         self.last_value.update(self._value_overlay)
+        self.budget.update(self._budget_overlay)
+        for rule, until in self._pause_overlay.values():
+            rule.paused_until = until
+            self.paused.append((rule.id, until))
         self.begin()
+
+    def take_paused(self) -> list[tuple[int, float]]:
+        """The rules paused since the last call (to be stored for the rule API)."""
+        paused, self.paused = self.paused, []
+        return paused
 
     def match(self, event_type: str, data: dict[str, Any], now: float) -> list[Match]:
         symbol = data.get("symbol")
         if not isinstance(symbol, str):
             return []
         if event_type == "pattern_detected":
-            return self._patterns(symbol, data, now)
-        if event_type == "indicator_update":
-            return self._indicators(symbol, data, now)
-        return []
+            found = self._patterns(symbol, data, now)
+        elif event_type == "indicator_update":
+            found = self._indicators(symbol, data, now)
+        else:
+            return []
+        return self._per_user(found, symbol, now) if found else []
+
+    def _per_user(self, found: list[CompiledRule], symbol: str, now: float) -> list[Match]:
+        by_user: dict[int, list[CompiledRule]] = {}
+        for rule in found:
+            by_user.setdefault(rule.user_id, []).append(rule)
+        matches = []
+        for user_id, rules in by_user.items():
+            rules.sort(key=lambda rule: rule.id)
+            if self._spend(user_id, now):
+                matches.append(Match(rules[0], symbol, rules))
+            else:
+                until = now + self.limits.pause_seconds
+                for rule in rules:
+                    self._pause_overlay[rule.id] = (rule, until)
+        return matches
+
+    def _spend(self, user_id: int, now: float) -> bool:
+        """Take one alert from the user's budget; False when it is spent."""
+        capacity = self.limits.rate_per_minute
+        left, at = self._budget_overlay.get(user_id) or self.budget.get(user_id) or (capacity, now)
+        left = min(capacity, left + (now - at) * capacity / 60.0)
+        if left < 1.0:
+            self._budget_overlay[user_id] = (left, now)
+            return False
+        self._budget_overlay[user_id] = (left - 1.0, now)
+        return True
+
+    def _live(self, rule: CompiledRule, now: float) -> bool:
+        if rule.paused_until > now:
+            return False
+        pause = self._pause_overlay.get(rule.id)
+        return pause is None or pause[1] <= now
 
     def _cool(self, rule: CompiledRule, symbol: str, now: float) -> bool:
         key = (rule.id, symbol)
         last = self._alert_overlay.get(key)
         if last is None:
             last = self.last_alert.get(key)
-        if last is not None and now - last < rule.cooldown:
+        if last is not None and now - last < max(rule.cooldown, self.limits.min_cooldown):
             return False
         self._alert_overlay[key] = now
         return True
 
-    def _patterns(self, symbol: str, data: dict[str, Any], now: float) -> list[Match]:
+    def _patterns(self, symbol: str, data: dict[str, Any], now: float) -> list[CompiledRule]:
         rules = self.index.candidates("pattern", symbol)
         if not rules:
             return []
@@ -291,6 +372,8 @@ class Matcher:
         confidence = float(confidence) if isinstance(confidence, int | float) else 0.0
         found = []
         for rule in rules:
+            if not self._live(rule, now):
+                continue
             if rule.patterns and pattern not in rule.patterns:
                 continue
             if rule.tiers and tier not in rule.tiers:
@@ -298,10 +381,10 @@ class Matcher:
             if confidence < rule.min_confidence:
                 continue
             if self._cool(rule, symbol, now):
-                found.append(Match(rule, symbol))
+                found.append(rule)
         return found
 
-    def _indicators(self, symbol: str, data: dict[str, Any], now: float) -> list[Match]:
+    def _indicators(self, symbol: str, data: dict[str, Any], now: float) -> list[CompiledRule]:
         name = str(data.get("indicator", "")).lower()
         rules = [r for r in self.index.candidates("indicator", symbol) if r.indicator == name]
         value = indicator_value(data, name)
@@ -315,12 +398,14 @@ class Matcher:
         tier = data.get("tier")
         found = []
         for rule in rules:
+            if not self._live(rule, now):
+                continue
             if rule.tiers and tier not in rule.tiers:
                 continue
             if not _condition(rule.op, rule.value, previous, value):
                 continue
             if self._cool(rule, symbol, now):
-                found.append(Match(rule, symbol))
+                found.append(rule)
         return found
 
 
@@ -394,9 +479,13 @@ class AlertMatcher:
         backoff_cap: float = 10.0,
         reader: FanoutReader,
         retention_days: int = 0,
+        limits: AlertLimits | None = None,
+        inbox_max: int = 10_000,
     ) -> None:
         self.prefix = prefix
         self.retention_days = retention_days
+        self.limits = limits or AlertLimits()
+        self.inbox_max = inbox_max
         self.node_id = node_id
         self.make_client = make_client
         self.database = database
@@ -408,7 +497,7 @@ class AlertMatcher:
         self.channel = rules_channel(prefix)
         self.stats = AlertStats()
         self.index = RuleIndex()
-        self.matcher = Matcher(self.index)
+        self.matcher = Matcher(self.index, self.limits)
         self.reader = reader
         self.cursor = ""  # the last entry matched (committed with the lease every second)
         self._busy = False  # a batch is being matched and stored
@@ -652,6 +741,17 @@ class AlertMatcher:
         if found:
             await self._store(found, store, now)
         matcher.commit()
+        await self._save_pauses()
+
+    async def _save_pauses(self) -> None:
+        """Store the rules paused by the batch, for the rule API (matching has them already)."""
+        paused = self.matcher.take_paused()
+        if not paused:
+            return
+        log.info("alerts: %d rule(s) paused, their users over the alert rate", len(paused))
+        pauses = [(rule_id, dt.datetime.fromtimestamp(until, dt.UTC)) for rule_id, until in paused]
+        async with self.database.write() as conn:
+            await update_rules_paused(conn, pauses)
 
     async def _store(
         self,
@@ -669,11 +769,17 @@ class AlertMatcher:
                 symbol=match.symbol,
                 event=envelope,
                 created_at=created,
+                rule_ids=tuple(rule.id for rule in match.rules or [match.rule]),
+                rule_names=tuple(rule.name for rule in match.rules or [match.rule]),
             )
             for match, envelope, event_id in found
         ]
         async with self.database.write() as conn:
             stored_rows = await insert_alerts(conn, alerts)
+            if stored_rows:
+                await delete_alerts_over_bound(
+                    conn, [user_id for user_id, _ in stored_rows], self.inbox_max
+                )
         if not stored_rows:
             return
         self.stats.alerts += len(stored_rows)
@@ -690,6 +796,8 @@ class AlertMatcher:
                         "id": row.id,
                         "rule_id": row.rule_id,
                         "rule_name": row.rule_name,
+                        "rule_ids": list(row.rule_ids),
+                        "rule_names": list(row.rule_names),
                         "event": row.event,
                         "created_at": row.created_at,
                     },

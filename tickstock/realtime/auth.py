@@ -23,6 +23,7 @@ from tickstock.auth import Identity, bearer_token, get_auth, same_origin
 from tickstock.config import Settings
 from tickstock.errors import DATABASE_DOWN, APIError
 from tickstock.extensions.redis import socketio_manager_url
+from tickstock.metrics import SOCKETS_REFUSED
 
 if TYPE_CHECKING:
     from tickstock.realtime.server import RealtimeServer
@@ -299,6 +300,7 @@ def register_connect_handler(server: RealtimeServer) -> None:
         await disconnect_user_sockets(sio, user_id, session_id)
 
     get_auth(app).on_sessions_ended(sessions_ended)
+    settings: Settings = app.config["SETTINGS"]
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         # Whatever happens here ends in a refusal (python-socketio then forgets the socket and
@@ -317,6 +319,10 @@ def register_connect_handler(server: RealtimeServer) -> None:
             raise Refused("unavailable") from exc
         if identity is None:
             raise Refused("unauthorized")
+        held = sio.manager.rooms.get("/", {}).get(user_room(identity.user_id)) or ()
+        if len(held) >= settings.max_sockets_per_user:
+            SOCKETS_REFUSED.labels("user").inc()
+            raise Refused("too many connections for this user")
         batch_ms = batch_window(auth)
         try:
             await sio.save_session(sid, identity.to_session())

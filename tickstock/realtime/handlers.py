@@ -121,10 +121,17 @@ class SubscriptionHandlers:
         state = await self.state(sid)
         # Interned: a thousand sockets on a room share one name string, not a copy each.
         rooms = [sys.intern(f"{kind}:{symbol}") for symbol in symbols]
-        new_rooms = [room for room in rooms if room not in state.rooms]
+        # Counted from the rooms the socket is in, whatever this handler's own record says (one
+        # pass over the namespace's rooms: python-socketio keeps no index from socket to rooms).
+        joined = set(self.sio.manager.get_rooms(sid, NAMESPACE))
+        new_rooms = [room for room in rooms if room not in joined]
         # The cap counts symbols per subscription type; the all-symbols room is not a symbol.
         cap = self.hub.settings.max_symbols_per_client
-        held = sum(1 for r in state.rooms if r.startswith(f"{kind}:") and not r.endswith(":*"))
+        held = sum(
+            1
+            for r in joined
+            if isinstance(r, str) and r.startswith(f"{kind}:") and not r.endswith(":*")
+        )
         adding = sum(1 for r in new_rooms if not r.endswith(":*"))
         if held + adding > cap:
             raise SubscriptionError(

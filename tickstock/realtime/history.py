@@ -75,7 +75,7 @@ def room_for(event_type: str, symbol: str | None) -> tuple[str, bool]:
 def parse_offset(offset: str) -> tuple[int, int] | None:
     """A history offset is a Redis stream id ``<ms>-<seq>``; anything else is invalid."""
     ms, sep, seq = offset.partition("-")
-    if not sep or not ms.isdigit() or not seq.isdigit() or len(offset) > 41:
+    if not sep or not offset.isascii() or not ms.isdigit() or not seq.isdigit() or len(offset) > 41:
         return None
     return int(ms), int(seq)
 

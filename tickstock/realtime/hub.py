@@ -30,7 +30,7 @@ from tickstock.queries.realtime import (
     delete_subscriptions_of,
     insert_subscriptions,
 )
-from tickstock.realtime.alerts import AlertMatcher
+from tickstock.realtime.alerts import AlertLimits, AlertMatcher
 from tickstock.realtime.fanout import Delivery, FanoutReader
 from tickstock.realtime.history import EventStore
 from tickstock.realtime.ingest import ErrorLogWriter, IngestConsumer
@@ -199,6 +199,8 @@ class RealtimeHub:
             store=self.make_store,
             reader=reader,
             retention_days=settings.alert_retention_days,
+            limits=AlertLimits.of(settings),
+            inbox_max=settings.alert_inbox_max_per_user,
         )
         self._spawn(self.link.run(), "event-link")
         if not pubsub:

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
+import urllib.parse
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import engineio
+import engineio.payload
 import socketio
 from quart import Quart, current_app
 
@@ -15,10 +21,23 @@ from tickstock.jsonutil import SocketJSON, dumps
 from tickstock.metrics import MALFORMED_PACKETS
 from tickstock.realtime.auth import make_client_manager, register_connect_handler
 from tickstock.realtime.drain import DrainGate
+from tickstock.realtime.limits import SocketLimits, TooManySockets
 
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "tickstock.sio"
+
+
+def library_logger(name: str, settings: Settings) -> logging.Logger:
+    """The service logger python-socketio or engine.io writes through (``tickstock.<name>``).
+
+    Given ``False``, both libraries log through their own logger with a ``StreamHandler`` of
+    their own: client-chosen text (a session id) reached stderr unescaped, and each error was
+    written twice. Their per-packet INFO lines are shown only at DEBUG.
+    """
+    logger = logging.getLogger(f"tickstock.{name}")
+    logger.setLevel(logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING)
+    return logger
 
 
 class RealtimeServer:
@@ -39,8 +58,14 @@ class RealtimeServer:
             json=SocketJSON,
             cors_allowed_origins=settings.cors_origins or [],
             max_http_buffer_size=settings.socketio_max_message_bytes,
-            logger=False,
-            engineio_logger=False,
+            logger=library_logger("socketio", settings),
+            engineio_logger=library_logger("engineio", settings),
+        )
+        sio = self.sio
+        sio.limits = SocketLimits(
+            settings,
+            joined=lambda eio_sid: sio.manager.sid_from_eio_sid(eio_sid, "/") is not None,
+            end_session=sio.eio.disconnect,
         )
         app.extensions[EXTENSION_KEY] = self
         register_connect_handler(self)
@@ -51,6 +76,12 @@ class RealtimeServer:
 
         self.hub = RealtimeHub(app, self.sio)
         self.handlers = SubscriptionHandlers(self.sio, self.hub)
+        hub = self.hub
+
+        def unjoined_session_closed() -> None:
+            hub.disconnects += 1  # counted towards the collection after churn, as sockets are
+
+        sio.limits.on_unjoined_close = unjoined_session_closed
         register_health_check(app, "realtime", self.hub.health)
 
     def asgi_app(self) -> Any:
@@ -63,12 +94,15 @@ class RealtimeServer:
         settings: Settings = self.app.config["SETTINGS"]
         served: Any = SecurityHeaders(
             BoundedBodies(
-                MalformedFrames(
-                    DrainGate(
-                        socketio.ASGIApp(self.sio, other_asgi_app=self.app),
-                        self.hub,
-                        self.sio.eio.sockets,
-                    )
+                PollingPayloads(
+                    MalformedFrames(
+                        DrainGate(
+                            socketio.ASGIApp(self.sio, other_asgi_app=self.app),
+                            self.hub,
+                            self.sio.eio.sockets,
+                        )
+                    ),
+                    self.sio.eio,
                 ),
                 max_bytes=settings.max_request_bytes,
                 timeout=settings.body_timeout_seconds,
@@ -95,6 +129,11 @@ _UNDECODABLE: tuple[type[Exception], ...] = (
     RecursionError,
 )
 _ENGINEIO_TYPES: frozenset[str] = frozenset("0123456")
+# Events only the server raises: from a client, ``disconnect`` would run the disconnect handler
+# on a live socket (forgetting its subscriptions) and ``connect`` the connect handler.
+RESERVED_EVENTS: frozenset[str] = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting"}
+)
 _WARNED = "tickstock.malformed_warned"
 
 
@@ -113,9 +152,72 @@ def note_malformed(scope: dict[str, Any], layer: str, detail: str) -> None:
     )
 
 
+class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
+    """engine.io's server, ending a session without waiting for its last packet to be fetched.
+
+    python-engineio (4.15.1) answers a protocol error on a long-polling POST (a client PING,
+    ``2probe``, OPEN, NOOP) with ``disconnect(sid)``, which closes the socket with ``wait=True``:
+    it queues a CLOSE packet and awaits ``queue.join()``, which only returns once a long-polling
+    GET has taken that packet. When no GET comes, the POST is never answered and its TCP socket
+    stays in CLOSE-WAIT, so anyone could exhaust the worker's file descriptors without logging
+    in. Here the CLOSE packet is still queued (a GET that comes later or is waiting gets it) but
+    nothing waits for it, and the session is gone at once. Upstream: python-engineio's
+    ``AsyncServer.disconnect`` / ``AsyncSocket.close(wait=True)`` on the polling transport.
+    """
+
+    def _unauthorized(self, message: Any = None) -> dict[str, Any]:
+        """A refusal over a socket cap is a 429 in the service's error shape, not a 401."""
+        if not isinstance(message, TooManySockets):
+            response: dict[str, Any] = super()._unauthorized(message)
+            return response
+        body = {"status": "error", "message": str(message), "code": "too_many_connections"}
+        return {
+            "status": "429 TOO MANY REQUESTS",
+            "headers": [("Content-Type", "application/json")],
+            "response": dumps(body),
+        }
+
+    async def disconnect(self, sid: str | None = None) -> None:
+        sids = [sid] if sid is not None else list(self.sockets)
+        for each in sids:
+            socket = self.sockets.get(each)
+            if socket is not None:
+                await socket.close(wait=False, reason=self.reason.SERVER_DISCONNECT)
+                if socket.upgraded:
+                    # Ends the websocket's writer, which closes the connection: a client that
+                    # ignores the CLOSE packet does not keep it open.
+                    socket.queue.put_nowait(None)
+                self.sockets.pop(each, None)
+
+
 class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     """``AsyncServer`` that drops a Socket.IO packet it cannot decode instead of logging a
-    traceback for it (python-socketio raises from its decoder into engine.io's handler task)."""
+    traceback for it (python-socketio raises from its decoder into engine.io's handler task),
+    on :class:`EngineServer`."""
+
+    limits: SocketLimits | None = None
+
+    def _engineio_server_class(self) -> type[EngineServer]:
+        return EngineServer
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> Any:
+        if self.limits is not None:
+            refused = self.limits.open(eio_sid, environ)
+            if refused is not None:
+                return refused
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        if self.limits is not None:
+            self.limits.close(eio_sid)
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
+        if data and isinstance(data[0], str) and data[0] in RESERVED_EVENTS:
+            environ = self.environ.get(eio_sid) or {}
+            note_malformed(environ.get("asgi.scope") or {}, "socketio", f"event {data[0]!r}")
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         try:
@@ -150,6 +252,76 @@ class MalformedFrames:
                 return message
 
         await self.app(scope, checked_receive, send)
+
+
+def polling_payload_problem(body: bytes) -> str | None:
+    """Why engine.io could not decode this long-polling POST body, or None.
+
+    The checks of engine.io's own decoder (``Payload.decode``, ``Packet.decode``), made first:
+    there, a failure is logged with a traceback and answered 200.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    if not text:
+        return None
+    packets = text.split("\x1e")
+    if len(packets) > engineio.payload.Payload.max_decode_packets:
+        return f"{len(packets)} packets in one payload"
+    for encoded in packets:
+        if not encoded:
+            return "empty packet"
+        if encoded[0] == "b":
+            try:
+                base64.b64decode(encoded[1:], validate=True)
+            except (binascii.Error, ValueError):
+                return "binary packet not in base64"
+        elif encoded[0] not in _ENGINEIO_TYPES:
+            return f"packet {encoded[:20]!r}"
+    return None
+
+
+class PollingPayloads:
+    """Refuses long-polling POST bodies engine.io cannot decode: 400, counted, warned once.
+
+    As for websocket frames (:class:`MalformedFrames`), no traceback per request; the session
+    ends, as engine.io ends one for a protocol error, so one session warns at most once. A POST
+    for no live session is engine.io's to answer ("Invalid session").
+    """
+
+    def __init__(self, app: Any, eio: EngineServer) -> None:
+        self.app = app
+        self.eio = eio
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not scope["path"].startswith("/socket.io")
+        ):
+            await self.app(scope, receive, send)
+            return
+        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        sid = query.get("sid", [""])[0]
+        if sid not in self.eio.sockets:
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        more = True
+        while more:  # bounded in size and time by BoundedBodies in front
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        problem = polling_payload_problem(bytes(body))
+        if problem is not None:
+            note_malformed(scope, "engineio", f"polling payload: {problem}")
+            await self.eio.disconnect(sid)
+            await _refuse(send, 400, "invalid_payload", "not an engine.io payload")
+            return
+        await self.app(scope, _replay(bytes(body), receive), send)
 
 
 # --------------------------------------------------------------------------- body limits
@@ -196,16 +368,21 @@ class BoundedBodies:
         except TimeoutError:
             await _refuse(send, 408, "request_timeout", "request body not received in time")
             return
-        replayed = False
+        await self.app(scope, _replay(bytes(body), receive), send)
 
-        async def replay() -> Any:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
 
-        await self.app(scope, replay, send)
+def _replay(body: bytes, receive: Any) -> Callable[[], Awaitable[Any]]:
+    """An ASGI ``receive`` that gives the body read already, then the client's next message."""
+    replayed = False
+
+    async def replay() -> Any:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _refuse(send: Any, status: int, code: str, message: str) -> None:

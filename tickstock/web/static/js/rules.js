@@ -141,7 +141,20 @@ export class RuleEditor extends EventTarget {
     return h(
       "tr",
       { className: rule.enabled ? "" : "rule-disabled", dataset: { ruleId: String(rule.id), enabled: String(rule.enabled) } },
-      h("td", { className: "name" }, h("strong", {}, rule.name), h("div", { className: "muted" }, describeCondition(rule))),
+      h(
+        "td",
+        { className: "name" },
+        h("strong", {}, rule.name),
+        h("div", { className: "muted" }, describeCondition(rule)),
+        // Over the per-user alert rate: no alerts from it until then (or until it is edited).
+        rule.paused
+          ? h(
+              "div",
+              { className: "rule-paused", title: "Too many alerts a minute: it resumes by itself, or when you edit it" },
+              `Alerts paused for this rule until ${new Date(rule.paused_until).toLocaleTimeString()}`,
+            )
+          : null,
+      ),
       h("td", { className: "scope", title: describeScope(rule.symbols) }, describeScope(rule.symbols)),
       this.firedCell(rule),
       h("td", {}, toggle),
@@ -161,14 +174,16 @@ export class RuleEditor extends EventTarget {
     );
   }
 
-  /** A live alert from one of these rules: its count and last time move on. */
+  /** A live alert from these rules (every rule of the user that matched its event): their counts
+   * and last times move on. */
   fired(alert) {
-    const rule = this.rules.find((r) => r.id === alert.rule_id);
-    if (!rule) return;
-    rule.alerts = (rule.alerts || 0) + 1;
-    rule.last_alert_at = alert.created_at;
-    const row = this.tbody.querySelector(`tr[data-rule-id="${rule.id}"]`);
-    row?.querySelector("td.fired")?.replaceWith(this.firedCell(rule));
+    const ids = alert.rule_ids?.length ? alert.rule_ids : [alert.rule_id];
+    for (const rule of this.rules.filter((r) => ids.includes(r.id))) {
+      rule.alerts = (rule.alerts || 0) + 1;
+      rule.last_alert_at = alert.created_at;
+      const row = this.tbody.querySelector(`tr[data-rule-id="${rule.id}"]`);
+      row?.querySelector("td.fired")?.replaceWith(this.firedCell(rule));
+    }
   }
 
   async setEnabled(rule, toggle) {
