@@ -245,8 +245,9 @@ async def test_node_killed_mid_stream_client_resumes_on_other_node_exactly_once(
         before = first.patterns()
         last_offset = before[-1]["offset"]
         # What a load balancer does: the next connection goes to a live node (after a moment in
-        # which events keep coming, so that there is something to replay).
-        await asyncio.sleep(0.3)
+        # which events keep coming, so that there is something to replay: longer than the ingest
+        # lease, in case node A was the node storing them).
+        await asyncio.sleep(2.0)
         await second.connect(node_b.url, auth={"token": token})
         ack = await second.call(
             "subscribe_patterns", {"symbol": symbol, "since": {symbol: last_offset}}
@@ -287,6 +288,7 @@ async def test_the_ingesting_node_killed_the_other_stores_what_it_kept_and_nothi
     """One node stores the producer's messages (the ingest lease); the other keeps the last
     seconds of them. Killing the ingesting node loses nothing: the other takes the lease when it
     lapses and stores what it kept, and its client sees every event once, in order."""
+    key_prefix = f"{key_prefix}:{unique_symbol()}"  # only these two nodes compete for the lease
     env = node_env(database_url, redis_url, key_prefix)
     nodes = await asyncio.gather(start_node(env), start_node(env))
     token = await new_api_token(database_url, "ops")
@@ -295,9 +297,10 @@ async def test_the_ingesting_node_killed_the_other_stores_what_it_kept_and_nothi
     publisher = Publisher(redis_url)
     producer = Producer(publisher.client.publish, symbol, "Lease")
     try:
-        lease_key = f"{key_prefix}:ingest:leader"
         async with asyncio.timeout(10):
-            while not (holder := await publisher.client.get(lease_key)):  # noqa: ASYNC110
+            while not (leases := await publisher.client.keys(f"{key_prefix}:ingest:leader:*")):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+            while not (holder := await publisher.client.get(leases[0])):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
         holder_pid = int(holder.decode().split(":")[-2])
 
@@ -312,7 +315,7 @@ async def test_the_ingesting_node_killed_the_other_stores_what_it_kept_and_nothi
         producer.start()
         await client.wait_for("pattern_detected", 20, within=10)
         leader.kill()
-        await asyncio.sleep(5.0)  # the lease lapses (3 s) while events keep coming
+        await asyncio.sleep(4.0)  # the lease lapses (1.5 s) while events keep coming
         await producer.stop()
         published = producer.names()
         await client.wait_for("pattern_detected", len(published), within=15)

@@ -153,7 +153,12 @@ async def test_one_stored_detection_reads_the_same_in_rest_live_alerts_csv_and_s
     ``pattern_detected`` data, the ``event`` of an alert built from it, its CSV row and its
     screener row."""
     channels = DemoChannels().prefixed(f"demo-{secrets.token_hex(3)}:")
-    served = await serve_app(ingest_channels=list(channels.all()))
+    # Every event makes an alert here: no minimum cooldown and room in the user's alert rate.
+    served = await serve_app(
+        ingest_channels=list(channels.all()),
+        alert_min_cooldown_seconds=0,
+        alert_rate_per_user_per_minute=10_000,
+    )
     token = await make_token(await make_user())
     headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(headers=headers) as http:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
 import logging
 import socket
 import time
@@ -41,8 +42,8 @@ BATCH_MAX = 200
 RETRY_MAX = 10_000
 # The ingest lease (pub/sub mode): one node stores the producer's messages, the others keep the
 # last STANDBY_S seconds of them (longer than the lease) to store if they take over.
-LEASE_MS = 3000
-LEASE_RENEW_S = 1.0
+LEASE_MS = 1500
+LEASE_RENEW_S = 0.5
 STANDBY_S = 6.0
 STANDBY_MAX = 200_000
 # Take the lease when it is free, or keep it when this node holds it already.
@@ -216,7 +217,10 @@ class IngestConsumer:
         # Pub/sub mode: whether this node holds the ingest lease (``lead``), and what it keeps
         # of the producer's messages while it does not.
         self.leading = settings.ingest_mode == "stream"
-        self.lease_key = f"{settings.key_prefix}:ingest:leader"
+        # One lease per set of channels: nodes configured with other channels (a staging producer
+        # beside the real one, say) must not stand by for a holder that never hears theirs.
+        channels = hashlib.sha1("\n".join(sorted(settings.ingest_channels)).encode()).hexdigest()
+        self.lease_key = f"{settings.key_prefix}:ingest:leader:{channels[:12]}"
         self._standby: collections.deque[tuple[float, bytes, bytes]] = collections.deque()
         self._link: RedisLink | None = None
         # Script calls sent and not yet answered, by payload (see ``appended``), and those to
