@@ -37,6 +37,7 @@ from tickstock.queries.alerts import (
 from tickstock.realtime.auth import user_room
 from tickstock.realtime.fanout import FanoutReader, offset_after
 from tickstock.realtime.history import EventStore, StoredEvent, stored_from_fanout
+from tickstock.realtime.lease import ACQUIRE_SCRIPT, RELEASE_SCRIPT
 from tickstock.realtime.wire import encode_envelope
 
 log = logging.getLogger(__name__)
@@ -97,22 +98,6 @@ if ARGV[3] ~= '' then
   redis.call('SET', KEYS[2], ARGV[3])
 end
 return 1
-"""
-# Take the lease when it is free, or keep it when this node holds it already (after a failure
-# that ended its matching, the lease it still holds is taken up again, not waited out).
-ACQUIRE_SCRIPT = """
-local holder = redis.call('GET', KEYS[1])
-if holder == false or holder == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-RELEASE_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
 """
 
 

@@ -29,6 +29,7 @@ from tickstock.queries.realtime import insert_error_logs
 from tickstock.realtime.events import Event, NormaliseResult, Reject, is_job_channel, normalise
 from tickstock.realtime.history import EventStore
 from tickstock.realtime.jobs import JobUpdater
+from tickstock.realtime.lease import ACQUIRE_SCRIPT, RELEASE_SCRIPT
 from tickstock.realtime.link import LinkLost, RedisLink, is_noscript
 from tickstock.vocab import PATTERNS_CHANNEL
 
@@ -46,21 +47,6 @@ LEASE_MS = 1500
 LEASE_RENEW_S = 0.5
 STANDBY_S = 6.0
 STANDBY_MAX = 200_000
-# Take the lease when it is free, or keep it when this node holds it already.
-LEASE_SCRIPT = """
-local holder = redis.call('GET', KEYS[1])
-if holder == false or holder == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-RELEASE_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 @dataclass
@@ -374,7 +360,7 @@ class IngestConsumer:
                 try:
                     held = await asyncio.wait_for(
                         link.command(
-                            "EVAL", LEASE_SCRIPT, 1, self.lease_key, self.node_id, LEASE_MS
+                            "EVAL", ACQUIRE_SCRIPT, 1, self.lease_key, self.node_id, LEASE_MS
                         ),
                         command_timeout,
                     )
