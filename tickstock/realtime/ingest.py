@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 
 STREAM_GROUP = "tickstock-ingest"
 _NO_JOBS = NormaliseResult([], [], ignored=True)  # job reports on a node that runs no jobs
-# Messages taken from the socket buffer and stored in one Redis round trip.
-BATCH_MAX = 200
 # Events kept to store again after the event link reconnects (those in flight when it dropped).
 RETRY_MAX = 10_000
 # The ingest lease (pub/sub mode): one node stores the producer's messages, the others keep the
