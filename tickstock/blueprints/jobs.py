@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Annotated, Any, Final, Literal, cast
+from typing import Annotated, Any, Final, Literal, cast, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from quart import Blueprint, Response
@@ -84,18 +84,7 @@ TradeColumn = Literal[
     "pnl",
     "return",
 ]
-TRADE_COLUMNS: Final[tuple[TradeColumn, ...]] = (
-    "symbol",
-    "pattern",
-    "entry_date",
-    "entry_price",
-    "exit_date",
-    "exit_price",
-    "exit_reason",
-    "shares",
-    "pnl",
-    "return",
-)
+TRADE_COLUMNS: Final[tuple[TradeColumn, ...]] = get_args(TradeColumn)  # the CSV column order
 
 
 # --- request models -----------------------------------------------------------------------------
