@@ -43,6 +43,7 @@ from tickstock.observability import init_observability
 from tickstock.openapi import init_schema
 from tickstock.realtime.server import RealtimeServer
 from tickstock.validation import init_input_checks
+from tickstock.web.files import Response as FileSafeResponse
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def create_app(
     configure_logging(settings)
 
     app = Quart(__name__, template_folder="web/templates", static_folder="web/static")
+    app.response_class = FileSafeResponse
     app.json_provider_class = OrjsonProvider
     app.json = OrjsonProvider(app)
     app.session_interface = NoSessions()  # type: ignore[assignment]
