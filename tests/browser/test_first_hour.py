@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import orjson
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 
 from tests.support.auth import MakeUser, UserLogin
 from tests.support.browser import (
@@ -295,3 +295,63 @@ async def test_the_reconnect_note_never_says_nothing_was_missed_when_history_fel
     await expect(note).to_contain_text(f"history did not reach back for {symbol}", timeout=5000)
     await expect(note).to_contain_text("may have been missed")
     await expect(note).not_to_contain_text("no events were missed")
+
+
+def _spoken(name: str) -> str:
+    """A pattern name as a user types it: "HeadAndShoulders" -> "head and shoulders"."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).lower()
+
+
+async def _names_offered(page: Page) -> list[str]:
+    options = page.locator("#pattern-names option")
+    await expect(options.first).to_be_attached()
+    return [value for value in await options.evaluate_all("os => os.map(o => o.value)") if value]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_pattern_filters_offer_the_known_names_and_find_them_in_any_case(
+    serve_app: ServeApp, open_tab: OpenTab, make_user: MakeUser, width: int
+) -> None:
+    served = await serve_app()
+    tab = await open_tab(served, await make_user(), width=width, height=900)
+    page = tab.page
+    response = await page.request.get("/api/pattern-definitions", params={"enabled": "true"})
+    known = {item["name"] for item in (await response.json())["data"]}
+    assert known
+
+    # History: the known names are offered, and one typed as words, in lower case, finds it.
+    await page.goto("/history?tier=daily")
+    rows = page.locator("#history-rows tr")
+    await expect(rows.first).to_be_visible()
+    assert known <= set(await _names_offered(page))
+    shown = await rows.evaluate_all("rs => rs.map(r => r.cells[2].textContent)")
+    name = max(set(shown), key=lambda n: sum(c.isupper() for c in n))  # the most words
+    await page.fill("input[name=pattern]", _spoken(name))
+    await page.click("#history-filters button[type=submit]")
+    await expect(page.locator("#history-status")).to_be_hidden()
+    await expect(rows.first).to_be_visible()
+    found = await rows.evaluate_all("rs => rs.map(r => r.cells[2].textContent)")
+    assert found and set(found) == {name}, (name, _spoken(name), set(found))
+
+    # Screener: the same offer and the same reading of a name typed in any case.
+    await page.goto("/screener")
+    rows = page.locator("#screener-rows tr")
+    await expect(rows.first).to_be_visible()
+    assert known <= set(await _names_offered(page))
+    name = await rows.first.locator("td").nth(3).text_content()
+    assert name
+    await page.fill("input[name=patterns]", _spoken(name).upper())
+    await page.click("#screener-filters button[type=submit]")
+    await expect(rows.first).to_be_visible()
+    found = await rows.evaluate_all("rs => rs.map(r => r.cells[3].textContent)")
+    assert found and set(found) == {name}, (name, set(found))
+
+    # The alert rule editor offers the same names; no placeholder names a pattern nobody has.
+    await page.goto("/alerts")
+    assert known <= set(await _names_offered(page))
+    for selector in ("#rule-patterns", "input[name=pattern]", "input[name=patterns]"):
+        for placeholder in await page.locator(selector).evaluate_all(
+            "els => els.map(e => e.placeholder)"
+        ):
+            suggested = {part.strip().removeprefix("e.g. ") for part in placeholder.split(",")}
+            assert suggested <= known, (selector, suggested - known)
