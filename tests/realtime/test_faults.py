@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import contextlib
 import socket
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.support.realtime import Publisher, RedisServer, pattern, unique_symbol
+from tickstock.realtime.hub import get_hub
 
 pytestmark = pytest.mark.fault
 
@@ -206,3 +208,48 @@ async def test_stalled_client_is_dropped_as_slow_consumer_and_others_get_everyth
         assert reader.client.connected
     finally:
         stalled.close()
+
+
+async def test_a_lease_redis_refuses_is_taken_again_once_it_answers(
+    serve_app: Any, connect: Any, key_prefix: str, redis_url: str
+) -> None:
+    """Redis answering the ingest lease with an error (here a key of the wrong type; a replica's
+    READONLY after a failover is the same for the node) stops this node storing, and it says so;
+    once Redis answers again the node takes the lease back by itself and stores what it kept."""
+    served = await serve_app(key_prefix=f"{key_prefix}:lease-{secrets.token_hex(3)}")
+    ingest = get_hub(served.app).ingest
+    assert ingest is not None
+    symbol = unique_symbol()
+    client = await connect(served.url)
+    await client.call("subscribe_patterns", {"symbol": symbol})
+    publisher = Publisher(redis_url)
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        async with asyncio.timeout(10):
+            while not ingest.leading:  # noqa: ASYNC110 (the lease task sets it)
+                await asyncio.sleep(0.05)
+        await publisher.publish(PATTERNS, pattern(symbol, "BeforeTheFault"))
+        await client.wait_for("pattern_detected", 1)
+
+        await redis.delete(ingest.lease_key)
+        await redis.rpush(ingest.lease_key, "not a lease")  # every EVAL on it: WRONGTYPE
+        async with asyncio.timeout(5):
+            while ingest.leading:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        await publisher.publish(PATTERNS, pattern(symbol, "DuringTheFault"))
+        await asyncio.sleep(1.0)
+        assert [p["pattern"] for p in client.patterns()] == ["BeforeTheFault"]
+
+        await redis.delete(ingest.lease_key)
+        await client.wait_for("pattern_detected", 2, within=5)
+        await publisher.publish(PATTERNS, pattern(symbol, "AfterTheFault"))
+        await client.wait_for("pattern_detected", 3, within=5)
+        await client.settle()
+        assert [p["pattern"] for p in client.patterns()] == [
+            "BeforeTheFault",
+            "DuringTheFault",
+            "AfterTheFault",
+        ]
+    finally:
+        await publisher.close()
+        await redis.aclose()

@@ -353,6 +353,7 @@ class IngestConsumer:
         first: what the last holder had stored is absorbed by dedupe, what it had not is stored
         now. A node that does not ingest spends on an event the read of the message and of its
         live entry, no normalisation and no script call."""
+        failing = False
         try:
             while True:
                 try:
@@ -362,8 +363,15 @@ class IngestConsumer:
                         ),
                         command_timeout,
                     )
-                except TimeoutError:
+                    failing = False
+                except (TimeoutError, redis.exceptions.RedisError) as exc:
+                    # Not known to hold it: stop storing (the others may), keep what arrives,
+                    # and ask again; an error reply (a replica's READONLY after a failover, a
+                    # key of the wrong type) must not end this loop for the connection's life.
                     held = 0
+                    if not failing:
+                        log.warning("ingest lease: Redis did not grant it (%r); asking again", exc)
+                    failing = True
                 self._lead(bool(held), link)
                 await asyncio.sleep(LEASE_RENEW_S)
         finally:
