@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import contextlib
+import secrets
 import socket
 from typing import Any
 
