@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import psutil
 import pytest
 
 from tests.support.env import free_port, tickstock_env
+from tests.support.quickstart import QuickStart
 from tests.support.realtime import Recorder
 
 pytestmark = pytest.mark.slow
@@ -33,17 +33,9 @@ def _processes_under(folder: Path) -> list[psutil.Process]:
 
 
 async def test_serve_brings_up_the_local_stack_and_live_events(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "tickstock", "serve", "--bind", f"127.0.0.1:{port}"],
-            cwd=tmp_path,
-            env=tickstock_env(demo_producer_rate="20"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    serve = QuickStart(tmp_path, demo_producer_rate="20")
+    server = serve.start()
+    url, log_path = serve.url, serve.log_path
     recorder = Recorder()
     try:
         started = time.monotonic()
@@ -80,13 +72,8 @@ async def test_serve_brings_up_the_local_stack_and_live_events(tmp_path: Path) -
         await recorder.close()
     finally:
         await recorder.close()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            raise
-    assert server.returncode == 0, log_path.read_text()[-3000:]
+        returncode = serve.stop()
+    assert returncode == 0, log_path.read_text()[-3000:]
     await asyncio.sleep(0.5)
     leftovers = _processes_under(tmp_path)
     assert leftovers == [], [p.info["cmdline"] for p in leftovers]

@@ -8,14 +8,9 @@ time to be seen; the test waits on what the page shows, never on a fixed sleep.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import re
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,53 +19,23 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.support.browser import screenshot
-from tests.support.env import free_port, tickstock_env
+from tests.support.quickstart import QuickStart
 
 pytestmark = pytest.mark.browser
 
-READY = re.compile(r"^ready: open (http://\S+) and sign in as (\S+) / (\S+) ")
 PACE = "0.4"
 FIVE = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL"]
 
 
-def _text(path: Path) -> str:
-    return path.read_text()
-
-
-async def _ready_line(server: subprocess.Popen[bytes], log_path: Path) -> re.Match[str]:
-    started = time.monotonic()
-    while time.monotonic() - started < 120:
-        assert server.poll() is None, _text(log_path)[-3000:]
-        for line in _text(log_path).splitlines():
-            if match := READY.match(line):
-                return match
-        await asyncio.sleep(0.25)
-    raise AssertionError("no ready line:\n" + _text(log_path)[-3000:])
-
-
 @pytest.fixture(name="serve")
 async def _serve(tmp_path: Path) -> AsyncIterator[tuple[str, str, str]]:
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "tickstock", "serve", "--bind", f"127.0.0.1:{port}"],
-            cwd=tmp_path,
-            env=tickstock_env(demo_job_pace=PACE),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    serve = QuickStart(tmp_path, demo_job_pace=PACE)
+    serve.start()
     try:
-        ready = await _ready_line(server, log_path)
-        url, username, password = ready.groups()
+        url, username, password = (await serve.ready()).groups()
         yield url, username, password
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            raise
+        serve.stop()
 
 
 async def _job(page: Page, index: int = 0) -> Any:
@@ -180,7 +145,7 @@ async def test_backtest_from_the_form_to_the_trades_csv(
         async with page.expect_download() as info:
             await page.click("#bt-csv")
         download = await info.value
-        rows = list(csv.DictReader(io.StringIO(_text(await download.path()))))
+        rows = list(csv.DictReader(io.StringIO((await download.path()).read_text())))
         assert len(rows) == len(trades)
         assert {"symbol", "pattern", "entry_date", "exit_date", "exit_reason"} <= set(rows[0])
 

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,15 +11,11 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from tests.support.browser import screenshot
-from tests.support.env import free_port, tickstock_env
+from tests.support.quickstart import READY, READY_OWNERS_PASSWORD, QuickStart
 from tickstock.vocab import DEMO_SYMBOLS
 
 pytestmark = pytest.mark.browser
 
-READY = re.compile(r"^ready: open (http://\S+) and sign in as (\S+) / (\S+) ")
-READY_CHANGED = re.compile(
-    r"^ready: open (http://\S+) and sign in as (\S+) with the password you set"
-)
 WIDTHS = [pytest.param(1440, id="desktop"), pytest.param(390, id="phone")]
 # Every banner the dashboard raises, kept across page loads (the pages replace the document).
 RECORD_BANNERS = """
@@ -41,45 +33,18 @@ def _when(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _text(path: Path) -> str:
-    return path.read_text()
-
-
-async def _ready_line(
-    server: subprocess.Popen[bytes], log_path: Path, ready: re.Pattern[str] = READY
-) -> re.Match[str]:
-    started = time.monotonic()
-    while time.monotonic() - started < 120:
-        assert server.poll() is None, _text(log_path)[-3000:]
-        for line in _text(log_path).splitlines():
-            if line.startswith("ready:"):
-                match = ready.match(line)
-                assert match, line
-                return match
-        await asyncio.sleep(0.25)
-    raise AssertionError("no ready line:\n" + _text(log_path)[-3000:])
-
-
 async def test_quick_start_is_live_within_5_s_of_signing_in(
     tmp_path: Path, browser: Browser
 ) -> None:
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "tickstock", "serve", "--bind", f"127.0.0.1:{port}"],
-            cwd=tmp_path,
-            env=tickstock_env(),  # nothing configured: the defaults of a fresh clone
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    serve = QuickStart(tmp_path)  # nothing configured: the defaults of a fresh clone
+    serve.start()
     context = None
     try:
-        ready = await _ready_line(server, log_path)
+        ready = await serve.ready()
         url, username, password = ready.groups()
-        assert url == f"http://127.0.0.1:{port}"
+        assert url == serve.url
         await asyncio.sleep(1.0)
-        lines = [line for line in log_path.read_text().splitlines() if line.strip()]
+        lines = [line for line in serve.log().splitlines() if line.strip()]
         assert READY.match(lines[-1]), lines[-5:]  # the last line of start-up
         assert sum(1 for line in lines if line.startswith("ready:")) == 1
 
@@ -130,33 +95,7 @@ async def test_quick_start_is_live_within_5_s_of_signing_in(
     finally:
         if context is not None:
             await context.close()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            raise
-
-
-def _serve(cwd: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    """``tickstock serve`` as the README's quick start runs it: nothing configured."""
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tickstock", "serve", "--bind", f"127.0.0.1:{port}"],
-            cwd=cwd,
-            env=tickstock_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        raise
+        serve.stop()
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -165,12 +104,11 @@ async def test_the_demo_keeps_its_owners_password_and_shows_nothing_made_up(
 ) -> None:
     """The quick start lived with: the demo's owner changes its password and restarts the
     service; meanwhile the dashboard shows no system alert the demo did not earn."""
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    server = _serve(tmp_path, port, log_path)
+    serve = QuickStart(tmp_path)
+    serve.start()
     context = None
     try:
-        url, username, first_password = (await _ready_line(server, log_path)).groups()
+        url, username, first_password = (await serve.ready()).groups()
         started = time.monotonic()
         context = await browser.new_context(viewport={"width": width, "height": 844}, base_url=url)
         context.set_default_timeout(5000)
@@ -200,11 +138,11 @@ async def test_the_demo_keeps_its_owners_password_and_shows_nothing_made_up(
         assert all(text.startswith("Demo producer") for text in banners), banners
 
         # A restart keeps the owner's password and their session.
-        _stop(server)
-        server = _serve(tmp_path, port, log_path)
-        again = await _ready_line_after(server, log_path, restarts=1)
+        serve.stop()
+        serve.start()
+        again = await serve.ready(READY_OWNERS_PASSWORD)
         assert again.group(2) == username
-        assert first_password not in _text(log_path).split("ready:")[-1]
+        assert first_password not in serve.log().split("ready:")[-1]
         await page.reload()
         await expect(page).to_have_url(f"{url}/")
         await expect(page.locator("#feed-rows tr").first).to_be_visible()
@@ -227,20 +165,4 @@ async def test_the_demo_keeps_its_owners_password_and_shows_nothing_made_up(
     finally:
         if context is not None:
             await context.close()
-        _stop(server)
-
-
-async def _ready_line_after(
-    server: subprocess.Popen[bytes], log_path: Path, *, restarts: int
-) -> re.Match[str]:
-    """The ready line of the start after ``restarts`` earlier ones, in the shared log."""
-    started = time.monotonic()
-    while time.monotonic() - started < 120:
-        assert server.poll() is None, _text(log_path)[-3000:]
-        lines = [line for line in _text(log_path).splitlines() if line.startswith("ready:")]
-        if len(lines) > restarts:
-            match = READY_CHANGED.match(lines[restarts])
-            assert match, lines[restarts]
-            return match
-        await asyncio.sleep(0.25)
-    raise AssertionError("no ready line after the restart:\n" + _text(log_path)[-3000:])
+        serve.stop()
