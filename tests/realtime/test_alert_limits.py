@@ -5,6 +5,8 @@ firing over it, and a bound on each inbox."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
 import secrets
 from typing import Any
 
@@ -134,3 +136,28 @@ async def test_the_flooding_user_gets_one_alert_per_event_then_paused_rules_and_
         assert [r["alerts"] for r in rules] == [10] * 5  # each listed in every alert kept
         edited = await call("PATCH", f"/api/user/alerts/rules/{rule_ids[0]}", {"name": "again"})
         assert edited["data"]["paused"] is False
+
+
+def test_a_paused_rule_costs_an_event_nothing_until_its_pause_ends() -> None:
+    index = RuleIndex()
+    index.add([_rule(rule_id, 1, "*") for rule_id in range(1, 101)] + [_rule(200, 2, ["A"])])
+    matcher = Matcher(index, AlertLimits(min_cooldown=0, rate_per_minute=1, pause_seconds=600))
+    assert len(index.candidates("pattern", "A")) == 101
+    assert len(_match(matcher, "A", 0)) == 2
+    assert [m.rule.user_id for m in _match(matcher, "A", 0.01)] == []  # both over the rate
+    # The hundred every-symbol rules and the other rule are out of the index while paused...
+    assert index.candidates("pattern", "A") == []
+    assert _match(matcher, "B", 300) == []
+    # ...and back when the pause ends.
+    assert sorted(m.rule.user_id for m in _match(matcher, "A", 601)) == [1, 2]
+    assert len(index.candidates("pattern", "A")) == 101
+
+
+def test_rules_loaded_while_paused_wait_out_their_pause() -> None:
+    index = RuleIndex()
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
+    row = _rule(1, 1, "*")
+    index.add([dataclasses.replace(row, rule=dataclasses.replace(row.rule, paused_until=until))])
+    assert index.candidates("pattern", "A") == []
+    index.wake(until.timestamp() + 1)
+    assert [r.id for r in index.candidates("pattern", "A")] == [1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import heapq
 import logging
 import time
 from collections import deque
@@ -166,6 +167,9 @@ class RuleIndex:
             "pattern": {},
             "indicator": {},
         }
+        # Paused rules stay known but leave the index until their pause ends, so a paused rule
+        # costs an event nothing (a user who floods has every rule paused): (until, rule id).
+        self._asleep: list[tuple[float, int]] = []
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -177,26 +181,53 @@ class RuleIndex:
                 self._remove(rule_id)
         self.add(rows)
 
-    def add(self, rows: Iterable[MatchingRule]) -> None:
+    def add(self, rows: Iterable[MatchingRule], now: float | None = None) -> None:
+        now = time.time() if now is None else now
         for row in rows:
             rule = CompiledRule.of(row)
             self.rules[rule.id] = rule
             self.by_user.setdefault(rule.user_id, []).append(rule.id)
-            by_symbol = self.index["indicator" if rule.indicator else "pattern"]
-            for symbol in rule.symbols if rule.symbols is not None else ("",):
-                by_symbol.setdefault(symbol, {})[rule.id] = rule
+            if rule.paused_until > now:
+                heapq.heappush(self._asleep, (rule.paused_until, rule.id))
+            else:
+                self._index(rule)
 
-    def _remove(self, rule_id: int) -> None:
-        rule = self.rules.pop(rule_id, None)
+    def pause(self, rule_id: int, until: float) -> None:
+        """Take a rule out of the index until ``until`` (``wake`` puts it back)."""
+        rule = self.rules.get(rule_id)
         if rule is None:
             return
+        rule.paused_until = until
+        self._unindex(rule)
+        heapq.heappush(self._asleep, (until, rule_id))
+
+    def wake(self, now: float) -> None:
+        """Put back the rules whose pause has ended by ``now``."""
+        asleep = self._asleep
+        while asleep and asleep[0][0] <= now:
+            until, rule_id = heapq.heappop(asleep)
+            rule = self.rules.get(rule_id)
+            if rule is not None and rule.paused_until == until:
+                self._index(rule)
+
+    def _index(self, rule: CompiledRule) -> None:
+        by_symbol = self.index["indicator" if rule.indicator else "pattern"]
+        for symbol in rule.symbols if rule.symbols is not None else ("",):
+            by_symbol.setdefault(symbol, {})[rule.id] = rule
+
+    def _unindex(self, rule: CompiledRule) -> None:
         by_symbol = self.index["indicator" if rule.indicator else "pattern"]
         for symbol in rule.symbols if rule.symbols is not None else ("",):
             rules = by_symbol.get(symbol)
             if rules is not None:
-                rules.pop(rule_id, None)
+                rules.pop(rule.id, None)
                 if not rules:
                     del by_symbol[symbol]
+
+    def _remove(self, rule_id: int) -> None:
+        rule = self.rules.pop(rule_id, None)
+        if rule is not None:
+            self._unindex(rule)
 
     def candidates(self, kind: str, symbol: str) -> list[CompiledRule]:
         by_symbol = self.index[kind]
@@ -285,6 +316,7 @@ class Matcher:
         self.budget.update(self._budget_overlay)
         for rule, until in self._pause_overlay.values():
             rule.paused_until = until
+            self.index.pause(rule.id, until)
             self.paused.append((rule.id, until))
         self.begin()
 
@@ -294,6 +326,7 @@ class Matcher:
         return paused
 
     def match(self, event_type: str, data: dict[str, Any], now: float) -> list[Match]:
+        self.index.wake(now)
         symbol = data.get("symbol")
         if not isinstance(symbol, str):
             return []
