@@ -282,6 +282,15 @@ def polling_payload_problem(body: bytes) -> str | None:
     return None
 
 
+def _is_polling_post(scope: Any) -> bool:
+    """An engine.io long-polling POST (a body of packets from the client)."""
+    return (
+        scope["type"] == "http"
+        and scope["method"] == "POST"
+        and str(scope["path"]).startswith("/socket.io")
+    )
+
+
 class PollingPayloads:
     """Refuses long-polling POST bodies engine.io cannot decode: 400, counted, warned once.
 
@@ -295,11 +304,7 @@ class PollingPayloads:
         self.eio = eio
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or not scope["path"].startswith("/socket.io")
-        ):
+        if not _is_polling_post(scope):
             await self.app(scope, receive, send)
             return
         query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -341,11 +346,7 @@ class BoundedBodies:
         self.timeout = timeout
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or not scope["path"].startswith("/socket.io")
-        ):
+        if not _is_polling_post(scope):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
